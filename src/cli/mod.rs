@@ -1,0 +1,214 @@
+//! cli: the `scenedex` command line. Every flag is defined and documented here, in one place.
+
+mod frames;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::decode::DecodeError;
+use crate::sample::Mode;
+
+/// Exit statuses, distinct so that scripts can tell failures apart.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Anything not listed below.
+    pub const FAILURE: i32 = 1;
+    /// Bad flags or arguments.
+    pub const USAGE: i32 = 2;
+    /// An input file is missing or cannot be opened.
+    pub const NO_INPUT: i32 = 3;
+    /// An input file is not a usable video: empty, not a video, no video stream, truncated.
+    pub const BAD_INPUT: i32 = 4;
+    /// An output could not be written (permissions, full disk).
+    pub const CANT_WRITE: i32 = 5;
+    /// Stopped by Ctrl-C (128 + SIGINT).
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scenedex",
+    version,
+    about = "Make a video archive searchable by text."
+)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode a video and list the frames that would be captioned: sampled, deduplicated,
+    /// each with the stretch of the timeline it stands for.
+    Frames(FramesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FramesArgs {
+    /// The video file.
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    /// Print one JSON object per sampled frame, then one line holding a "summary" object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the kept frames into DIR as JPEG thumbnails named by time (HH-MM-SS.mmm.jpg).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Longer side of the thumbnails written by --out, in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = 480, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    pub thumb_size: u32,
+}
+
+/// How frames are chosen and which are dropped; shared by every command that samples.
+#[derive(Debug, Args, Clone)]
+pub struct SamplingArgs {
+    /// Which frames to sample: auto (every shot, plus one every --max-gap seconds), scene
+    /// (every shot), keyframes (key frames only: fastest), or interval:SECONDS.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = clap::value_parser!(Mode))]
+    pub sample: Mode,
+
+    /// auto: the longest stretch of a shot without a sampled frame, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive_number)]
+    pub max_gap: f64,
+
+    /// auto: two sampled frames are never closer than this, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.5, value_parser = non_negative_number)]
+    pub min_gap: f64,
+
+    /// scene and auto: the shortest shot, in seconds; also what keeps flashes from counting as cuts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.3, value_parser = non_negative_number)]
+    pub min_scene: f64,
+
+    /// scene and auto: mean change per pixel (0-255) between frames that counts as a cut; lower finds more.
+    #[arg(long, value_name = "LEVEL", default_value_t = 20.0, value_parser = positive_number)]
+    pub threshold: f64,
+
+    /// Largest perceptual-hash distance (0-64 bits) at which a frame is a duplicate of the last kept one.
+    #[arg(long, value_name = "BITS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub dup_distance: u32,
+
+    /// Largest difference in mean colour (0-255) between duplicates.
+    #[arg(long, value_name = "LEVEL", default_value_t = 20.0, value_parser = non_negative_number)]
+    pub color_tolerance: f64,
+}
+
+impl SamplingArgs {
+    pub fn sample_config(&self) -> crate::sample::SampleConfig {
+        crate::sample::SampleConfig {
+            mode: self.sample,
+            scene: crate::sample::SceneConfig {
+                threshold: self.threshold,
+                min_scene: self.min_scene,
+            },
+            max_gap: self.max_gap,
+            min_gap: self.min_gap,
+            ..Default::default()
+        }
+    }
+
+    pub fn dedup_config(&self) -> crate::dedup::DedupConfig {
+        crate::dedup::DedupConfig {
+            max_distance: self.dup_distance,
+            color_tolerance: self.color_tolerance,
+            ..Default::default()
+        }
+    }
+}
+
+fn positive_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("'{s}' is not a positive number")),
+    }
+}
+
+fn non_negative_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("'{s}' is not a number of 0 or more")),
+    }
+}
+
+/// Everything a command can fail with, each mapped to one exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot encode the thumbnail: {source}")]
+    Encode {
+        path: PathBuf,
+        source: image::ImageError,
+    },
+    /// Writing to standard output failed; a closed pipe (`| head`) is a normal way to stop.
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Decode(e) => match e {
+                DecodeError::NotFound(_)
+                | DecodeError::IsDirectory(_)
+                | DecodeError::Unreadable(..) => exit::NO_INPUT,
+                DecodeError::Interrupted => exit::INTERRUPTED,
+                DecodeError::Ffmpeg { .. } => exit::FAILURE,
+                _ => exit::BAD_INPUT,
+            },
+            Error::Write { .. } | Error::Encode { .. } => exit::CANT_WRITE,
+            Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+            Error::Stdout(_) => exit::CANT_WRITE,
+        }
+    }
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    install_interrupt_handler();
+    let result = match cli.command {
+        Command::Frames(args) => frames::run(&args),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            if e.exit_code() != exit::INTERRUPTED && e.exit_code() != exit::OK {
+                eprintln!("Error: {e}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+/// The first Ctrl-C asks the work to stop at a clean point; a second one ends the process now.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if crate::stop::requested() {
+            std::process::exit(exit::INTERRUPTED);
+        }
+        crate::stop::request();
+    });
+}

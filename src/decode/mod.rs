@@ -1,0 +1,453 @@
+//! decode: open a file with FFmpeg and stream the frames of its first video stream, each with
+//! the exact time a player shows it.
+
+mod picture;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use ffmpeg::codec::discard::Discard;
+use ffmpeg::codec::threading;
+use ffmpeg::media;
+use ffmpeg_next as ffmpeg;
+
+pub use picture::{Converter, Rotation, Small, SMALL_H, SMALL_W};
+
+/// Why a file could not be decoded. Each message names the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{0}: no such file")]
+    NotFound(PathBuf),
+    #[error("{0}: is a directory, not a video file")]
+    IsDirectory(PathBuf),
+    #[error("{0}: cannot read: {1}")]
+    Unreadable(PathBuf, std::io::Error),
+    #[error("{0}: file is empty")]
+    Empty(PathBuf),
+    #[error("{0}: not a video FFmpeg can read ({1}); is it a complete download?")]
+    NotVideo(PathBuf, ffmpeg::Error),
+    #[error("{0}: has no video stream (audio-only or data file)")]
+    NoVideoStream(PathBuf),
+    #[error("{path}: no decoder for codec '{codec}' in this FFmpeg build")]
+    NoDecoder { path: PathBuf, codec: String },
+    #[error("{0}: no frame could be decoded; the file is corrupt or truncated")]
+    NoFrames(PathBuf),
+    #[error("{path}: truncated: the video stops at {at} of its declared {declared}; is the download complete?")]
+    Truncated {
+        path: PathBuf,
+        at: String,
+        declared: String,
+    },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{path}: FFmpeg failed while {doing}: {source}")]
+    Ffmpeg {
+        path: PathBuf,
+        doing: &'static str,
+        source: ffmpeg::Error,
+    },
+}
+
+/// Which frames the decoder may skip without decoding them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    Nothing,
+    /// Frames no other frame refers to (most B-frames) are not decoded: about half the work
+    /// on typical H.264, at the price of gaps between the frames seen.
+    NonRef,
+    /// Only key frames are decoded; the rest are not even sent to the decoder.
+    NonKey,
+}
+
+/// What is known about the video before decoding it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VideoInfo {
+    pub codec: String,
+    pub container: String,
+    pub coded_width: u32,
+    pub coded_height: u32,
+    /// Size as a player shows it: sample aspect ratio and rotation applied.
+    pub display_width: u32,
+    pub display_height: u32,
+    pub rotation: Rotation,
+    /// Declared duration in seconds, when the container gives one.
+    pub duration: Option<f64>,
+    pub frame_rate: Option<f64>,
+}
+
+/// One decoded frame and the time, in seconds from the start of the video, a player shows it.
+pub struct Frame {
+    pub time: f64,
+    /// How long the frame stays on screen, in seconds.
+    pub duration: f64,
+    pub key: bool,
+    pub inner: ffmpeg::frame::Video,
+}
+
+/// Counts kept while decoding, for the run summary.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct DecodeStats {
+    pub packets: u64,
+    pub frames: u64,
+    /// Packets the decoder rejected and frames it flagged as damaged.
+    pub corrupt: u64,
+    /// The container stopped delivering data before its end (a truncated file).
+    pub read_error: bool,
+    /// End of the last packet of the stream that was read, in seconds: how far the file goes,
+    /// whether or not those frames were decoded.
+    pub stream_end: f64,
+}
+
+pub struct Decoder {
+    path: PathBuf,
+    input: ffmpeg::format::context::Input,
+    stream: usize,
+    decoder: ffmpeg::decoder::Video,
+    time_base: f64,
+    start: f64,
+    skip: Skip,
+    info: VideoInfo,
+    stats: DecodeStats,
+    eof_sent: bool,
+    last_time: Option<f64>,
+    /// Switch to decoding every frame once a packet at or after this time is read.
+    decode_all_from: Option<f64>,
+}
+
+/// FFmpeg's own log lines would break the one-line error rule; the decoder reports instead.
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = ffmpeg::init();
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
+}
+
+impl Decoder {
+    pub fn open(path: &Path, skip: Skip) -> Result<Self, DecodeError> {
+        init();
+        check_file(path)?;
+        // The interrupt callback lets Ctrl-C end a read that waits on a slow pipe or network.
+        let input = ffmpeg::format::input_with_interrupt(path, crate::stop::requested).map_err(
+            |e| match e {
+                ffmpeg::Error::Exit if crate::stop::requested() => DecodeError::Interrupted,
+                e => DecodeError::NotVideo(path.to_path_buf(), e),
+            },
+        )?;
+        let stream =
+            first_video_stream(&input).ok_or_else(|| DecodeError::NoVideoStream(path.into()))?;
+        let (decoder, info, time_base) = open_stream(path, &input, stream)?;
+        let start = start_seconds(&input, stream, time_base);
+        let mut decoder = Decoder {
+            path: path.to_path_buf(),
+            input,
+            stream,
+            decoder,
+            time_base,
+            start,
+            skip,
+            info,
+            stats: DecodeStats::default(),
+            eof_sent: false,
+            last_time: None,
+            decode_all_from: None,
+        };
+        decoder.set_skip(skip);
+        Ok(decoder)
+    }
+
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    pub fn stats(&self) -> DecodeStats {
+        self.stats
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next frame in presentation order, or None at the end of the stream.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
+        loop {
+            if crate::stop::requested() {
+                return Err(DecodeError::Interrupted);
+            }
+            let mut frame = ffmpeg::frame::Video::empty();
+            match self.decoder.receive_frame(&mut frame) {
+                Ok(()) => return Ok(Some(self.wrap(frame))),
+                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(ffmpeg::Error::Other { errno }) if errno == libc_eagain() => {}
+                Err(_) => {
+                    self.stats.corrupt += 1;
+                    continue;
+                }
+            }
+            if self.eof_sent {
+                return Ok(None);
+            }
+            self.feed()?;
+        }
+    }
+
+    /// Changes which frames are skipped from the next packet on.
+    pub fn set_skip(&mut self, skip: Skip) {
+        self.skip = skip;
+        self.decoder.skip_frame(match skip {
+            Skip::Nothing => Discard::Default,
+            Skip::NonRef => Discard::NonReference,
+            Skip::NonKey => Discard::NonKey,
+        });
+    }
+
+    /// Skips as now until the packets reach `seconds`, then decodes every frame. Frames after
+    /// a point are only ever predicted from reference frames, so this yields every frame from
+    /// there on at a fraction of the cost of decoding all of them from the key frame.
+    pub fn decode_all_from(&mut self, seconds: f64) {
+        self.decode_all_from = Some(seconds);
+    }
+
+    /// Repositions on the key frame at or before `seconds`; the next frames decoded are from there.
+    pub fn seek(&mut self, seconds: f64) -> Result<(), DecodeError> {
+        let ts = ((seconds + self.start) * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+        self.input
+            .seek(ts, ..ts)
+            .map_err(|source| self.ffmpeg_error("seeking", source))?;
+        self.decoder.flush();
+        self.eof_sent = false;
+        Ok(())
+    }
+
+    /// Sends the next packet of our stream to the decoder, or end-of-stream.
+    fn feed(&mut self) -> Result<(), DecodeError> {
+        let mut packet = ffmpeg::Packet::empty();
+        loop {
+            if crate::stop::requested() {
+                return Err(DecodeError::Interrupted);
+            }
+            match packet.read(&mut self.input) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => return self.send_eof(),
+                Err(_) => {
+                    // A truncated or damaged container: decode what arrived, and say so.
+                    self.stats.read_error = true;
+                    return self.send_eof();
+                }
+            }
+            if packet.stream() != self.stream {
+                continue;
+            }
+            self.note_packet_end(&packet);
+            self.maybe_decode_all(&packet);
+            if self.skip == Skip::NonKey && !packet.is_key() {
+                continue;
+            }
+            self.stats.packets += 1;
+            if self.decoder.send_packet(&packet).is_err() {
+                self.stats.corrupt += 1;
+            }
+            return Ok(());
+        }
+    }
+
+    fn maybe_decode_all(&mut self, packet: &ffmpeg::Packet) {
+        let Some(from) = self.decode_all_from else {
+            return;
+        };
+        let reached = packet
+            .pts()
+            .is_some_and(|pts| pts as f64 * self.time_base - self.start >= from - 0.0005);
+        if reached {
+            self.decode_all_from = None;
+            self.set_skip(Skip::Nothing);
+        }
+    }
+
+    fn note_packet_end(&mut self, packet: &ffmpeg::Packet) {
+        if let Some(pts) = packet.pts() {
+            let end = (pts + packet.duration().max(0)) as f64 * self.time_base - self.start;
+            self.stats.stream_end = self.stats.stream_end.max(end);
+        }
+    }
+
+    fn send_eof(&mut self) -> Result<(), DecodeError> {
+        self.eof_sent = true;
+        // A decoder left in error by a damaged last packet may refuse the flush; what it
+        // still holds is then lost, and that is counted like any other damage.
+        if self.decoder.send_eof().is_err() {
+            self.stats.corrupt += 1;
+        }
+        Ok(())
+    }
+
+    fn wrap(&mut self, frame: ffmpeg::frame::Video) -> Frame {
+        self.stats.frames += 1;
+        if frame.is_corrupt() || frame.has_decode_errors() {
+            self.stats.corrupt += 1;
+        }
+        let time = match frame.timestamp().or(frame.pts()) {
+            Some(ts) => (ts as f64 * self.time_base - self.start).max(0.0),
+            // No timestamp at all: assume the nominal frame rate after the previous frame.
+            None => self.last_time.map_or(0.0, |t| t + self.frame_period()),
+        };
+        self.last_time = Some(time);
+        let packet_duration = frame.packet().duration;
+        let duration = if packet_duration > 0 {
+            packet_duration as f64 * self.time_base
+        } else {
+            self.frame_period()
+        };
+        Frame {
+            time,
+            duration,
+            key: frame.is_key(),
+            inner: frame,
+        }
+    }
+
+    fn frame_period(&self) -> f64 {
+        self.info.frame_rate.map_or(1.0 / 25.0, |r| 1.0 / r)
+    }
+
+    fn ffmpeg_error(&self, doing: &'static str, source: ffmpeg::Error) -> DecodeError {
+        DecodeError::Ffmpeg {
+            path: self.path.clone(),
+            doing,
+            source,
+        }
+    }
+}
+
+fn libc_eagain() -> i32 {
+    // FFmpeg reports "need more input" as AVERROR(EAGAIN), which ffmpeg-next maps to Other.
+    ffmpeg::util::error::EAGAIN
+}
+
+fn check_file(path: &Path) -> Result<(), DecodeError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DecodeError::NotFound(path.into()),
+        _ => DecodeError::Unreadable(path.into(), e),
+    })?;
+    if meta.is_dir() {
+        return Err(DecodeError::IsDirectory(path.into()));
+    }
+    if !meta.is_file() {
+        // A pipe or device: opening it here would consume what its writer sends.
+        return Ok(());
+    }
+    if meta.len() == 0 {
+        return Err(DecodeError::Empty(path.into()));
+    }
+    // Opening for reading catches permission problems with an io::Error instead of FFmpeg's vaguer one.
+    std::fs::File::open(path).map_err(|e| DecodeError::Unreadable(path.into(), e))?;
+    Ok(())
+}
+
+/// The first video stream that is not a cover picture.
+fn first_video_stream(input: &ffmpeg::format::context::Input) -> Option<usize> {
+    input
+        .streams()
+        .find(|s| {
+            s.parameters().medium() == media::Type::Video
+                && !s
+                    .disposition()
+                    .contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC)
+        })
+        .map(|s| s.index())
+}
+
+fn open_stream(
+    path: &Path,
+    input: &ffmpeg::format::context::Input,
+    index: usize,
+) -> Result<(ffmpeg::decoder::Video, VideoInfo, f64), DecodeError> {
+    let stream = input.stream(index).expect("index comes from this input");
+    let parameters = stream.parameters();
+    let codec_id = parameters.id();
+    let codec = codec_id.name().to_string();
+    if ffmpeg::decoder::find(codec_id).is_none() {
+        return Err(DecodeError::NoDecoder {
+            path: path.into(),
+            codec,
+        });
+    }
+    let mut context = ffmpeg::codec::context::Context::from_parameters(parameters)
+        .map_err(|source| ffmpeg_error(path, "reading codec parameters", source))?;
+    context.set_threading(threading::Config {
+        kind: threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    let decoder = context
+        .decoder()
+        .video()
+        .map_err(|source| ffmpeg_error(path, "opening the decoder", source))?;
+    let time_base = f64::from(stream.time_base());
+    let rotation = Rotation::from_stream(&stream);
+    let (display_width, display_height) = picture::display_size(
+        decoder.width(),
+        decoder.height(),
+        decoder.aspect_ratio(),
+        rotation,
+    );
+    let info = VideoInfo {
+        codec,
+        container: input.format().name().to_string(),
+        coded_width: decoder.width(),
+        coded_height: decoder.height(),
+        display_width,
+        display_height,
+        rotation,
+        duration: duration_seconds(input, &stream, time_base),
+        frame_rate: positive(f64::from(stream.avg_frame_rate()))
+            .or_else(|| positive(f64::from(stream.rate()))),
+    };
+    Ok((decoder, info, time_base))
+}
+
+fn ffmpeg_error(path: &Path, doing: &'static str, source: ffmpeg::Error) -> DecodeError {
+    DecodeError::Ffmpeg {
+        path: path.into(),
+        doing,
+        source,
+    }
+}
+
+/// Players count time from the container's start (mpv rebases it to 0), so that is our zero.
+fn start_seconds(input: &ffmpeg::format::context::Input, index: usize, time_base: f64) -> f64 {
+    // SAFETY: the pointer comes from a live, opened input context.
+    let format_start = unsafe { (*input.as_ptr()).start_time };
+    if format_start != ffmpeg::ffi::AV_NOPTS_VALUE {
+        return format_start as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE);
+    }
+    let stream_start = input
+        .stream(index)
+        .map_or(ffmpeg::ffi::AV_NOPTS_VALUE, |s| s.start_time());
+    if stream_start != ffmpeg::ffi::AV_NOPTS_VALUE {
+        return stream_start as f64 * time_base;
+    }
+    0.0
+}
+
+/// The declared duration, unless FFmpeg only guessed it from the bit rate (MPEG-TS, raw streams).
+fn duration_seconds(
+    input: &ffmpeg::format::context::Input,
+    stream: &ffmpeg::format::stream::Stream,
+    time_base: f64,
+) -> Option<f64> {
+    // SAFETY: the pointer comes from a live, opened input context.
+    let method = unsafe { (*input.as_ptr()).duration_estimation_method };
+    if method == ffmpeg::ffi::AVDurationEstimationMethod::AVFMT_DURATION_FROM_BITRATE {
+        return None;
+    }
+    let stream_duration = stream.duration();
+    if stream_duration > 0 && stream_duration != ffmpeg::ffi::AV_NOPTS_VALUE {
+        return Some(stream_duration as f64 * time_base);
+    }
+    positive(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+}
+
+fn positive(x: f64) -> Option<f64> {
+    (x.is_finite() && x > 0.0).then_some(x)
+}

@@ -1,0 +1,10 @@
+//! scenedex: make a video archive searchable by text.
+//!
+//! The pipeline's stages are modules of their own: `decode` → `sample` → `dedup` (so far),
+//! and `cli` wires them into commands. ARCHITECTURE.md maps what lives where.
+
+pub mod cli;
+pub mod decode;
+pub mod dedup;
+pub mod sample;
+pub mod stop;

@@ -1,0 +1,375 @@
+//! sample: choose the frames worth describing, each with the reason it was chosen.
+
+mod refine;
+mod scene;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+
+use image::RgbImage;
+
+use crate::decode::{Converter, DecodeError, Decoder, Frame, Skip, VideoInfo};
+pub use scene::{Change, SceneConfig, SceneDetector, LOOKAHEAD};
+
+/// How frames are chosen (`--sample`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// Key frames only; the rest are never decoded.
+    Keyframes,
+    /// One frame every so many seconds.
+    Interval(f64),
+    /// The first frame of every shot.
+    Scene,
+    /// Every shot, plus a frame every `max_gap` seconds inside long shots.
+    Auto,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "keyframes" => Ok(Mode::Keyframes),
+            "scene" => Ok(Mode::Scene),
+            "auto" => Ok(Mode::Auto),
+            _ => match s.strip_prefix("interval:").map(str::parse::<f64>) {
+                Some(Ok(seconds)) if seconds.is_finite() && seconds > 0.0 => {
+                    Ok(Mode::Interval(seconds))
+                }
+                Some(_) => Err(format!(
+                    "'{s}': the interval must be a positive number of seconds, as in interval:5"
+                )),
+                None => Err(format!(
+                    "'{s}': use auto, scene, keyframes or interval:SECONDS"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Keyframes => f.write_str("keyframes"),
+            Mode::Interval(s) => write!(f, "interval:{s}"),
+            Mode::Scene => f.write_str("scene"),
+            Mode::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// Why a frame was sampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    First,
+    Gap,
+    Interval,
+    Keyframe,
+    Scene,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::First => "first",
+            Reason::Gap => "gap",
+            Reason::Interval => "interval",
+            Reason::Keyframe => "keyframe",
+            Reason::Scene => "scene",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SampleConfig {
+    pub mode: Mode,
+    pub scene: SceneConfig,
+    /// Longest stretch of a shot without a sampled frame (auto).
+    pub max_gap: f64,
+    /// Two sampled frames are never closer than this (auto); a cut replaces an earlier frame.
+    pub min_gap: f64,
+    /// Longer side of the sampled pictures, in pixels.
+    pub max_side: u32,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig {
+            mode: Mode::Auto,
+            scene: SceneConfig::default(),
+            max_gap: 10.0,
+            min_gap: 0.5,
+            max_side: 1024,
+        }
+    }
+}
+
+/// A sampled frame: its picture as a player shows it and the stretch of timeline it starts.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub time: f64,
+    /// Where the stretch this frame stands for begins; earlier than `time` when this frame
+    /// replaced a frame closer than the minimum gap.
+    pub span_start: f64,
+    pub reason: Reason,
+    pub image: RgbImage,
+}
+
+/// Pulls frames from a decoder and yields the sampled ones in time order.
+pub struct Sampler {
+    decoder: Decoder,
+    config: SampleConfig,
+    converter: Converter,
+    detector: SceneDetector,
+    refiner: refine::Refiner,
+    skip: Skip,
+    /// Time of the last frame the detector judged: where a cut's frame gap starts.
+    last_judged: Option<f64>,
+    /// Decoded frames waiting for the detector's verdict, in step with its lookahead.
+    waiting: VecDeque<Frame>,
+    /// The latest sample, held back in case a stronger change within the minimum gap
+    /// replaces it, with the change that caused it.
+    held: Option<(Sample, Change)>,
+    ready: VecDeque<Sample>,
+    last_sample: Option<f64>,
+    next_interval: f64,
+    last_key: Option<f64>,
+    /// Longest distance between key frames seen so far: what a seek may cost in decoding.
+    longest_gop: f64,
+    end: Option<f64>,
+    finished: bool,
+}
+
+impl Sampler {
+    pub fn open(path: &std::path::Path, config: SampleConfig) -> Result<Self, DecodeError> {
+        let skip = match config.mode {
+            Mode::Keyframes => Skip::NonKey,
+            Mode::Scene | Mode::Auto => Skip::NonRef,
+            Mode::Interval(_) => Skip::Nothing,
+        };
+        let decoder = Decoder::open(path, skip)?;
+        Ok(Sampler {
+            decoder,
+            config,
+            converter: Converter::default(),
+            detector: SceneDetector::new(config.scene),
+            refiner: refine::Refiner::new(path),
+            skip,
+            last_judged: None,
+            waiting: VecDeque::with_capacity(LOOKAHEAD + 1),
+            held: None,
+            ready: VecDeque::new(),
+            last_sample: None,
+            next_interval: 0.0,
+            last_key: None,
+            longest_gop: 0.0,
+            end: None,
+            finished: false,
+        })
+    }
+
+    pub fn info(&self) -> &VideoInfo {
+        self.decoder.info()
+    }
+
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// All frames decoded, by the main pass and by cut refinement.
+    pub fn frames_decoded(&self) -> u64 {
+        self.decoder.stats().frames + self.refiner.frames_decoded()
+    }
+
+    /// End of the last decoded frame: the video's real length, known once decoding is done.
+    pub fn end(&self) -> Option<f64> {
+        self.end
+    }
+
+    /// The next sampled frame, or None when the video is done.
+    pub fn next_sample(&mut self) -> Result<Option<Sample>, DecodeError> {
+        while self.ready.is_empty() && !self.finished {
+            match self.decoder.next_frame()? {
+                Some(frame) => self.take(frame)?,
+                None => self.finish()?,
+            }
+        }
+        Ok(self.ready.pop_front())
+    }
+
+    fn take(&mut self, frame: Frame) -> Result<(), DecodeError> {
+        self.note_end(&frame);
+        match self.config.mode {
+            Mode::Keyframes => self.emit(frame, Reason::Keyframe, Change::None),
+            Mode::Interval(every) => self.take_interval(frame, every),
+            Mode::Scene | Mode::Auto => self.take_for_detector(frame),
+        }
+    }
+
+    fn note_end(&mut self, frame: &Frame) {
+        let end = frame.time + frame.duration;
+        self.end = Some(self.end.map_or(end, |e| e.max(end)));
+        if frame.key {
+            if let Some(previous) = self.last_key {
+                self.longest_gop = self.longest_gop.max(frame.time - previous);
+            }
+            self.last_key = Some(frame.time);
+        }
+    }
+
+    fn take_interval(&mut self, frame: Frame, every: f64) -> Result<(), DecodeError> {
+        // Half a millisecond of slack absorbs rounding in time bases such as 1001/30000.
+        if frame.time + 0.0005 < self.next_interval {
+            return Ok(());
+        }
+        while self.next_interval <= frame.time + 0.0005 {
+            self.next_interval += every;
+        }
+        let time = frame.time;
+        self.emit(frame, Reason::Interval, Change::None)?;
+        // Seeking costs one key-frame interval of decoding; reading through costs the whole gap.
+        if self.next_interval - time > self.seek_threshold() {
+            self.decoder.seek(self.next_interval)?;
+        }
+        Ok(())
+    }
+
+    /// Until two key frames have been seen the cost of a seek is unknown, so it reads through.
+    fn seek_threshold(&self) -> f64 {
+        if self.longest_gop > 0.0 {
+            self.longest_gop * 1.5
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    fn take_for_detector(&mut self, frame: Frame) -> Result<(), DecodeError> {
+        let small = self
+            .converter
+            .small(&frame.inner)
+            .map_err(|e| self.convert_error(e))?;
+        let verdict = self.detector.push(frame.time, small);
+        self.waiting.push_back(frame);
+        if let Some((_, change)) = verdict {
+            let judged = self
+                .waiting
+                .pop_front()
+                .expect("one frame waits per pending verdict");
+            self.judge(judged, change)?;
+        }
+        Ok(())
+    }
+
+    fn judge(&mut self, frame: Frame, change: Change) -> Result<(), DecodeError> {
+        let before = self.last_judged.replace(frame.time);
+        let frame = match before {
+            Some(before) if change == Change::Cut && self.skipped_between(before, &frame) => {
+                let exact = self
+                    .refiner
+                    .exact_cut(&mut self.converter, before, frame.time)?;
+                self.stop_skipping_if_refining_costs_more();
+                exact.unwrap_or(frame)
+            }
+            _ => frame,
+        };
+        let reason = match (change, self.last_sample) {
+            (_, None) => Some(Reason::First),
+            (Change::Cut | Change::Gradual, _) => Some(Reason::Scene),
+            (Change::None, Some(last))
+                if self.config.mode == Mode::Auto && frame.time - last >= self.config.max_gap =>
+            {
+                Some(Reason::Gap)
+            }
+            (Change::None, _) => None,
+        };
+        match reason {
+            Some(reason) => self.emit(frame, reason, change),
+            None => Ok(()),
+        }
+    }
+
+    /// Skipping pays when the encoder puts its cuts on reference frames, as x264, x265 and
+    /// libvpx do by default. A second cut between reference frames says this one does not, and
+    /// that refining every cut would cost more than skipping saves: from then on every frame is
+    /// decoded, and cuts are exact without refinement.
+    fn stop_skipping_if_refining_costs_more(&mut self) {
+        const REFINEMENTS_BEFORE_FULL_DECODE: u64 = 2;
+        if self.refiner.refinements() >= REFINEMENTS_BEFORE_FULL_DECODE {
+            self.decoder.set_skip(Skip::Nothing);
+            self.skip = Skip::Nothing;
+        }
+    }
+
+    /// Whether the coarse pass skipped frames between `before` and this frame.
+    fn skipped_between(&self, before: f64, frame: &Frame) -> bool {
+        self.skip == Skip::NonRef && frame.time - before > 1.5 * frame.duration
+    }
+
+    fn finish(&mut self) -> Result<(), DecodeError> {
+        for (_, change) in self.detector.finish() {
+            let frame = self
+                .waiting
+                .pop_front()
+                .expect("one frame waits per pending verdict");
+            self.judge(frame, change)?;
+        }
+        if self.last_sample.is_none() && self.held.is_none() {
+            return Err(DecodeError::NoFrames(self.decoder.path().to_path_buf()));
+        }
+        self.ready
+            .extend(self.held.take().map(|(sample, _)| sample));
+        self.finished = true;
+        Ok(())
+    }
+
+    fn emit(&mut self, frame: Frame, reason: Reason, change: Change) -> Result<(), DecodeError> {
+        let image = self
+            .converter
+            .rgb(
+                &frame.inner,
+                self.decoder.info().rotation,
+                self.config.max_side,
+            )
+            .map_err(|e| self.convert_error(e))?;
+        self.last_sample = Some(frame.time);
+        let sample = Sample {
+            time: frame.time,
+            span_start: frame.time,
+            reason,
+            image,
+        };
+        self.hold(sample, change);
+        Ok(())
+    }
+
+    /// Applies the minimum gap in auto mode: of two frames closer than it, the one from the
+    /// stronger change stays (a cut over a fade over any other reason), and stands for the
+    /// stretch of timeline of both.
+    fn hold(&mut self, mut sample: Sample, change: Change) {
+        let Some((held, held_change)) = self.held.take() else {
+            self.held = Some((sample, change));
+            return;
+        };
+        let too_close =
+            self.config.mode == Mode::Auto && sample.time - held.time < self.config.min_gap;
+        if !too_close {
+            self.ready.push_back(held);
+            self.held = Some((sample, change));
+        } else if change > held_change {
+            sample.span_start = held.span_start;
+            self.held = Some((sample, change));
+        } else {
+            self.held = Some((held, held_change));
+        }
+    }
+
+    fn convert_error(&self, source: ffmpeg_next::Error) -> DecodeError {
+        DecodeError::Ffmpeg {
+            path: self.decoder.path().to_path_buf(),
+            doing: "converting a frame",
+            source,
+        }
+    }
+}

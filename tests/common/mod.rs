@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests: run the real binary on the committed fixtures.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn scenedex<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_scenedex"))
+        .args(args)
+        .output()
+        .expect("the scenedex binary runs")
+}
+
+/// The JSON lines of one `scenedex frames --json` run.
+pub struct FramesRun {
+    pub frames: Vec<Value>,
+    pub summary: Value,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl FramesRun {
+    pub fn times(&self) -> Vec<f64> {
+        self.frames
+            .iter()
+            .map(|f| f["time"].as_f64().unwrap())
+            .collect()
+    }
+
+    pub fn kept(&self) -> Vec<&Value> {
+        self.frames.iter().filter(|f| f["kept"] == true).collect()
+    }
+
+    /// Frames that stand on the timeline: kept and uninformative ones (not duplicates).
+    pub fn timeline(&self) -> Vec<&Value> {
+        self.frames
+            .iter()
+            .filter(|f| f["verdict"] != "duplicate")
+            .collect()
+    }
+
+    pub fn with_reason(&self, reason: &str) -> Vec<f64> {
+        self.frames
+            .iter()
+            .filter(|f| f["reason"] == reason)
+            .map(|f| f["time"].as_f64().unwrap())
+            .collect()
+    }
+}
+
+pub fn frames_json(file: &str, extra: &[&str]) -> FramesRun {
+    let path = fixture(file);
+    let mut args = vec!["frames".into(), path.into_os_string(), "--json".into()];
+    args.extend(extra.iter().map(|a| std::ffi::OsString::from(*a)));
+    let output = scenedex(&args);
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    let mut frames = Vec::new();
+    let mut summary = Value::Null;
+    for line in stdout.lines() {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        match value.get("summary") {
+            Some(s) => summary = s.clone(),
+            None => frames.push(value),
+        }
+    }
+    FramesRun {
+        frames,
+        summary,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    }
+}
+
+/// Asserts every expected time has a found time within `tolerance`, and says which are missing.
+pub fn assert_found(found: &[f64], expected: &[f64], tolerance: f64) {
+    for e in expected {
+        assert!(
+            found.iter().any(|f| (f - e).abs() <= tolerance),
+            "no time within {tolerance} s of {e} in {found:?}"
+        );
+    }
+}
