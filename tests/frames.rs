@@ -463,3 +463,25 @@ fn json_output_snapshot() {
         "[].summary.speed" => "[speed]",
     });
 }
+
+/// Seeking must land on the same frames that decoding straight through finds. A seek once
+/// measured the jump itself as a key-frame interval and stopped seeking after the first.
+#[test]
+fn interval_mode_seeks_past_long_gaps_and_lands_on_the_same_frames() {
+    let seeking = frames_json("short_gop.mp4", &["--sample", "interval:3"]);
+    assert_eq!(seeking.times(), vec![0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0]);
+    let decoded = seeking.summary["frames_decoded"].as_u64().unwrap();
+    assert!(
+        decoded < 100,
+        "seeking should skip most of the 200 frames; decoded {decoded}"
+    );
+    let through = frames_json("short_gop.mp4", &["--sample", "interval:1"]);
+    for frame in &seeking.frames {
+        let same_time = through
+            .frames
+            .iter()
+            .find(|f| f["time"] == frame["time"])
+            .unwrap();
+        assert_eq!(same_time["hash"], frame["hash"], "at {}", frame["time"]);
+    }
+}

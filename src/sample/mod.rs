@@ -232,6 +232,8 @@ impl Sampler {
         // Seeking costs one key-frame interval of decoding; reading through costs the whole gap.
         if self.next_interval - time > self.seek_threshold() {
             self.decoder.seek(self.next_interval)?;
+            // The jump is no key-frame interval: measure the next one afresh.
+            self.last_key = None;
         }
         Ok(())
     }
