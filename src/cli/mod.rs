@@ -1,5 +1,6 @@
 //! cli: the `scenedex` command line. Every flag is defined and documented here, in one place.
 
+pub mod caption;
 mod frames;
 mod output;
 
@@ -23,6 +24,8 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 4;
     /// An output could not be written (permissions, full disk).
     pub const CANT_WRITE: i32 = 5;
+    /// A remote service (captioner) failed: unreachable, refused the key, or kept failing.
+    pub const SERVICE: i32 = 6;
     /// Stopped by Ctrl-C (128 + SIGINT).
     pub const INTERRUPTED: i32 = 130;
 }
@@ -44,6 +47,113 @@ pub enum Command {
     /// Decode a video and list the frames that would be captioned: sampled, deduplicated,
     /// each with the stretch of the timeline it stands for.
     Frames(FramesArgs),
+    /// Caption one image, or the kept frames of one video, and print time and caption per
+    /// frame: the quickest way to try prompts and backends.
+    Caption(CaptionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaptionArgs {
+    /// An image (JPEG or PNG) or a video.
+    pub path: PathBuf,
+
+    #[command(flatten)]
+    pub captioner: CaptionerArgs,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    /// Print one JSON object per frame (`time`, `caption`, `kind`, ...), then a "summary" line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print how many frames would be captioned and the most it could cost; spend nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptionerChoice {
+    /// OpenAI-compatible chat completions (OpenAI, Gemini, OpenRouter, Ollama, vLLM, llama.cpp, LM Studio).
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// A local image classifier: keywords, no network, no cost.
+    Tagger,
+}
+
+/// Which model captions, how pictures are sent, and how much may be spent.
+#[derive(Debug, Args, Clone)]
+pub struct CaptionerArgs {
+    /// The captioning backend. Without it: openai when OPENAI_API_KEY or OPENAI_BASE_URL is
+    /// set, else anthropic when ANTHROPIC_API_KEY is set.
+    #[arg(long, value_enum)]
+    pub captioner: Option<CaptionerChoice>,
+
+    /// The model [default: gpt-4o-mini for openai, claude-haiku-4-5 for anthropic].
+    #[arg(long, env = "SCENEDEX_MODEL")]
+    pub model: Option<String>,
+
+    /// The API's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1; ANTHROPIC_BASE_URL or https://api.anthropic.com].
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// The environment variable that holds the API key, instead of OPENAI_API_KEY or ANTHROPIC_API_KEY.
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
+
+    /// The kind of caption: search (keywords and a sentence), alt-text, description, moderation (JSON).
+    #[arg(long, value_enum, default_value = "search")]
+    pub style: crate::caption::Style,
+
+    /// Make the model write in this language (a code such as fr, de, ja).
+    #[arg(long, value_name = "CODE")]
+    pub lang: Option<String>,
+
+    /// Read prompts from DIR/<style>.toml instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+
+    /// Longer side of the pictures sent, in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(32..=4096))]
+    pub max_side: u32,
+
+    /// JPEG quality of the pictures sent (1-100).
+    #[arg(long, value_name = "Q", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: u8,
+
+    /// openai: image detail; low costs a flat 85 tokens a picture.
+    #[arg(long, value_enum, default_value = "low")]
+    pub detail: crate::caption::Detail,
+
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = concurrency)]
+    pub concurrency: usize,
+
+    /// Cap on requests per minute, retries included.
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+
+    /// Longest wait for one answer, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_number)]
+    pub timeout: f64,
+
+    /// Retries of a request after 429, 5xx or a time-out (exponential backoff with jitter, at
+    /// least the server's Retry-After).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: usize,
+
+    /// Where captions are cached [default: ~/.cache/scenedex/captions].
+    #[arg(long, value_name = "DIR", env = "SCENEDEX_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the caption cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Price as INPUT,OUTPUT dollars per million tokens, for the cost estimate.
+    #[arg(long, value_name = "IN,OUT")]
+    pub price: Option<crate::caption::cost::Price>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +240,13 @@ fn positive_number(s: &str) -> Result<f64, String> {
     }
 }
 
+fn concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number from 1 to 256")),
+    }
+}
+
 fn non_negative_number(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
@@ -152,6 +269,15 @@ pub enum Error {
         path: PathBuf,
         source: image::ImageError,
     },
+    /// Settings missing or contradictory (no key, no backend, a bad prompt file).
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Service(String),
+    #[error("interrupted")]
+    Interrupted,
     /// Writing to standard output failed; a closed pipe (`| head`) is a normal way to stop.
     #[error("cannot write to standard output: {0}")]
     Stdout(std::io::Error),
@@ -169,6 +295,10 @@ impl Error {
                 _ => exit::BAD_INPUT,
             },
             Error::Write { .. } | Error::Encode { .. } => exit::CANT_WRITE,
+            Error::Config(_) => exit::USAGE,
+            Error::Input(_) => exit::BAD_INPUT,
+            Error::Service(_) => exit::SERVICE,
+            Error::Interrupted => exit::INTERRUPTED,
             Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Stdout(_) => exit::CANT_WRITE,
         }
@@ -191,6 +321,7 @@ pub fn main() -> i32 {
     install_interrupt_handler();
     let result = match cli.command {
         Command::Frames(args) => frames::run(&args),
+        Command::Caption(args) => caption::run(&args),
     };
     match result {
         Ok(()) => exit::OK,

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary on the committed fixtures.
 #![allow(dead_code)]
 
+pub mod vlm;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -1,0 +1,147 @@
+//! The caption cache: one small JSON file per (picture, backend, model, prompt@version,
+//! language, detail), so that a repeated or interrupted run pays for nothing twice.
+//!
+//! Files are written under a temporary name, synced and renamed into place: a crash leaves
+//! either the whole entry or none, never a torn one, and a damaged entry reads as a miss.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::Caption;
+
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// Everything that makes two requests give the same caption.
+pub struct KeyParts<'a> {
+    pub jpeg: &'a [u8],
+    pub backend: &'a str,
+    pub model: &'a str,
+    pub prompt: &'a str,
+    pub lang: Option<&'a str>,
+    pub detail: &'a str,
+}
+
+impl Cache {
+    pub fn open(dir: &Path) -> std::io::Result<Cache> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// `$XDG_CACHE_HOME/scenedex/captions`, or `~/.cache/scenedex/captions`.
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::cache_dir().map(|d| d.join("scenedex").join("captions"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn key(parts: &KeyParts) -> String {
+        let mut hash = Sha256::new();
+        hash.update(Sha256::digest(parts.jpeg));
+        for field in [
+            parts.backend,
+            parts.model,
+            parts.prompt,
+            parts.lang.unwrap_or(""),
+            parts.detail,
+        ] {
+            // Length-prefixed, so that no two different field lists hash alike.
+            hash.update((field.len() as u64).to_le_bytes());
+            hash.update(field.as_bytes());
+        }
+        format!("{:x}", hash.finalize())
+    }
+
+    pub fn get(&self, key: &str) -> Option<Caption> {
+        let text = std::fs::read_to_string(self.path(key)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn put(&self, key: &str, caption: &Caption) -> std::io::Result<()> {
+        let path = self.path(key);
+        let folder = path.parent().expect("entries live in a sub-folder");
+        std::fs::create_dir_all(folder)?;
+        let temporary = folder.join(format!(
+            ".{key}.{}.{:?}.tmp",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let result =
+            write_synced(&temporary, caption).and_then(|()| std::fs::rename(&temporary, &path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        result
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(&key[..2]).join(format!("{key}.json"))
+    }
+}
+
+fn write_synced(path: &Path, caption: &Caption) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(&serde_json::to_vec(caption).expect("captions serialize"))?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caption::{Kind, Usage};
+
+    fn caption() -> Caption {
+        Caption {
+            text: "a dog".into(),
+            kind: Kind::Description,
+            moderation: None,
+            backend: "openai".into(),
+            model: "m".into(),
+            prompt: "search@1".into(),
+            lang: None,
+            usage: Usage::default(),
+        }
+    }
+
+    fn parts<'a>(jpeg: &'a [u8], lang: Option<&'a str>) -> KeyParts<'a> {
+        KeyParts {
+            jpeg,
+            backend: "openai",
+            model: "m",
+            prompt: "search@1",
+            lang,
+            detail: "low",
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_keys_depend_on_every_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let key = Cache::key(&parts(b"jpeg", None));
+        assert!(cache.get(&key).is_none());
+        cache.put(&key, &caption()).unwrap();
+        assert_eq!(cache.get(&key), Some(caption()));
+        assert_ne!(key, Cache::key(&parts(b"jpeg", Some("fr"))));
+        assert_ne!(key, Cache::key(&parts(b"other", None)));
+    }
+
+    #[test]
+    fn a_torn_entry_reads_as_a_miss_and_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let key = Cache::key(&parts(b"jpeg", None));
+        std::fs::create_dir_all(cache.path(&key).parent().unwrap()).unwrap();
+        std::fs::write(cache.path(&key), b"{\"text\": \"a d").unwrap();
+        assert!(cache.get(&key).is_none());
+        cache.put(&key, &caption()).unwrap();
+        assert_eq!(cache.get(&key), Some(caption()));
+    }
+}

@@ -1,0 +1,274 @@
+//! The HTTP side shared by the remote backends: time-outs, a requests-per-minute cap, retries
+//! with exponential backoff and jitter (at least as long as the server's Retry-After), and an
+//! API key that never reaches a log, an error or a file.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use backon::{BlockingRetryable, ExponentialBuilder};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::Value;
+
+use super::CaptionError;
+
+/// An API key. Its Debug and Display say `[redacted]`, so no error or log can leak it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct HttpSettings {
+    /// Longest wait for one answer.
+    pub timeout: Duration,
+    /// Retries after the first attempt, for transient failures only.
+    pub retries: usize,
+    /// First backoff delay; it doubles on each retry, with jitter, up to `max_delay`.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Cap on requests per minute, retries included.
+    pub per_minute: Option<NonZeroU32>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(60),
+            retries: 5,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            per_minute: None,
+        }
+    }
+}
+
+pub struct Client {
+    backend: &'static str,
+    agent: ureq::Agent,
+    settings: HttpSettings,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl Client {
+    pub fn new(backend: &'static str, settings: HttpSettings) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(settings.timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("scenedex/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let limiter = settings
+            .per_minute
+            .map(|n| RateLimiter::direct(Quota::per_minute(n)));
+        Client {
+            backend,
+            agent,
+            settings,
+            limiter,
+        }
+    }
+
+    /// POSTs `body` as JSON and returns the JSON answer, retrying what may pass.
+    pub fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, CaptionError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.min_delay)
+            .with_max_delay(self.settings.max_delay)
+            .with_max_times(self.settings.retries)
+            .with_jitter();
+        (|| self.attempt(url, headers, body))
+            .retry(backoff)
+            .when(|e| e.is_transient() && !crate::stop::requested())
+            .notify(|e: &CaptionError, planned: Duration| {
+                // The server knows best how long to wait: never come back sooner than it asked.
+                if let Some(asked) = e.retry_after() {
+                    sleep_unless_stopped(asked.saturating_sub(planned));
+                }
+            })
+            .sleep(sleep_unless_stopped)
+            .call()
+    }
+
+    fn attempt(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, CaptionError> {
+        if crate::stop::requested() {
+            return Err(CaptionError::Interrupted);
+        }
+        self.wait_for_rate_limit();
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request
+            .send_json(body)
+            .map_err(|e| self.transport_error(url, e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| {
+                Duration::from_secs_f64(s.min(self.settings.max_delay.as_secs_f64().max(1.0) * 4.0))
+            });
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| self.transport_error(url, e))?;
+        if !(200..300).contains(&status) {
+            return Err(CaptionError::Status {
+                backend: self.backend.to_string(),
+                status,
+                message: redact(error_message(&text), headers),
+                retry_after,
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| CaptionError::BadReply {
+            backend: self.backend.to_string(),
+            detail: format!("not JSON ({e})"),
+        })
+    }
+
+    fn wait_for_rate_limit(&self) {
+        let Some(limiter) = &self.limiter else {
+            return;
+        };
+        while let Err(not_until) = limiter.check() {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            sleep_unless_stopped(wait);
+            if crate::stop::requested() {
+                return;
+            }
+        }
+    }
+
+    fn transport_error(&self, url: &str, error: ureq::Error) -> CaptionError {
+        let backend = self.backend.to_string();
+        match error {
+            ureq::Error::Timeout(_) => CaptionError::Timeout {
+                backend,
+                seconds: self.settings.timeout.as_secs(),
+            },
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                CaptionError::Timeout {
+                    backend,
+                    seconds: self.settings.timeout.as_secs(),
+                }
+            }
+            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
+                CaptionError::Unreachable {
+                    backend,
+                    url: url.to_string(),
+                    detail: "connection refused or host not found".into(),
+                }
+            }
+            other => CaptionError::Unreachable {
+                backend,
+                url: url.to_string(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The service's own error message, if its body carries one, kept short.
+fn error_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message").or_else(|| v.get("message")))
+        .and_then(Value::as_str)
+        .unwrap_or(body);
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.chars().take(200).collect()
+}
+
+/// Services sometimes quote the key they were sent in their error message.
+fn redact(mut message: String, headers: &[(&str, &str)]) -> String {
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-api-key") {
+            let secret = value.trim_start_matches("Bearer ").trim();
+            if !secret.is_empty() {
+                message = message.replace(secret, "[redacted]");
+            }
+        }
+    }
+    message
+}
+
+/// Sleeps in short steps so that Ctrl-C is not kept waiting behind a long backoff.
+fn sleep_unless_stopped(duration: Duration) {
+    let step = Duration::from_millis(100);
+    let mut left = duration;
+    while !left.is_zero() && !crate::stop::requested() {
+        let now = left.min(step);
+        std::thread::sleep(now);
+        left -= now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let key = Secret::new("sk-very-secret".into());
+        assert_eq!(format!("{key} {key:?}"), "[redacted] [redacted]");
+    }
+
+    #[test]
+    fn a_key_quoted_back_by_the_service_is_redacted() {
+        let headers = [
+            ("Authorization", "Bearer sk-abc123"),
+            ("content-type", "application/json"),
+        ];
+        assert_eq!(
+            redact("Incorrect API key sk-abc123".into(), &headers),
+            "Incorrect API key [redacted]"
+        );
+    }
+
+    #[test]
+    fn error_messages_come_from_the_body_and_stay_short() {
+        assert_eq!(
+            error_message(r#"{"error": {"message": "Invalid model"}}"#),
+            "Invalid model"
+        );
+        assert_eq!(error_message("plain\n  text"), "plain text");
+        assert_eq!(error_message(&"x".repeat(500)).len(), 200);
+    }
+}

@@ -1,0 +1,182 @@
+//! Captioning many pictures: the cache first, identical pictures asked about once, several
+//! requests in flight, and a moderation reply that is not the JSON asked for tried once more.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::cache::{Cache, KeyParts};
+use super::{read_reply, Caption, CaptionError, Captioner, Encoded, Prompt, Request, Style, Usage};
+
+/// What to ask, and how.
+pub struct Settings<'a> {
+    pub style: Style,
+    pub prompt: &'a Prompt,
+    pub lang: Option<&'a str>,
+    /// Anything else that changes the answer for the same picture (OpenAI's detail).
+    pub detail: &'a str,
+    pub concurrency: usize,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub caption: Result<Caption, CaptionError>,
+    pub cached: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Totals {
+    /// Requests that reached the backend's `caption` (retries inside one are not counted).
+    pub calls: u64,
+    pub cache_hits: u64,
+    pub failures: u64,
+    pub usage: Usage,
+}
+
+/// Captions every picture; outcomes come back in the order of `pictures`.
+pub fn caption_all(
+    pictures: &[Encoded],
+    captioner: &dyn Captioner,
+    settings: &Settings,
+    cache: Option<&Cache>,
+    on_done: &(dyn Fn() + Sync),
+) -> (Vec<Outcome>, Totals) {
+    let keys: Vec<String> = pictures
+        .iter()
+        .map(|p| key(p, captioner, settings))
+        .collect();
+    // The first picture with each key does the work; the others take its answer.
+    let firsts: Vec<usize> = (0..pictures.len())
+        .filter(|&i| !keys[..i].contains(&keys[i]))
+        .collect();
+    let results: Mutex<Vec<Option<Outcome>>> =
+        Mutex::new((0..pictures.len()).map(|_| None).collect());
+    let totals = Mutex::new(Totals::default());
+    let next = AtomicUsize::new(0);
+    let workers = settings.concurrency.clamp(1, firsts.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = firsts.get(n) else { break };
+                let outcome = one(&pictures[i], &keys[i], captioner, settings, cache, &totals);
+                results
+                    .lock()
+                    .expect("no worker panics")
+                    .get_mut(i)
+                    .expect("in range")
+                    .replace(outcome);
+                on_done();
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("no worker panics");
+    let outcomes = (0..pictures.len())
+        .map(|i| match results[i].take() {
+            Some(outcome) => outcome,
+            None => {
+                let first = keys
+                    .iter()
+                    .position(|k| *k == keys[i])
+                    .expect("a first exists");
+                let copy = clone_outcome(results[first].as_ref().expect("firsts are done"));
+                on_done();
+                copy
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut totals = totals.into_inner().expect("no worker panics");
+    totals.failures = outcomes.iter().filter(|o| o.caption.is_err()).count() as u64;
+    (outcomes, totals)
+}
+
+fn key(picture: &Encoded, captioner: &dyn Captioner, settings: &Settings) -> String {
+    Cache::key(&KeyParts {
+        jpeg: &picture.jpeg,
+        backend: captioner.backend(),
+        model: captioner.model(),
+        prompt: &settings.prompt.tag(),
+        lang: settings.lang,
+        detail: settings.detail,
+    })
+}
+
+fn one(
+    picture: &Encoded,
+    key: &str,
+    captioner: &dyn Captioner,
+    settings: &Settings,
+    cache: Option<&Cache>,
+    totals: &Mutex<Totals>,
+) -> Outcome {
+    if let Some(caption) = cache.and_then(|c| c.get(key)) {
+        totals.lock().expect("no worker panics").cache_hits += 1;
+        return Outcome {
+            caption: Ok(caption),
+            cached: true,
+        };
+    }
+    let caption = ask(picture, captioner, settings, totals);
+    if let (Ok(caption), Some(cache)) = (&caption, cache) {
+        // A cache that cannot be written costs money later, not correctness now.
+        if let Err(e) = cache.put(key, caption) {
+            eprintln!(
+                "warning: cannot write to the caption cache {}: {e}",
+                cache.dir().display()
+            );
+        }
+    }
+    Outcome {
+        caption,
+        cached: false,
+    }
+}
+
+/// One question, and for the JSON style one more if the first answer is not valid JSON.
+fn ask(
+    picture: &Encoded,
+    captioner: &dyn Captioner,
+    settings: &Settings,
+    totals: &Mutex<Totals>,
+) -> Result<Caption, CaptionError> {
+    let request = Request {
+        jpeg: &picture.jpeg,
+        width: picture.width,
+        height: picture.height,
+        prompt: settings.prompt,
+        lang: settings.lang,
+    };
+    let attempts = if settings.prompt.json { 2 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let reply = captioner.caption(&request);
+        let mut t = totals.lock().expect("no worker panics");
+        t.calls += 1;
+        let reply = reply?;
+        t.usage += reply.usage;
+        drop(t);
+        match read_reply(settings.style, &reply.text, captioner.backend()) {
+            Ok((text, kind, moderation)) => {
+                return Ok(Caption {
+                    text,
+                    kind,
+                    moderation,
+                    backend: captioner.backend().to_string(),
+                    model: captioner.model().to_string(),
+                    prompt: settings.prompt.tag(),
+                    lang: settings.lang.map(str::to_string),
+                    usage: reply.usage,
+                })
+            }
+            Err(e @ CaptionError::BadJson { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+fn clone_outcome(outcome: &Outcome) -> Outcome {
+    Outcome {
+        caption: outcome.caption.clone(),
+        cached: outcome.caption.is_ok(),
+    }
+}

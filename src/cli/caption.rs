@@ -1,0 +1,416 @@
+//! `scenedex caption PATH`: caption one image or the kept frames of one video.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::output::{clock, round_us, Out};
+use super::{CaptionArgs, CaptionerArgs, CaptionerChoice, Error};
+use crate::caption::cache::{Cache, KeyParts};
+use crate::caption::cost::{self, Price};
+use crate::caption::run::{caption_all, Settings, Totals};
+use crate::caption::{
+    encode, Anthropic, Captioner, Encoded, HttpSettings, OpenAi, Picture, Prompt, Secret,
+};
+use crate::dedup::Deduper;
+use crate::sample::Sampler;
+
+const OPENAI_DEFAULT_URL: &str = "https://api.openai.com/v1";
+const ANTHROPIC_DEFAULT_URL: &str = "https://api.anthropic.com";
+
+/// The environment variables the ecosystem uses, read once so tests can set their own.
+#[derive(Default)]
+pub struct Env {
+    pub openai_key: Option<String>,
+    pub openai_base: Option<String>,
+    pub anthropic_key: Option<String>,
+    pub anthropic_base: Option<String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Env {
+            openai_key: var("OPENAI_API_KEY"),
+            openai_base: var("OPENAI_BASE_URL"),
+            anthropic_key: var("ANTHROPIC_API_KEY"),
+            anthropic_base: var("ANTHROPIC_BASE_URL"),
+        }
+    }
+}
+
+/// A captioner and what is needed to price it.
+pub struct Chosen {
+    pub captioner: Box<dyn Captioner>,
+    pub base_url: String,
+    pub detail: String,
+}
+
+pub fn choose_captioner(args: &CaptionerArgs, env: &Env) -> Result<Chosen, Error> {
+    let choice = args.captioner.or_else(|| {
+        if env.openai_key.is_some() || env.openai_base.is_some() {
+            Some(CaptionerChoice::Openai)
+        } else if env.anthropic_key.is_some() {
+            Some(CaptionerChoice::Anthropic)
+        } else {
+            None
+        }
+    });
+    let key_from = |default: Option<&String>| match &args.api_key_env {
+        Some(name) => std::env::var(name).ok().filter(|v| !v.trim().is_empty()),
+        None => default.cloned(),
+    };
+    let http = http_settings(args);
+    match choice {
+        Some(CaptionerChoice::Openai) => {
+            let base_url = args.base_url.clone().or_else(|| env.openai_base.clone()).unwrap_or(OPENAI_DEFAULT_URL.into());
+            let key = key_from(env.openai_key.as_ref());
+            if key.is_none() && base_url == OPENAI_DEFAULT_URL {
+                return Err(Error::Config(format!(
+                    "{} is not set: give an OpenAI API key, or point OPENAI_BASE_URL at a local server",
+                    args.api_key_env.as_deref().unwrap_or("OPENAI_API_KEY")
+                )));
+            }
+            let model = args.model.clone().unwrap_or("gpt-4o-mini".into());
+            let detail = args.detail;
+            Ok(Chosen {
+                captioner: Box::new(OpenAi::new(&base_url, &model, key.map(Secret::new), detail, http)),
+                base_url,
+                detail: format!("{detail:?}").to_lowercase(),
+            })
+        }
+        Some(CaptionerChoice::Anthropic) => {
+            let base_url = args.base_url.clone().or_else(|| env.anthropic_base.clone()).unwrap_or(ANTHROPIC_DEFAULT_URL.into());
+            let key = key_from(env.anthropic_key.as_ref()).ok_or_else(|| {
+                Error::Config(format!(
+                    "{} is not set: the Anthropic backend needs an API key",
+                    args.api_key_env.as_deref().unwrap_or("ANTHROPIC_API_KEY")
+                ))
+            })?;
+            let model = args.model.clone().unwrap_or("claude-haiku-4-5".into());
+            Ok(Chosen {
+                captioner: Box::new(Anthropic::new(&base_url, &model, Secret::new(key), http)),
+                base_url,
+                detail: String::new(),
+            })
+        }
+        Some(CaptionerChoice::Tagger) | None => Err(Error::Config(
+            "no captioner is configured, and the offline tagger is not built yet: set OPENAI_API_KEY, \
+             or OPENAI_BASE_URL for a local server (Ollama: http://localhost:11434/v1), or ANTHROPIC_API_KEY"
+                .into(),
+        )),
+    }
+}
+
+fn http_settings(args: &CaptionerArgs) -> HttpSettings {
+    HttpSettings {
+        timeout: std::time::Duration::from_secs_f64(args.timeout),
+        retries: args.retries,
+        per_minute: args.rpm.and_then(std::num::NonZeroU32::new),
+        ..HttpSettings::default()
+    }
+}
+
+/// One picture to caption and where it sits in its video.
+struct Frame {
+    time: f64,
+    span: (f64, f64),
+    picture: Encoded,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: f64,
+    span: [f64; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caption: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<crate::caption::Kind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moderation: Option<&'a crate::caption::Moderation>,
+    style: &'a str,
+    backend: &'a str,
+    model: &'a str,
+    prompt: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lang: Option<&'a str>,
+    cached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<crate::caption::Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    file: PathBuf,
+    frames: usize,
+    #[serde(flatten)]
+    totals: Totals,
+    input_tokens: u64,
+    output_tokens: u64,
+    /// Dollars, from the list price or `--price`; absent when the model's price is unknown.
+    cost: Option<f64>,
+    wall_seconds: f64,
+}
+
+pub fn run(args: &CaptionArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    let chosen = choose_captioner(&args.captioner, &Env::from_process())?;
+    let prompt = Prompt::load(args.captioner.style, args.captioner.prompts.as_deref())
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let picture = Picture {
+        max_side: args.captioner.max_side,
+        quality: args.captioner.jpeg_quality,
+    };
+    let frames = gather(&args.path, args, picture)?;
+    let cache = open_cache(&args.captioner)?;
+    let price = args
+        .captioner
+        .price
+        .or_else(|| cost::list_price(chosen.captioner.model(), Some(&chosen.base_url)));
+    let lang = args.captioner.lang.as_deref();
+    let settings = Settings {
+        style: args.captioner.style,
+        prompt: &prompt,
+        lang,
+        detail: &chosen.detail,
+        concurrency: args.captioner.concurrency,
+    };
+    let mut out = Out::new();
+    if args.dry_run {
+        return dry_run(
+            &frames,
+            &chosen,
+            &settings,
+            cache.as_ref(),
+            price,
+            args.json,
+            &mut out,
+        );
+    }
+    let pictures: Vec<Encoded> = frames
+        .iter()
+        .map(|f| Encoded {
+            jpeg: f.picture.jpeg.clone(),
+            width: f.picture.width,
+            height: f.picture.height,
+        })
+        .collect();
+    let bar = super::output::progress(None);
+    bar.set_length(pictures.len() as u64);
+    let (outcomes, totals) = caption_all(
+        &pictures,
+        chosen.captioner.as_ref(),
+        &settings,
+        cache.as_ref(),
+        &|| bar.inc(1),
+    );
+    bar.finish_and_clear();
+    if crate::stop::requested() {
+        return Err(Error::Interrupted);
+    }
+    let mut failures = Vec::new();
+    for (frame, outcome) in frames.iter().zip(&outcomes) {
+        let line = Line {
+            time: round_us(frame.time),
+            span: [round_us(frame.span.0), round_us(frame.span.1)],
+            caption: outcome.caption.as_ref().ok().map(|c| c.text.as_str()),
+            kind: outcome.caption.as_ref().ok().map(|c| c.kind),
+            moderation: outcome
+                .caption
+                .as_ref()
+                .ok()
+                .and_then(|c| c.moderation.as_ref()),
+            style: args.captioner.style.name(),
+            backend: chosen.captioner.backend(),
+            model: chosen.captioner.model(),
+            prompt: &prompt.tag(),
+            lang,
+            cached: outcome.cached,
+            usage: outcome.caption.as_ref().ok().map(|c| c.usage),
+            error: outcome.caption.as_ref().err().map(|e| e.to_string()),
+        };
+        if let Some(error) = &line.error {
+            failures.push(format!("{}: {error}", clock(frame.time)));
+        }
+        if args.json {
+            out.json(&line)?;
+        } else {
+            out.line(&human_line(&line))?;
+        }
+    }
+    let summary = Summary {
+        file: args.path.clone(),
+        frames: frames.len(),
+        totals,
+        input_tokens: totals.usage.input_tokens,
+        output_tokens: totals.usage.output_tokens,
+        cost: price.map(|p| (cost::dollars(totals.usage, p) * 1e6).round() / 1e6),
+        wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    };
+    if args.json {
+        out.json(&serde_json::json!({ "summary": summary }))?;
+    } else {
+        out.line("")?;
+        out.line(&human_summary(&summary, chosen.captioner.as_ref()))?;
+    }
+    out.flush()?;
+    match failures.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Service(format!(
+            "{} of {} frames failed; first: {first}",
+            failures.len(),
+            frames.len()
+        ))),
+    }
+}
+
+fn human_line(line: &Line) -> String {
+    let text = match (&line.error, line.kind) {
+        (Some(error), _) => format!("[failed] {error}"),
+        (None, Some(crate::caption::Kind::Uncertain)) => "[uncertain: left out of search]".into(),
+        (None, Some(crate::caption::Kind::Decorative)) => "[decorative: left out of search]".into(),
+        (None, _) => line.caption.unwrap_or("").replace('\n', " / "),
+    };
+    let cached = if line.cached { " (cached)" } else { "" };
+    format!("{}  {text}{cached}", clock(line.time))
+}
+
+fn human_summary(s: &Summary, captioner: &dyn Captioner) -> String {
+    let cost = s
+        .cost
+        .map_or("cost unknown (set --price)".to_string(), |c| {
+            format!("about ${c:.4}")
+        });
+    format!(
+        "{} frames with {}/{}: {} calls, {} cached, {} failed; {} tokens in, {} out; {cost}; {:.2} s",
+        s.frames,
+        captioner.backend(),
+        captioner.model(),
+        s.totals.calls,
+        s.totals.cache_hits,
+        s.totals.failures,
+        s.input_tokens,
+        s.output_tokens,
+        s.wall_seconds
+    )
+}
+
+fn open_cache(args: &CaptionerArgs) -> Result<Option<Cache>, Error> {
+    if args.no_cache {
+        return Ok(None);
+    }
+    let Some(dir) = args.cache_dir.clone().or_else(Cache::default_dir) else {
+        return Ok(None);
+    };
+    Cache::open(&dir)
+        .map(Some)
+        .map_err(|source| Error::Write { path: dir, source })
+}
+
+fn is_image(path: &Path) -> bool {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    matches!(extension.as_deref(), Some("jpg" | "jpeg" | "png"))
+}
+
+fn gather(path: &Path, args: &CaptionArgs, picture: Picture) -> Result<Vec<Frame>, Error> {
+    if is_image(path) {
+        let image = image::open(path)
+            .map_err(|e| Error::Input(format!("{}: cannot read the image: {e}", path.display())))?;
+        let encoded = encode(&image.to_rgb8(), picture).map_err(|e| Error::Input(e.to_string()))?;
+        return Ok(vec![Frame {
+            time: 0.0,
+            span: (0.0, 0.0),
+            picture: encoded,
+        }]);
+    }
+    let mut sampler = Sampler::open(path, args.sampling.sample_config())?;
+    let mut deduper = Deduper::new(args.sampling.dedup_config());
+    let mut frames = Vec::new();
+    let keep =
+        |records: Vec<crate::dedup::FrameRecord>, frames: &mut Vec<Frame>| -> Result<(), Error> {
+            for record in records.into_iter().filter(|r| r.kept()) {
+                let encoded =
+                    encode(&record.image, picture).map_err(|e| Error::Input(e.to_string()))?;
+                frames.push(Frame {
+                    time: record.time,
+                    span: record.span,
+                    picture: encoded,
+                });
+            }
+            Ok(())
+        };
+    while let Some(sample) = sampler.next_sample()? {
+        keep(deduper.push(sample), &mut frames)?;
+    }
+    let end = sampler
+        .end()
+        .unwrap_or(0.0)
+        .max(sampler.decoder().stats().stream_end);
+    keep(deduper.finish(end), &mut frames)?;
+    Ok(frames)
+}
+
+/// What a run would cost, with nothing spent: cached pictures are free, and output is counted
+/// at the prompt's token limit, so the estimate is an upper bound.
+fn dry_run(
+    frames: &[Frame],
+    chosen: &Chosen,
+    settings: &Settings,
+    cache: Option<&Cache>,
+    price: Option<Price>,
+    json: bool,
+    out: &mut Out,
+) -> Result<(), Error> {
+    let captioner = chosen.captioner.as_ref();
+    let text_tokens =
+        (settings.prompt.system.len() + settings.prompt.user.len()).div_ceil(4) as u64;
+    let mut unique: Vec<String> = Vec::new();
+    let (mut cached, mut usage) = (0u64, crate::caption::Usage::default());
+    for frame in frames {
+        let key = Cache::key(&KeyParts {
+            jpeg: &frame.picture.jpeg,
+            backend: captioner.backend(),
+            model: captioner.model(),
+            prompt: &settings.prompt.tag(),
+            lang: settings.lang,
+            detail: settings.detail,
+        });
+        if cache.is_some_and(|c| c.get(&key).is_some()) {
+            cached += 1;
+        } else if !unique.contains(&key) {
+            usage.input_tokens +=
+                captioner.image_tokens(frame.picture.width, frame.picture.height) + text_tokens;
+            usage.output_tokens += u64::from(settings.prompt.max_tokens);
+            unique.push(key);
+        }
+    }
+    let cost = price.map(|p| cost::dollars(usage, p));
+    let estimate = serde_json::json!({"dry_run": {
+        "frames": frames.len(), "cached": cached, "to_caption": unique.len(),
+        "input_tokens": usage.input_tokens, "output_tokens_at_most": usage.output_tokens,
+        "cost_at_most": cost, "backend": captioner.backend(), "model": captioner.model(),
+    }});
+    if json {
+        out.json(&estimate)?;
+    } else {
+        let cost = cost.map_or("cost unknown (set --price)".to_string(), |c| {
+            format!("at most ${c:.4}")
+        });
+        out.line(&format!(
+            "dry run: {} frames, {cached} cached, {} to caption with {}/{}: about {} tokens in, at most {} out; {cost}",
+            frames.len(),
+            unique.len(),
+            captioner.backend(),
+            captioner.model(),
+            usage.input_tokens,
+            usage.output_tokens
+        ))?;
+    }
+    out.flush()
+}

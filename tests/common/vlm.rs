@@ -1,0 +1,368 @@
+//! A stand-in for a paid vision-language API, on 127.0.0.1. It speaks the OpenAI chat
+//! completions and Anthropic Messages wire formats, checks every request as the real service
+//! would (shape, headers, a decodable base64 JPEG), records it, and answers either from a
+//! script of faults or by describing the picture it was sent.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wire {
+    OpenAi,
+    Anthropic,
+}
+
+/// A scripted answer, used before the server falls back to describing the picture.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    Status {
+        code: u16,
+        retry_after: Option<u32>,
+    },
+    /// Waits this long before answering (longer than the client's time-out).
+    Stall(Duration),
+    /// 200 with a body that is not JSON.
+    Malformed,
+    /// 200 with a Content-Length longer than the body, then the connection closes.
+    Truncated,
+    /// 200 with this text as the model's reply.
+    Reply(String),
+}
+
+/// What the server saw of one request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub model: String,
+    pub max_tokens: u64,
+    pub prompt: String,
+    pub image_size: (u32, u32),
+    pub at: std::time::Instant,
+}
+
+pub struct MockVlm {
+    pub url: String,
+    wire: Wire,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    script: Arc<Mutex<VecDeque<Fault>>>,
+    server: Arc<tiny_http::Server>,
+}
+
+pub const KEY: &str = "sk-test-0123456789abcdef";
+
+impl MockVlm {
+    pub fn start(wire: Wire) -> MockVlm {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("a loopback port"));
+        let port = server.server_addr().to_ip().unwrap().port();
+        let url = match wire {
+            Wire::OpenAi => format!("http://127.0.0.1:{port}/v1"),
+            Wire::Anthropic => format!("http://127.0.0.1:{port}"),
+        };
+        let mock = MockVlm {
+            url,
+            wire,
+            seen: Arc::default(),
+            script: Arc::default(),
+            server: server.clone(),
+        };
+        let (seen, script) = (mock.seen.clone(), mock.script.clone());
+        std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                let (seen, script) = (seen.clone(), script.clone());
+                std::thread::spawn(move || handle(wire, request, &seen, &script));
+            }
+        });
+        mock
+    }
+
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.script.lock().unwrap().extend(faults);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+}
+
+impl Drop for MockVlm {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+fn handle(
+    wire: Wire,
+    mut request: tiny_http::Request,
+    seen: &Mutex<Vec<Seen>>,
+    script: &Mutex<VecDeque<Fault>>,
+) {
+    let mut text = String::new();
+    let _ = request.as_reader().read_to_string(&mut text);
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    let path = request.url().to_string();
+    let checked = check(wire, &path, &headers, &text);
+    let seen_request = match checked {
+        Ok(s) => s,
+        Err(problem) => {
+            let body =
+                json!({"error": {"message": format!("mock: bad request: {problem}")}}).to_string();
+            let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(400));
+            return;
+        }
+    };
+    let picture = seen_request.clone();
+    seen.lock().unwrap().push(seen_request);
+    let fault = script.lock().unwrap().pop_front();
+    match fault {
+        Some(Fault::Status { code, retry_after }) => {
+            let mut response = tiny_http::Response::from_string(
+                json!({"error": {"message": "mock says no"}}).to_string(),
+            )
+            .with_status_code(code);
+            if let Some(seconds) = retry_after {
+                response.add_header(
+                    tiny_http::Header::from_bytes("Retry-After", seconds.to_string()).unwrap(),
+                );
+            }
+            let _ = request.respond(response);
+        }
+        Some(Fault::Stall(wait)) => {
+            std::thread::sleep(wait);
+            let _ = request.respond(ok(wire, &describe(&picture)));
+        }
+        Some(Fault::Malformed) => {
+            let _ = request.respond(tiny_http::Response::from_string(
+                "<html>upstream error</html>",
+            ));
+        }
+        Some(Fault::Truncated) => {
+            let mut writer = request.into_writer();
+            let body = ok_body(wire, &describe(&picture)).to_string();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len() + 100
+            );
+            let _ = writer.write_all(head.as_bytes());
+            let _ = writer.write_all(&body.as_bytes()[..body.len() / 2]);
+            let _ = writer.flush();
+        }
+        Some(Fault::Reply(text)) => {
+            let _ = request.respond(ok(wire, &text));
+        }
+        None => {
+            let _ = request.respond(ok(wire, &describe(&picture)));
+        }
+    }
+}
+
+fn ok(wire: Wire, text: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    tiny_http::Response::from_string(ok_body(wire, text).to_string())
+        .with_header(tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap())
+}
+
+fn ok_body(wire: Wire, text: &str) -> Value {
+    match wire {
+        Wire::OpenAi => json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "model": "mock",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
+        }),
+        Wire::Anthropic => json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": "mock",
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 110, "output_tokens": 25},
+        }),
+    }
+}
+
+/// Checks a request as the real API would, and pulls out what tests assert on.
+fn check(wire: Wire, path: &str, headers: &[(String, String)], text: &str) -> Result<Seen, String> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let body: Value = serde_json::from_str(text).map_err(|e| format!("body is not JSON: {e}"))?;
+    let (expected_path, image, prompt) = match wire {
+        Wire::OpenAi => {
+            if header("authorization") != Some(&format!("Bearer {KEY}")) {
+                return Err("missing or wrong bearer key".into());
+            }
+            let messages = body["messages"].as_array().ok_or("no messages")?;
+            if messages.first().and_then(|m| m["role"].as_str()) != Some("system") {
+                return Err("first message is not the system prompt".into());
+            }
+            let parts = messages
+                .get(1)
+                .and_then(|m| m["content"].as_array())
+                .ok_or("no user content")?;
+            let url = parts
+                .iter()
+                .find_map(|p| p.pointer("/image_url/url")?.as_str())
+                .ok_or("no image_url")?;
+            let data = url
+                .strip_prefix("data:image/jpeg;base64,")
+                .ok_or("image is not a base64 JPEG data URL")?;
+            let user = parts
+                .iter()
+                .find_map(|p| p["text"].as_str())
+                .ok_or("no user text")?;
+            let system = messages[0]["content"]
+                .as_str()
+                .ok_or("system prompt is not text")?;
+            (
+                "/v1/chat/completions",
+                data.to_string(),
+                format!("{system}\n{user}"),
+            )
+        }
+        Wire::Anthropic => {
+            if header("x-api-key") != Some(KEY) || header("anthropic-version").is_none() {
+                return Err("missing x-api-key or anthropic-version".into());
+            }
+            let parts = body
+                .pointer("/messages/0/content")
+                .and_then(Value::as_array)
+                .ok_or("no content")?;
+            let source = parts
+                .iter()
+                .find_map(|p| p.get("source"))
+                .ok_or("no image source")?;
+            if source["type"] != "base64" || source["media_type"] != "image/jpeg" {
+                return Err("image is not a base64 JPEG".into());
+            }
+            let user = parts
+                .iter()
+                .find_map(|p| p["text"].as_str())
+                .ok_or("no user text")?;
+            let system = body["system"].as_str().ok_or("no system prompt")?;
+            (
+                "/v1/messages",
+                source["data"].as_str().unwrap_or("").to_string(),
+                format!("{system}\n{user}"),
+            )
+        }
+    };
+    if path != expected_path {
+        return Err(format!("wrong path {path}"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(image)
+        .map_err(|e| format!("bad base64: {e}"))?;
+    let picture = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
+        .map_err(|e| format!("not a JPEG: {e}"))?;
+    Ok(Seen {
+        path: path.into(),
+        headers: headers.to_vec(),
+        model: body["model"].as_str().ok_or("no model")?.to_string(),
+        max_tokens: body["max_tokens"].as_u64().ok_or("no max_tokens")?,
+        prompt,
+        image_size: (picture.width(), picture.height()),
+        body,
+        at: std::time::Instant::now(),
+    })
+}
+
+/// Describes the picture the way a model would for the prompt it was given: by its colours.
+fn describe(seen: &Seen) -> String {
+    let image = image_of(seen);
+    let (r, g, b) = mean(&image);
+    let colour = dominant(r, g, b);
+    let spread = spread(&image);
+    if seen.prompt.contains("JSON object") {
+        return json!({"contains_people": false, "people_count": 0, "contains_text": false,
+                      "visible_text": "", "setting": format!("{colour} test pattern"), "uncertain": false})
+        .to_string();
+    }
+    if spread < 6.0 && seen.prompt.contains("DECORATIVE") {
+        return "DECORATIVE".into();
+    }
+    if r + g + b < 30.0 {
+        return "UNCERTAIN".into();
+    }
+    format!(
+        "{colour}, test pattern, shapes, bright colours\nA {colour} test pattern fills the frame."
+    )
+}
+
+fn image_of(seen: &Seen) -> image::RgbImage {
+    let data = match seen.body.pointer("/messages/1/content") {
+        Some(parts) => parts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|p| p.pointer("/image_url/url")?.as_str())
+            .unwrap()["data:image/jpeg;base64,".len()..]
+            .to_string(),
+        None => seen
+            .body
+            .pointer("/messages/0/content")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|p| p.pointer("/source/data")?.as_str())
+            .unwrap()
+            .to_string(),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    image::load_from_memory(&bytes).unwrap().to_rgb8()
+}
+
+fn mean(image: &image::RgbImage) -> (f64, f64, f64) {
+    let n = f64::from(image.width() * image.height());
+    let mut sum = [0.0; 3];
+    for p in image.pixels() {
+        for (total, value) in sum.iter_mut().zip(p.0) {
+            *total += f64::from(value);
+        }
+    }
+    (sum[0] / n, sum[1] / n, sum[2] / n)
+}
+
+fn spread(image: &image::RgbImage) -> f64 {
+    let luma: Vec<f64> = image
+        .pixels()
+        .map(|p| f64::from(p.0[0]) * 0.3 + f64::from(p.0[1]) * 0.59 + f64::from(p.0[2]) * 0.11)
+        .collect();
+    let m = luma.iter().sum::<f64>() / luma.len() as f64;
+    (luma.iter().map(|y| (y - m).powi(2)).sum::<f64>() / luma.len() as f64).sqrt()
+}
+
+fn dominant(r: f64, g: f64, b: f64) -> &'static str {
+    if r > g + 40.0 && r > b + 40.0 {
+        "red"
+    } else if b > r + 40.0 && b > g + 40.0 {
+        "blue"
+    } else if g > r + 40.0 && g > b + 40.0 {
+        "green"
+    } else if r + g + b > 600.0 {
+        "white"
+    } else {
+        "multicoloured"
+    }
+}
