@@ -42,7 +42,7 @@ if [ ! -f $b/real.mp4 ]; then
 fi
 real_cuts=""
 for k in 0 1 2; do
-  for c in 5.28 6.48 8.32 10.76 12.76 14.96 19.28; do
+  for c in 5.28 6.48 8.32 10.76 12.76 14.96 15.28 19.28; do
     t=$(python3 -c "print(round($k * 19.28 + $c, 2))")
     python3 -c "import sys; sys.exit(0 if $t < 57.8 else 1)" && real_cuts+="$t "
   done

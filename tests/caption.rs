@@ -452,32 +452,6 @@ fn a_dry_run_spends_nothing_and_prices_the_run() {
     assert!((cost - expected).abs() < 1e-9);
 }
 
-#[test]
-fn with_no_backend_configured_one_line_says_how_to_enable_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_scenedex"));
-    for name in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-    ] {
-        command.env_remove(name);
-    }
-    let output = command
-        .args(["caption", &box_png(dir.path())])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2));
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("OPENAI_API_KEY")
-            && stderr.contains("OPENAI_BASE_URL")
-            && stderr.contains("ANTHROPIC_API_KEY")
-    );
-}
-
 /// Runs only with a real key in the environment; it costs a fraction of a cent.
 #[test]
 fn real_openai_api_describes_a_fixture_frame() {

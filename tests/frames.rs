@@ -28,7 +28,7 @@ fn cut_on_a_skipped_b_frame_is_refined_to_the_exact_frame() {
 #[test]
 fn real_footage_cuts_are_found() {
     let run = frames_json("real.mp4", &["--sample", "scene"]);
-    let expected = [5.28, 6.48, 8.32, 10.76, 12.76, 14.96];
+    let expected = [5.28, 6.48, 8.32, 10.76, 12.76, 14.96, 15.28];
     let cuts = run.with_reason("scene");
     assert_found(&cuts, &expected, FRAME);
     assert!(
@@ -74,6 +74,25 @@ fn every_shot_gets_a_kept_frame() {
             );
         }
     }
+}
+
+/// Two cuts 0.32 s apart, closer than --min-gap: auto mode once kept the first, so the 4 s
+/// shot after the second had no frame at all.
+#[test]
+fn of_two_cuts_closer_than_the_min_gap_the_later_one_is_kept() {
+    let run = frames_json("real.mp4", &[]);
+    let kept: Vec<f64> = run
+        .kept()
+        .iter()
+        .map(|f| f["time"].as_f64().unwrap())
+        .collect();
+    assert_found(&kept, &[15.28], 0.001);
+    let last = run.kept().last().unwrap().clone();
+    assert_eq!(
+        last["span"],
+        serde_json::json!([14.96, 19.28]),
+        "it stands for both shots"
+    );
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn list_price(model: &str, base_url: Option<&str>) -> Option<Price> {
         ("gemini-2.5-flash", 0.30, 2.50),
         ("gemini-2.0-flash", 0.10, 0.40),
     ];
-    if base_url.is_some_and(is_local) {
+    if base_url.is_some_and(|url| url == "local" || is_local(url)) {
         return Some(Price {
             input: 0.0,
             output: 0.0,

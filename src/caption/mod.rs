@@ -8,6 +8,7 @@ mod http;
 mod openai;
 pub mod prompt;
 pub mod run;
+pub mod tagger;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub use anthropic::Anthropic;
 pub use http::{HttpSettings, Secret};
 pub use openai::{Detail, OpenAi};
 pub use prompt::{Prompt, Style};
+pub use tagger::Tagger;
 
 /// A captioning backend. Adding one (Gemini's native API, a local model) is a new file that
 /// implements this, and nothing else changes.
@@ -29,6 +31,10 @@ pub trait Captioner: Send + Sync {
     fn caption(&self, request: &Request) -> Result<Reply, CaptionError>;
     /// What is known of the input tokens one picture of this size costs on this backend.
     fn image_tokens(&self, width: u32, height: u32) -> u64;
+    /// Whether replies are keywords from a classifier rather than a model's description.
+    fn makes_tags(&self) -> bool {
+        false
+    }
 }
 
 /// One picture to caption, with the prompt and language to use.

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::cache::{Cache, KeyParts};
-use super::{read_reply, Caption, CaptionError, Captioner, Encoded, Prompt, Request, Style, Usage};
+use super::{
+    read_reply, Caption, CaptionError, Captioner, Encoded, Kind, Prompt, Request, Style, Usage,
+};
 
 /// What to ask, and how.
 pub struct Settings<'a> {
@@ -154,7 +156,18 @@ fn ask(
         let reply = reply?;
         t.usage += reply.usage;
         drop(t);
-        match read_reply(settings.style, &reply.text, captioner.backend()) {
+        let read = if captioner.makes_tags() {
+            // A classifier answers no prompt: its words are tags, whatever the style asked.
+            Ok((reply.text.clone(), Kind::Tags, None))
+        } else {
+            read_reply(settings.style, &reply.text, captioner.backend())
+        };
+        let prompt = if captioner.makes_tags() {
+            "none".to_string()
+        } else {
+            settings.prompt.tag()
+        };
+        match read {
             Ok((text, kind, moderation)) => {
                 return Ok(Caption {
                     text,
@@ -162,7 +175,7 @@ fn ask(
                     moderation,
                     backend: captioner.backend().to_string(),
                     model: captioner.model().to_string(),
-                    prompt: settings.prompt.tag(),
+                    prompt,
                     lang: settings.lang.map(str::to_string),
                     usage: reply.usage,
                 })

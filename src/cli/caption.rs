@@ -11,7 +11,7 @@ use crate::caption::cache::{Cache, KeyParts};
 use crate::caption::cost::{self, Price};
 use crate::caption::run::{caption_all, Settings, Totals};
 use crate::caption::{
-    encode, Anthropic, Captioner, Encoded, HttpSettings, OpenAi, Picture, Prompt, Secret,
+    encode, Anthropic, Captioner, Encoded, HttpSettings, OpenAi, Picture, Prompt, Secret, Tagger,
 };
 use crate::dedup::Deduper;
 use crate::sample::Sampler;
@@ -64,7 +64,11 @@ pub fn choose_captioner(args: &CaptionerArgs, env: &Env) -> Result<Chosen, Error
     let http = http_settings(args);
     match choice {
         Some(CaptionerChoice::Openai) => {
-            let base_url = args.base_url.clone().or_else(|| env.openai_base.clone()).unwrap_or(OPENAI_DEFAULT_URL.into());
+            let base_url = args
+                .base_url
+                .clone()
+                .or_else(|| env.openai_base.clone())
+                .unwrap_or(OPENAI_DEFAULT_URL.into());
             let key = key_from(env.openai_key.as_ref());
             if key.is_none() && base_url == OPENAI_DEFAULT_URL {
                 return Err(Error::Config(format!(
@@ -75,13 +79,23 @@ pub fn choose_captioner(args: &CaptionerArgs, env: &Env) -> Result<Chosen, Error
             let model = args.model.clone().unwrap_or("gpt-4o-mini".into());
             let detail = args.detail;
             Ok(Chosen {
-                captioner: Box::new(OpenAi::new(&base_url, &model, key.map(Secret::new), detail, http)),
+                captioner: Box::new(OpenAi::new(
+                    &base_url,
+                    &model,
+                    key.map(Secret::new),
+                    detail,
+                    http,
+                )),
                 base_url,
                 detail: format!("{detail:?}").to_lowercase(),
             })
         }
         Some(CaptionerChoice::Anthropic) => {
-            let base_url = args.base_url.clone().or_else(|| env.anthropic_base.clone()).unwrap_or(ANTHROPIC_DEFAULT_URL.into());
+            let base_url = args
+                .base_url
+                .clone()
+                .or_else(|| env.anthropic_base.clone())
+                .unwrap_or(ANTHROPIC_DEFAULT_URL.into());
             let key = key_from(env.anthropic_key.as_ref()).ok_or_else(|| {
                 Error::Config(format!(
                     "{} is not set: the Anthropic backend needs an API key",
@@ -95,12 +109,27 @@ pub fn choose_captioner(args: &CaptionerArgs, env: &Env) -> Result<Chosen, Error
                 detail: String::new(),
             })
         }
-        Some(CaptionerChoice::Tagger) | None => Err(Error::Config(
-            "no captioner is configured, and the offline tagger is not built yet: set OPENAI_API_KEY, \
-             or OPENAI_BASE_URL for a local server (Ollama: http://localhost:11434/v1), or ANTHROPIC_API_KEY"
-                .into(),
-        )),
+        Some(CaptionerChoice::Tagger) => tagger(),
+        None => {
+            eprintln!(
+                "note: captioning with the offline tagger (keywords only); for descriptions set OPENAI_API_KEY, \
+                 or OPENAI_BASE_URL for a local server (Ollama: http://localhost:11434/v1), or ANTHROPIC_API_KEY"
+            );
+            tagger()
+        }
     }
+}
+
+fn tagger() -> Result<Chosen, Error> {
+    let dir = Tagger::default_dir().ok_or_else(|| {
+        Error::Config("no data directory for the offline tagger: set SCENEDEX_TAGGER_DIR".into())
+    })?;
+    let tagger = Tagger::load(&dir).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Chosen {
+        captioner: Box::new(tagger),
+        base_url: "local".into(),
+        detail: String::new(),
+    })
 }
 
 fn http_settings(args: &CaptionerArgs) -> HttpSettings {
@@ -212,6 +241,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
         return Err(Error::Interrupted);
     }
     let mut failures = Vec::new();
+    let prompt_tag = prompt.tag();
     for (frame, outcome) in frames.iter().zip(&outcomes) {
         let line = Line {
             time: round_us(frame.time),
@@ -226,7 +256,10 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
             style: args.captioner.style.name(),
             backend: chosen.captioner.backend(),
             model: chosen.captioner.model(),
-            prompt: &prompt.tag(),
+            prompt: outcome
+                .caption
+                .as_ref()
+                .map_or(prompt_tag.as_str(), |c| c.prompt.as_str()),
             lang,
             cached: outcome.cached,
             usage: outcome.caption.as_ref().ok().map(|c| c.usage),

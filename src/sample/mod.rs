@@ -348,7 +348,8 @@ impl Sampler {
 
     /// Applies the minimum gap in auto mode: of two frames closer than it, the one from the
     /// stronger change stays (a cut over a fade over any other reason), and stands for the
-    /// stretch of timeline of both.
+    /// stretch of timeline of both. Between equals the later stays: the earlier one starts a
+    /// shot shorter than the gap, the later one may start a long one.
     fn hold(&mut self, mut sample: Sample, change: Change) {
         let Some((held, held_change)) = self.held.take() else {
             self.held = Some((sample, change));
@@ -359,7 +360,7 @@ impl Sampler {
         if !too_close {
             self.ready.push_back(held);
             self.held = Some((sample, change));
-        } else if change > held_change {
+        } else if change >= held_change && change != Change::None {
             sample.span_start = held.span_start;
             self.held = Some((sample, change));
         } else {
