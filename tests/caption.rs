@@ -251,6 +251,34 @@ fn rate_limits_and_server_errors_are_retried_after_retry_after() {
         .contains("test pattern"));
 }
 
+/// Requests overlap up to --concurrency: with two slow answers, the second request arrives
+/// before the first answer when two may be in flight, and only after it when one may.
+#[test]
+fn requests_are_in_flight_together_up_to_the_concurrency() {
+    for (concurrency, overlapping) in [("2", true), ("1", false)] {
+        let mock = MockVlm::start(Wire::OpenAi);
+        mock.script([
+            Fault::Stall(Duration::from_millis(1500)),
+            Fault::Stall(Duration::from_millis(1500)),
+        ]);
+        let cache = tempfile::tempdir().unwrap();
+        let run = caption(
+            &mock,
+            cache.path(),
+            &[&path("colors.mp4"), "--concurrency", concurrency],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let seen = mock.seen();
+        assert_eq!(seen.len(), 2);
+        let gap = seen[1].at.duration_since(seen[0].at);
+        assert_eq!(
+            gap < Duration::from_millis(1500),
+            overlapping,
+            "concurrency {concurrency}: second request after {gap:?}"
+        );
+    }
+}
+
 #[test]
 fn time_outs_malformed_and_truncated_answers_are_retried() {
     let mock = MockVlm::start(Wire::OpenAi);
@@ -474,4 +502,129 @@ fn real_openai_api_describes_a_fixture_frame() {
     );
     assert!(stdout.to_lowercase().contains("red"), "{stdout}");
     assert!(!stdout.contains(&key));
+}
+
+/// The batch is recorded before anything waits on it: a run stopped while the batch runs, and
+/// run again, collects the same batch instead of paying for a second one.
+#[test]
+fn batch_mode_submits_once_and_is_collected_after_a_stop() {
+    let mock = MockVlm::start(Wire::OpenAi);
+    mock.batches_take(1_000_000);
+    let cache = tempfile::tempdir().unwrap();
+    let video = path("real.mp4");
+    let args = [
+        "caption",
+        &video,
+        "--batch",
+        "--poll",
+        "0.1",
+        "--json",
+        "--cache-dir",
+    ];
+    let mut first = Command::new(env!("CARGO_BIN_EXE_scenedex"))
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", &mock.url)
+        .args(args)
+        .arg(cache.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !mock
+        .batch_calls()
+        .iter()
+        .any(|c| c.starts_with("GET /v1/batches/"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no batch was submitted: {:?}",
+            mock.batch_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        walk(&cache.path().join("batches")).len(),
+        1,
+        "the batch is recorded"
+    );
+
+    mock.complete_batches();
+    let second = Command::new(env!("CARGO_BIN_EXE_scenedex"))
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", &mock.url)
+        .args(args)
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let calls = mock.batch_calls();
+    assert_eq!(
+        calls.iter().filter(|c| *c == "POST /v1/files").count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| *c == "POST /v1/batches").count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(
+        mock.seen().is_empty(),
+        "nothing went through the synchronous API"
+    );
+    let lines: Vec<Value> = String::from_utf8(second.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = &lines.last().unwrap()["summary"];
+    let frames = lines.len() - 1;
+    assert_eq!(
+        summary["batch"]["requests"].as_u64().unwrap() as usize,
+        frames
+    );
+    assert_eq!(summary["batch"]["failed"], 0);
+    assert!(lines[..frames]
+        .iter()
+        .all(|l| l["caption"].as_str().unwrap().contains("test pattern")));
+    assert!(
+        walk(&cache.path().join("batches")).is_empty(),
+        "the record goes once collected"
+    );
+
+    let third = caption(&mock, cache.path(), &[&video, "--batch", "--poll", "0.1"]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(
+        mock.batch_calls().len(),
+        calls.len(),
+        "all cached: no batch call"
+    );
+}
+
+#[test]
+fn batch_mode_needs_the_openai_backend() {
+    let mock = MockVlm::start(Wire::Anthropic);
+    let cache = tempfile::tempdir().unwrap();
+    let run = caption(
+        &mock,
+        cache.path(),
+        &[&path("colors.mp4"), "--captioner", "anthropic", "--batch"],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--batch needs the openai backend"),
+        "{}",
+        run.stderr
+    );
 }

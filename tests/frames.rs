@@ -87,7 +87,7 @@ fn of_two_cuts_closer_than_the_min_gap_the_later_one_is_kept() {
         .map(|f| f["time"].as_f64().unwrap())
         .collect();
     assert_found(&kept, &[15.28], 0.001);
-    let last = run.kept().last().unwrap().clone();
+    let last = (*run.kept().last().unwrap()).clone();
     assert_eq!(
         last["span"],
         serde_json::json!([14.96, 19.28]),

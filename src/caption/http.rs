@@ -62,6 +62,15 @@ impl Default for HttpSettings {
     }
 }
 
+enum Payload<'a> {
+    None,
+    Json(&'a Value),
+    Form {
+        fields: &'a [(&'a str, &'a str)],
+        file: &'a (&'a str, &'a str, &'a [u8]),
+    },
+}
+
 pub struct Client {
     backend: &'static str,
     agent: ureq::Agent,
@@ -95,41 +104,116 @@ impl Client {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> Result<Value, CaptionError> {
+        let text = self.send(url, headers, &Payload::Json(body))?;
+        self.parse(&text)
+    }
+
+    /// POSTs a multipart form with text fields and one file, and returns the JSON answer.
+    pub fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> Result<Value, CaptionError> {
+        let text = self.send(
+            url,
+            headers,
+            &Payload::Form {
+                fields,
+                file: &file,
+            },
+        )?;
+        self.parse(&text)
+    }
+
+    /// GETs a resource as text.
+    pub fn get_text(&self, url: &str, headers: &[(&str, &str)]) -> Result<String, CaptionError> {
+        self.send(url, headers, &Payload::None)
+    }
+
+    fn parse(&self, text: &str) -> Result<Value, CaptionError> {
+        serde_json::from_str(text).map_err(|e| CaptionError::BadReply {
+            backend: self.backend.to_string(),
+            detail: format!("not JSON ({e})"),
+        })
+    }
+
+    /// Sends with retries of what may pass; returns the body of a 2xx answer.
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: &Payload,
+    ) -> Result<String, CaptionError> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_delay)
             .with_max_delay(self.settings.max_delay)
             .with_max_times(self.settings.retries)
             .with_jitter();
-        (|| self.attempt(url, headers, body))
-            .retry(backoff)
-            .when(|e| e.is_transient() && !crate::stop::requested())
-            .notify(|e: &CaptionError, planned: Duration| {
-                // The server knows best how long to wait: never come back sooner than it asked.
-                if let Some(asked) = e.retry_after() {
-                    sleep_unless_stopped(asked.saturating_sub(planned));
-                }
-            })
-            .sleep(sleep_unless_stopped)
-            .call()
+        (|| {
+            let text = self.attempt(url, headers, payload)?;
+            // A body cut short or garbled on the way is as transient as a 503.
+            if matches!(payload, Payload::Json(_)) {
+                self.parse(&text)?;
+            }
+            Ok(text)
+        })
+        .retry(backoff)
+        .when(|e: &CaptionError| e.is_transient() && !crate::stop::requested())
+        .notify(|e: &CaptionError, planned: Duration| {
+            // The server knows best how long to wait: never come back sooner than it asked.
+            if let Some(asked) = e.retry_after() {
+                sleep_unless_stopped(asked.saturating_sub(planned));
+            }
+        })
+        .sleep(sleep_unless_stopped)
+        .call()
     }
 
     fn attempt(
         &self,
         url: &str,
         headers: &[(&str, &str)],
-        body: &Value,
-    ) -> Result<Value, CaptionError> {
+        payload: &Payload,
+    ) -> Result<String, CaptionError> {
         if crate::stop::requested() {
             return Err(CaptionError::Interrupted);
         }
         self.wait_for_rate_limit();
-        let mut request = self.agent.post(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let mut response = request
-            .send_json(body)
-            .map_err(|e| self.transport_error(url, e))?;
+        let sent = match payload {
+            Payload::None => {
+                let mut request = self.agent.get(url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            Payload::Json(body) => {
+                let mut request = self.agent.post(url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.send_json(body)
+            }
+            Payload::Form { fields, file } => {
+                let mut request = self.agent.post(url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let mut form = ureq::unversioned::multipart::Form::new();
+                for (name, value) in *fields {
+                    form = form.text(name, value);
+                }
+                let (name, file_name, bytes) = file;
+                form = form.part(
+                    name,
+                    ureq::unversioned::multipart::Part::bytes(bytes).file_name(file_name),
+                );
+                request.send(form)
+            }
+        };
+        let mut response = sent.map_err(|e| self.transport_error(url, e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -143,7 +227,7 @@ impl Client {
         let text = response
             .body_mut()
             .with_config()
-            .limit(16 * 1024 * 1024)
+            .limit(256 * 1024 * 1024)
             .read_to_string()
             .map_err(|e| self.transport_error(url, e))?;
         if !(200..300).contains(&status) {
@@ -154,10 +238,7 @@ impl Client {
                 retry_after,
             });
         }
-        serde_json::from_str(&text).map_err(|e| CaptionError::BadReply {
-            backend: self.backend.to_string(),
-            detail: format!("not JSON ({e})"),
-        })
+        Ok(text)
     }
 
     fn wait_for_rate_limit(&self) {

@@ -2,6 +2,7 @@
 //! once (the cache) and recording what made every caption (backend, model, prompt@version).
 
 mod anthropic;
+pub mod batch;
 pub mod cache;
 pub mod cost;
 mod http;
@@ -19,6 +20,7 @@ pub use anthropic::Anthropic;
 pub use http::{HttpSettings, Secret};
 pub use openai::{Detail, OpenAi};
 pub use prompt::{Prompt, Style};
+pub use run::Settings;
 pub use tagger::Tagger;
 
 /// A captioning backend. Adding one (Gemini's native API, a local model) is a new file that

@@ -50,7 +50,57 @@ impl OpenAi {
         }
     }
 
-    fn body(&self, request: &Request) -> Value {
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn authorization(&self) -> Option<String> {
+        self.key.as_ref().map(|k| format!("Bearer {}", k.expose()))
+    }
+
+    /// Calls `f` with the authorization header, when there is a key.
+    fn with_headers<T>(&self, f: impl FnOnce(&[(&str, &str)]) -> T) -> T {
+        let authorization = self.authorization();
+        let headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|v| ("Authorization", v.as_str()))
+            .collect();
+        f(&headers)
+    }
+
+    /// POSTs JSON to `{base}/{path}` (for the Batch API's endpoints).
+    pub(super) fn post(&self, path: &str, body: &Value) -> Result<Value, CaptionError> {
+        let url = format!("{}/{path}", self.base_url);
+        self.with_headers(|h| self.client.post_json(&url, h, body))
+    }
+
+    pub(super) fn get_text(&self, path: &str) -> Result<String, CaptionError> {
+        let url = format!("{}/{path}", self.base_url);
+        self.with_headers(|h| self.client.get_text(&url, h))
+    }
+
+    pub(super) fn get_json(&self, path: &str) -> Result<Value, CaptionError> {
+        let text = self.get_text(path)?;
+        serde_json::from_str(&text).map_err(|e| CaptionError::BadReply {
+            backend: "openai".into(),
+            detail: format!("not JSON ({e})"),
+        })
+    }
+
+    /// Uploads a JSONL file of requests for the Batch API.
+    pub(super) fn upload_batch_file(&self, jsonl: &[u8]) -> Result<Value, CaptionError> {
+        let url = format!("{}/files", self.base_url);
+        self.with_headers(|h| {
+            self.client.post_form(
+                &url,
+                h,
+                &[("purpose", "batch")],
+                ("file", "requests.jsonl", jsonl),
+            )
+        })
+    }
+
+    pub(super) fn body(&self, request: &Request) -> Value {
         let data = base64::engine::general_purpose::STANDARD.encode(request.jpeg);
         json!({
             "model": self.model,
@@ -79,14 +129,7 @@ impl Captioner for OpenAi {
     }
 
     fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
-        let authorization = self.key.as_ref().map(|k| format!("Bearer {}", k.expose()));
-        let mut headers = vec![];
-        if let Some(value) = &authorization {
-            headers.push(("Authorization", value.as_str()));
-        }
-        let url = format!("{}/chat/completions", self.base_url);
-        let answer = self.client.post_json(&url, &headers, &self.body(request))?;
-        read_answer(&answer)
+        read_answer(&self.post("chat/completions", &self.body(request))?)
     }
 
     /// OpenAI's published rule: 85 tokens at low detail; at high, 85 plus 170 per 512-pixel
@@ -105,7 +148,7 @@ impl Captioner for OpenAi {
     }
 }
 
-fn read_answer(answer: &Value) -> Result<Reply, CaptionError> {
+pub(super) fn read_answer(answer: &Value) -> Result<Reply, CaptionError> {
     let bad = |detail: &str| CaptionError::BadReply {
         backend: "openai".into(),
         detail: detail.into(),

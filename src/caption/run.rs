@@ -91,7 +91,8 @@ pub fn caption_all(
     (outcomes, totals)
 }
 
-fn key(picture: &Encoded, captioner: &dyn Captioner, settings: &Settings) -> String {
+/// The cache key of a picture for this captioner and these settings.
+pub fn key(picture: &Encoded, captioner: &dyn Captioner, settings: &Settings) -> String {
     Cache::key(&KeyParts {
         jpeg: &picture.jpeg,
         backend: captioner.backend(),

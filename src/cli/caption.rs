@@ -1,15 +1,17 @@
 //! `scenedex caption PATH`: caption one image or the kept frames of one video.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::output::{clock, round_us, Out};
 use super::{CaptionArgs, CaptionerArgs, CaptionerChoice, Error};
+use crate::caption::batch::{self, BatchReport};
 use crate::caption::cache::{Cache, KeyParts};
 use crate::caption::cost::{self, Price};
-use crate::caption::run::{caption_all, Settings, Totals};
+use crate::caption::run::{caption_all, key, Settings, Totals};
 use crate::caption::{
     encode, Anthropic, Captioner, Encoded, HttpSettings, OpenAi, Picture, Prompt, Secret, Tagger,
 };
@@ -42,7 +44,9 @@ impl Env {
 
 /// A captioner and what is needed to price it.
 pub struct Chosen {
-    pub captioner: Box<dyn Captioner>,
+    pub captioner: Arc<dyn Captioner>,
+    /// The same backend when it is OpenAI's, for the Batch API.
+    pub openai: Option<Arc<OpenAi>>,
     pub base_url: String,
     pub detail: String,
 }
@@ -78,14 +82,16 @@ pub fn choose_captioner(args: &CaptionerArgs, env: &Env) -> Result<Chosen, Error
             }
             let model = args.model.clone().unwrap_or("gpt-4o-mini".into());
             let detail = args.detail;
+            let openai = Arc::new(OpenAi::new(
+                &base_url,
+                &model,
+                key.map(Secret::new),
+                detail,
+                http,
+            ));
             Ok(Chosen {
-                captioner: Box::new(OpenAi::new(
-                    &base_url,
-                    &model,
-                    key.map(Secret::new),
-                    detail,
-                    http,
-                )),
+                captioner: openai.clone(),
+                openai: Some(openai),
                 base_url,
                 detail: format!("{detail:?}").to_lowercase(),
             })
@@ -104,7 +110,8 @@ pub fn choose_captioner(args: &CaptionerArgs, env: &Env) -> Result<Chosen, Error
             })?;
             let model = args.model.clone().unwrap_or("claude-haiku-4-5".into());
             Ok(Chosen {
-                captioner: Box::new(Anthropic::new(&base_url, &model, Secret::new(key), http)),
+                captioner: Arc::new(Anthropic::new(&base_url, &model, Secret::new(key), http)),
+                openai: None,
                 base_url,
                 detail: String::new(),
             })
@@ -126,7 +133,8 @@ fn tagger() -> Result<Chosen, Error> {
     })?;
     let tagger = Tagger::load(&dir).map_err(|e| Error::Config(e.to_string()))?;
     Ok(Chosen {
-        captioner: Box::new(tagger),
+        captioner: Arc::new(tagger),
+        openai: None,
         base_url: "local".into(),
         detail: String::new(),
     })
@@ -181,6 +189,8 @@ struct Summary {
     output_tokens: u64,
     /// Dollars, from the list price or `--price`; absent when the model's price is unknown.
     cost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<BatchReport>,
     wall_seconds: f64,
 }
 
@@ -227,6 +237,10 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
             height: f.picture.height,
         })
         .collect();
+    let batch = match args.batch {
+        true => run_batch(&chosen, &pictures, &settings, cache.as_ref(), args.poll)?,
+        false => None,
+    };
     let bar = super::output::progress(None);
     bar.set_length(pictures.len() as u64);
     let (outcomes, totals) = caption_all(
@@ -280,7 +294,14 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
         totals,
         input_tokens: totals.usage.input_tokens,
         output_tokens: totals.usage.output_tokens,
-        cost: price.map(|p| (cost::dollars(totals.usage, p) * 1e6).round() / 1e6),
+        cost: price.map(|p| {
+            // The Batch API bills half the list price.
+            let batched = batch
+                .as_ref()
+                .map_or(0.0, |b| cost::dollars(b.usage, p) / 2.0);
+            ((cost::dollars(totals.usage, p) + batched) * 1e6).round() / 1e6
+        }),
+        batch,
         wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     };
     if args.json {
@@ -298,6 +319,36 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
             frames.len()
         ))),
     }
+}
+
+fn run_batch(
+    chosen: &Chosen,
+    pictures: &[Encoded],
+    settings: &Settings,
+    cache: Option<&Cache>,
+    poll: f64,
+) -> Result<Option<BatchReport>, Error> {
+    let openai = chosen.openai.as_ref().ok_or_else(|| {
+        Error::Config("--batch needs the openai backend: it uses OpenAI's Batch API".into())
+    })?;
+    let cache = cache.ok_or_else(|| {
+        Error::Config("--batch keeps its answers in the caption cache: drop --no-cache".into())
+    })?;
+    let keyed: Vec<(String, &Encoded)> = pictures
+        .iter()
+        .map(|p| (key(p, openai.as_ref(), settings), p))
+        .collect();
+    batch::run(
+        openai,
+        &keyed,
+        settings,
+        cache,
+        Duration::from_secs_f64(poll),
+    )
+    .map_err(|e| match e {
+        crate::caption::CaptionError::Interrupted => Error::Interrupted,
+        e => Error::Service(e.to_string()),
+    })
 }
 
 fn human_line(line: &Line) -> String {

@@ -70,6 +70,16 @@ pub struct CaptionArgs {
     /// Print how many frames would be captioned and the most it could cost; spend nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// openai: send the frames through OpenAI's Batch API (half price, answers within a day).
+    /// The batch is recorded beside the cache: stop at any time and run the same command again
+    /// to collect it.
+    #[arg(long)]
+    pub batch: bool,
+
+    /// --batch: seconds between checks on the batch.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_number)]
+    pub poll: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

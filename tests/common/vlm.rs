@@ -53,7 +53,18 @@ pub struct MockVlm {
     wire: Wire,
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<VecDeque<Fault>>>,
+    batches: Arc<Mutex<Batches>>,
     server: Arc<tiny_http::Server>,
+}
+
+/// The Batch API's files and batches, and every call made to it ("POST /v1/files", ...).
+#[derive(Default)]
+pub struct Batches {
+    files: std::collections::HashMap<String, String>,
+    /// Batch id -> (input file id, checks left before it completes, output file id).
+    batches: std::collections::HashMap<String, (String, u32, Option<String>)>,
+    pub polls_before_done: u32,
+    pub calls: Vec<String>,
 }
 
 pub const KEY: &str = "sk-test-0123456789abcdef";
@@ -71,16 +82,41 @@ impl MockVlm {
             wire,
             seen: Arc::default(),
             script: Arc::default(),
+            batches: Arc::default(),
             server: server.clone(),
         };
-        let (seen, script) = (mock.seen.clone(), mock.script.clone());
+        let (seen, script, batches) =
+            (mock.seen.clone(), mock.script.clone(), mock.batches.clone());
         std::thread::spawn(move || {
             for request in server.incoming_requests() {
-                let (seen, script) = (seen.clone(), script.clone());
-                std::thread::spawn(move || handle(wire, request, &seen, &script));
+                let (seen, script, batches) = (seen.clone(), script.clone(), batches.clone());
+                std::thread::spawn(move || {
+                    let path = request.url().to_string();
+                    if path.starts_with("/v1/files") || path.starts_with("/v1/batches") {
+                        batch_api(request, &batches);
+                    } else {
+                        handle(wire, request, &seen, &script);
+                    }
+                });
             }
         });
         mock
+    }
+
+    /// How many status checks a batch answers "in_progress" before it completes.
+    pub fn batches_take(&self, polls: u32) {
+        self.batches.lock().unwrap().polls_before_done = polls;
+    }
+
+    /// Lets every batch submitted so far complete at its next status check.
+    pub fn complete_batches(&self) {
+        for entry in self.batches.lock().unwrap().batches.values_mut() {
+            entry.1 = 0;
+        }
+    }
+
+    pub fn batch_calls(&self) -> Vec<String> {
+        self.batches.lock().unwrap().calls.clone()
     }
 
     pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
@@ -204,12 +240,32 @@ fn check(wire: Wire, path: &str, headers: &[(String, String)], text: &str) -> Re
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
+    let expected_path = match wire {
+        Wire::OpenAi if header("authorization") != Some(&format!("Bearer {KEY}")) => {
+            return Err("missing or wrong bearer key".into());
+        }
+        Wire::Anthropic
+            if header("x-api-key") != Some(KEY) || header("anthropic-version").is_none() =>
+        {
+            return Err("missing x-api-key or anthropic-version".into());
+        }
+        Wire::OpenAi => "/v1/chat/completions",
+        Wire::Anthropic => "/v1/messages",
+    };
+    if path != expected_path {
+        return Err(format!("wrong path {path}"));
+    }
     let body: Value = serde_json::from_str(text).map_err(|e| format!("body is not JSON: {e}"))?;
-    let (expected_path, image, prompt) = match wire {
+    let mut seen = check_body(wire, body)?;
+    seen.path = path.into();
+    seen.headers = headers.to_vec();
+    Ok(seen)
+}
+
+/// Checks a request body: its shape, the prompt, and that the picture is a decodable JPEG.
+fn check_body(wire: Wire, body: Value) -> Result<Seen, String> {
+    let (image, prompt) = match wire {
         Wire::OpenAi => {
-            if header("authorization") != Some(&format!("Bearer {KEY}")) {
-                return Err("missing or wrong bearer key".into());
-            }
             let messages = body["messages"].as_array().ok_or("no messages")?;
             if messages.first().and_then(|m| m["role"].as_str()) != Some("system") {
                 return Err("first message is not the system prompt".into());
@@ -232,16 +288,9 @@ fn check(wire: Wire, path: &str, headers: &[(String, String)], text: &str) -> Re
             let system = messages[0]["content"]
                 .as_str()
                 .ok_or("system prompt is not text")?;
-            (
-                "/v1/chat/completions",
-                data.to_string(),
-                format!("{system}\n{user}"),
-            )
+            (data.to_string(), format!("{system}\n{user}"))
         }
         Wire::Anthropic => {
-            if header("x-api-key") != Some(KEY) || header("anthropic-version").is_none() {
-                return Err("missing x-api-key or anthropic-version".into());
-            }
             let parts = body
                 .pointer("/messages/0/content")
                 .and_then(Value::as_array)
@@ -259,23 +308,19 @@ fn check(wire: Wire, path: &str, headers: &[(String, String)], text: &str) -> Re
                 .ok_or("no user text")?;
             let system = body["system"].as_str().ok_or("no system prompt")?;
             (
-                "/v1/messages",
                 source["data"].as_str().unwrap_or("").to_string(),
                 format!("{system}\n{user}"),
             )
         }
     };
-    if path != expected_path {
-        return Err(format!("wrong path {path}"));
-    }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(image)
         .map_err(|e| format!("bad base64: {e}"))?;
     let picture = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
         .map_err(|e| format!("not a JPEG: {e}"))?;
     Ok(Seen {
-        path: path.into(),
-        headers: headers.to_vec(),
+        path: String::new(),
+        headers: Vec::new(),
         model: body["model"].as_str().ok_or("no model")?.to_string(),
         max_tokens: body["max_tokens"].as_u64().ok_or("no max_tokens")?,
         prompt,
@@ -365,4 +410,133 @@ fn dominant(r: f64, g: f64, b: f64) -> &'static str {
     } else {
         "multicoloured"
     }
+}
+
+/// OpenAI's Batch API: file upload (multipart), batch creation, status, output download.
+fn batch_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
+    let mut raw = Vec::new();
+    let _ = request.as_reader().read_to_end(&mut raw);
+    let authorized = request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Authorization") && h.value.as_str() == format!("Bearer {KEY}"));
+    let content_type = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Content-Type"))
+        .map(|h| h.value.as_str().to_string())
+        .unwrap_or_default();
+    let call = format!("{} {}", request.method(), request.url());
+    let answer = if authorized {
+        batch_answer(&call, &raw, &content_type, state)
+    } else {
+        Err("missing or wrong bearer key".to_string())
+    };
+    state.lock().unwrap().calls.push(call);
+    let response = match answer {
+        Ok(body) => tiny_http::Response::from_string(body),
+        Err(problem) => {
+            tiny_http::Response::from_string(json!({"error": {"message": problem}}).to_string())
+                .with_status_code(400)
+        }
+    };
+    let _ = request.respond(response);
+}
+
+fn batch_answer(
+    call: &str,
+    raw: &[u8],
+    content_type: &str,
+    state: &Mutex<Batches>,
+) -> Result<String, String> {
+    let mut s = state.lock().unwrap();
+    let n = s.files.len() + s.batches.len() + 1;
+    match call.split_once(' ').unwrap() {
+        ("POST", "/v1/files") => {
+            let boundary = content_type
+                .split("boundary=")
+                .nth(1)
+                .ok_or("not multipart")?
+                .trim_matches('"')
+                .to_string();
+            let text = String::from_utf8_lossy(raw);
+            let purpose_batch = text.contains("name=\"purpose\"\r\n\r\nbatch");
+            let file = text
+                .split(&format!("--{boundary}"))
+                .find(|part| part.contains("name=\"file\""))
+                .and_then(|part| part.split_once("\r\n\r\n"))
+                .map(|(_, body)| body.trim_end_matches("\r\n").to_string())
+                .ok_or("no file part")?;
+            if !purpose_batch {
+                return Err("purpose is not batch".into());
+            }
+            let id = format!("file-{n}");
+            s.files.insert(id.clone(), file);
+            Ok(json!({"id": id, "object": "file", "purpose": "batch"}).to_string())
+        }
+        ("POST", "/v1/batches") => {
+            let body: Value = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+            let input = body["input_file_id"]
+                .as_str()
+                .ok_or("no input_file_id")?
+                .to_string();
+            if body["endpoint"] != "/v1/chat/completions"
+                || body["completion_window"] != "24h"
+                || !s.files.contains_key(&input)
+            {
+                return Err(format!("bad batch request {body}"));
+            }
+            let id = format!("batch_{n}");
+            let polls = s.polls_before_done;
+            s.batches.insert(id.clone(), (input, polls, None));
+            Ok(json!({"id": id, "object": "batch", "status": "validating"}).to_string())
+        }
+        ("GET", path) if path.starts_with("/v1/batches/") => {
+            let id = &path["/v1/batches/".len()..];
+            let (input, left, output) = s.batches.get(id).cloned().ok_or("no such batch")?;
+            if left > 0 {
+                s.batches.insert(id.to_string(), (input, left - 1, None));
+                return Ok(json!({"id": id, "status": "in_progress"}).to_string());
+            }
+            let output = match output {
+                Some(output) => output,
+                None => {
+                    let lines = s.files[&input]
+                        .lines()
+                        .map(answer_batch_line)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let output = format!("file-out-{n}");
+                    s.files.insert(output.clone(), lines.join("\n"));
+                    s.batches
+                        .insert(id.to_string(), (input, 0, Some(output.clone())));
+                    output
+                }
+            };
+            Ok(json!({"id": id, "status": "completed", "output_file_id": output}).to_string())
+        }
+        ("GET", path) if path.starts_with("/v1/files/") && path.ends_with("/content") => {
+            let id = &path["/v1/files/".len()..path.len() - "/content".len()];
+            s.files
+                .get(id)
+                .cloned()
+                .ok_or_else(|| "no such file".to_string())
+        }
+        _ => Err(format!("unexpected call {call}")),
+    }
+}
+
+/// One line of a batch's output: the request checked like any other, answered by description.
+fn answer_batch_line(line: &str) -> Result<String, String> {
+    let request: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if request["method"] != "POST" || request["url"] != "/v1/chat/completions" {
+        return Err(format!("bad batch line {line}"));
+    }
+    let seen = check_body(Wire::OpenAi, request["body"].clone())?;
+    Ok(json!({
+        "id": "batch_req_mock",
+        "custom_id": request["custom_id"],
+        "response": {"status_code": 200, "request_id": "req_mock", "body": ok_body(Wire::OpenAi, &describe(&seen))},
+        "error": null,
+    })
+    .to_string())
 }
