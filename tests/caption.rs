@@ -628,3 +628,34 @@ fn batch_mode_needs_the_openai_backend() {
         run.stderr
     );
 }
+
+/// Runs only with a real key in the environment; it costs a fraction of a cent.
+#[test]
+fn real_anthropic_api_describes_a_fixture_frame() {
+    let Ok(key) = std::env::var("ANTHROPIC_API_KEY") else {
+        eprintln!("skipped: ANTHROPIC_API_KEY is not set, so the real Anthropic API is not called");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_scenedex"))
+        .env("ANTHROPIC_API_KEY", &key)
+        .env_remove("ANTHROPIC_BASE_URL")
+        .args([
+            "caption",
+            &box_png(dir.path()),
+            "--captioner",
+            "anthropic",
+            "--json",
+            "--no-cache",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.to_lowercase().contains("red"), "{stdout}");
+    assert!(!stdout.contains(&key));
+}

@@ -504,3 +504,48 @@ fn interval_mode_seeks_past_long_gaps_and_lands_on_the_same_frames() {
         assert_eq!(same_time["hash"], frame["hash"], "at {}", frame["time"]);
     }
 }
+
+#[test]
+fn the_config_file_sets_defaults_below_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "max-gap = 4\ncolor_tolerance = 30\n").unwrap();
+    let run = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_scenedex"))
+            .env("SCENEDEX_CONFIG", &config)
+            .args([
+                "frames".as_ref(),
+                fixture("static.mp4").as_os_str(),
+                "--json".as_ref(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let gaps: Vec<f64> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "gap")
+            .map(|v| v["time"].as_f64().unwrap())
+            .collect();
+        (
+            output.status.code(),
+            gaps,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, gaps, stderr) = run(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(gaps, vec![4.0, 8.0, 12.0, 16.0, 20.0, 24.0, 28.0]);
+    let (_, gaps, _) = run(&["--max-gap", "10"]);
+    assert_eq!(gaps, vec![10.0, 20.0, 30.0], "a flag beats the file");
+    std::fs::write(&config, "max-gapp = 4\n").unwrap();
+    let (code, _, stderr) = run(&[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("Error: ")
+            && stderr.contains("unknown setting 'max-gapp'")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

@@ -498,3 +498,58 @@ fn dry_run(
     }
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> CaptionerArgs {
+        let mut argv = vec!["scenedex", "caption", "x.png"];
+        argv.extend(extra);
+        match super::super::Cli::parse_from(argv).command {
+            super::super::Command::Caption(c) => c.captioner,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn openai_base_url_alone_selects_the_openai_backend_without_a_key() {
+        let env = Env {
+            openai_base: Some("http://localhost:11434/v1".into()),
+            ..Env::default()
+        };
+        let chosen = choose_captioner(&args(&["--model", "qwen2.5vl"]), &env).unwrap();
+        assert_eq!(chosen.captioner.backend(), "openai");
+        assert_eq!(chosen.base_url, "http://localhost:11434/v1");
+        assert_eq!(
+            cost::list_price("qwen2.5vl", Some(&chosen.base_url))
+                .unwrap()
+                .input,
+            0.0
+        );
+    }
+
+    #[test]
+    fn the_vendor_endpoints_need_their_keys() {
+        let error = choose_captioner(&args(&["--captioner", "openai"]), &Env::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("OPENAI_API_KEY is not set"));
+        let error = choose_captioner(&args(&["--captioner", "anthropic"]), &Env::default())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("ANTHROPIC_API_KEY is not set"));
+        let env = Env {
+            anthropic_key: Some("k".into()),
+            ..Env::default()
+        };
+        assert_eq!(
+            choose_captioner(&args(&[]), &env)
+                .unwrap()
+                .captioner
+                .backend(),
+            "anthropic"
+        );
+    }
+}

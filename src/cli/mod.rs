@@ -1,6 +1,7 @@
 //! cli: the `scenedex` command line. Every flag is defined and documented here, in one place.
 
 pub mod caption;
+mod config;
 mod frames;
 mod output;
 
@@ -97,7 +98,7 @@ pub enum CaptionerChoice {
 pub struct CaptionerArgs {
     /// The captioning backend. Without it: openai when OPENAI_API_KEY or OPENAI_BASE_URL is
     /// set, else anthropic when ANTHROPIC_API_KEY is set.
-    #[arg(long, value_enum)]
+    #[arg(long, env = "SCENEDEX_CAPTIONER", value_enum)]
     pub captioner: Option<CaptionerChoice>,
 
     /// The model [default: gpt-4o-mini for openai, claude-haiku-4-5 for anthropic].
@@ -105,52 +106,52 @@ pub struct CaptionerArgs {
     pub model: Option<String>,
 
     /// The API's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1; ANTHROPIC_BASE_URL or https://api.anthropic.com].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "SCENEDEX_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
 
     /// The environment variable that holds the API key, instead of OPENAI_API_KEY or ANTHROPIC_API_KEY.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "SCENEDEX_API_KEY_ENV", value_name = "NAME")]
     pub api_key_env: Option<String>,
 
     /// The kind of caption: search (keywords and a sentence), alt-text, description, moderation (JSON).
-    #[arg(long, value_enum, default_value = "search")]
+    #[arg(long, env = "SCENEDEX_STYLE", value_enum, default_value = "search")]
     pub style: crate::caption::Style,
 
     /// Make the model write in this language (a code such as fr, de, ja).
-    #[arg(long, value_name = "CODE")]
+    #[arg(long, env = "SCENEDEX_LANG", value_name = "CODE")]
     pub lang: Option<String>,
 
     /// Read prompts from DIR/<style>.toml instead of the built-in ones.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "SCENEDEX_PROMPTS", value_name = "DIR")]
     pub prompts: Option<PathBuf>,
 
     /// Longer side of the pictures sent, in pixels.
-    #[arg(long, value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(32..=4096))]
+    #[arg(long, env = "SCENEDEX_MAX_SIDE", value_name = "PIXELS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(32..=4096))]
     pub max_side: u32,
 
     /// JPEG quality of the pictures sent (1-100).
-    #[arg(long, value_name = "Q", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[arg(long, env = "SCENEDEX_JPEG_QUALITY", value_name = "Q", default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
 
     /// openai: image detail; low costs a flat 85 tokens a picture.
-    #[arg(long, value_enum, default_value = "low")]
+    #[arg(long, env = "SCENEDEX_DETAIL", value_enum, default_value = "low")]
     pub detail: crate::caption::Detail,
 
     /// Requests in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = concurrency)]
+    #[arg(long, env = "SCENEDEX_CONCURRENCY", value_name = "N", default_value_t = 8, value_parser = concurrency)]
     pub concurrency: usize,
 
     /// Cap on requests per minute, retries included.
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "SCENEDEX_RPM", value_name = "N")]
     pub rpm: Option<u32>,
 
     /// Longest wait for one answer, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_number)]
+    #[arg(long, env = "SCENEDEX_TIMEOUT", value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_number)]
     pub timeout: f64,
 
     /// Retries of a request after 429, 5xx or a time-out (exponential backoff with jitter, at
     /// least the server's Retry-After).
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, env = "SCENEDEX_RETRIES", value_name = "N", default_value_t = 5)]
     pub retries: usize,
 
     /// Where captions are cached [default: ~/.cache/scenedex/captions].
@@ -162,7 +163,7 @@ pub struct CaptionerArgs {
     pub no_cache: bool,
 
     /// Price as INPUT,OUTPUT dollars per million tokens, for the cost estimate.
-    #[arg(long, value_name = "IN,OUT")]
+    #[arg(long, env = "SCENEDEX_PRICE", value_name = "IN,OUT")]
     pub price: Option<crate::caption::cost::Price>,
 }
 
@@ -192,31 +193,31 @@ pub struct FramesArgs {
 pub struct SamplingArgs {
     /// Which frames to sample: auto (every shot, plus one every --max-gap seconds), scene
     /// (every shot), keyframes (key frames only: fastest), or interval:SECONDS.
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = clap::value_parser!(Mode))]
+    #[arg(long, env = "SCENEDEX_SAMPLE", value_name = "MODE", default_value = "auto", value_parser = clap::value_parser!(Mode))]
     pub sample: Mode,
 
     /// auto: the longest stretch of a shot without a sampled frame, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive_number)]
+    #[arg(long, env = "SCENEDEX_MAX_GAP", value_name = "SECONDS", default_value_t = 10.0, value_parser = positive_number)]
     pub max_gap: f64,
 
     /// auto: two sampled frames are never closer than this, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.5, value_parser = non_negative_number)]
+    #[arg(long, env = "SCENEDEX_MIN_GAP", value_name = "SECONDS", default_value_t = 0.5, value_parser = non_negative_number)]
     pub min_gap: f64,
 
     /// scene and auto: the shortest shot, in seconds; also what keeps flashes from counting as cuts.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.3, value_parser = non_negative_number)]
+    #[arg(long, env = "SCENEDEX_MIN_SCENE", value_name = "SECONDS", default_value_t = 0.3, value_parser = non_negative_number)]
     pub min_scene: f64,
 
     /// scene and auto: mean change per pixel (0-255) between frames that counts as a cut; lower finds more.
-    #[arg(long, value_name = "LEVEL", default_value_t = 20.0, value_parser = positive_number)]
+    #[arg(long, env = "SCENEDEX_THRESHOLD", value_name = "LEVEL", default_value_t = 20.0, value_parser = positive_number)]
     pub threshold: f64,
 
     /// Largest perceptual-hash distance (0-64 bits) at which a frame is a duplicate of the last kept one.
-    #[arg(long, value_name = "BITS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=64))]
+    #[arg(long, env = "SCENEDEX_DUP_DISTANCE", value_name = "BITS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=64))]
     pub dup_distance: u32,
 
     /// Largest difference in mean colour (0-255) between duplicates.
-    #[arg(long, value_name = "LEVEL", default_value_t = 20.0, value_parser = non_negative_number)]
+    #[arg(long, env = "SCENEDEX_COLOR_TOLERANCE", value_name = "LEVEL", default_value_t = 20.0, value_parser = non_negative_number)]
     pub color_tolerance: f64,
 }
 
@@ -317,6 +318,10 @@ impl Error {
 
 /// Runs the command line and returns the process exit status.
 pub fn main() -> i32 {
+    if let Err(e) = load_config() {
+        eprintln!("Error: {e}");
+        return e.exit_code();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -342,6 +347,18 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// Puts the config file's settings where clap finds them: as `SCENEDEX_*` variables the
+/// environment does not already set. Runs before any thread starts.
+fn load_config() -> Result<(), Error> {
+    let Some(path) = config::default_path() else {
+        return Ok(());
+    };
+    for (name, value) in config::settings(&path)? {
+        std::env::set_var(name, value);
+    }
+    Ok(())
 }
 
 /// The first Ctrl-C asks the work to stop at a clean point; a second one ends the process now.

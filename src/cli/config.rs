@@ -1,0 +1,125 @@
+//! The config file: `$SCENEDEX_CONFIG`, or `~/.config/scenedex/config.toml`. Each setting is the
+//! default of the flag of the same name, as its `SCENEDEX_*` environment variable is: a flag
+//! beats the environment, which beats the file, which beats the built-in default.
+//!
+//! ```toml
+//! captioner = "openai"
+//! model = "gpt-4o-mini"
+//! style = "search"
+//! concurrency = 4
+//! max-gap = 8
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use super::Error;
+
+/// The settings a config file may hold: the captioning and sampling flags. API keys are not
+/// among them; `api-key-env` names the variable that holds one.
+const SETTINGS: &[&str] = &[
+    "captioner",
+    "model",
+    "base_url",
+    "api_key_env",
+    "style",
+    "lang",
+    "prompts",
+    "max_side",
+    "jpeg_quality",
+    "detail",
+    "concurrency",
+    "rpm",
+    "timeout",
+    "retries",
+    "cache_dir",
+    "price",
+    "sample",
+    "max_gap",
+    "min_gap",
+    "min_scene",
+    "threshold",
+    "dup_distance",
+    "color_tolerance",
+];
+
+pub fn default_path() -> Option<PathBuf> {
+    match std::env::var_os("SCENEDEX_CONFIG") {
+        Some(path) => Some(PathBuf::from(path)),
+        None => dirs::config_dir().map(|d| d.join("scenedex").join("config.toml")),
+    }
+}
+
+/// The environment variables the file sets: those it names and the environment does not.
+pub fn settings(path: &Path) -> Result<Vec<(String, String)>, Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "{}: cannot read the config file: {e}",
+                path.display()
+            )))
+        }
+    };
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        Error::Config(format!("{}: {}", path.display(), e.message()))
+    })?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let name = key.replace('-', "_");
+        if !SETTINGS.contains(&name.as_str()) {
+            return Err(Error::Config(format!(
+                "{}: unknown setting '{key}' (known: {})",
+                path.display(),
+                SETTINGS.join(", ").replace('_', "-")
+            )));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                return Err(Error::Config(format!(
+                    "{}: '{key}' must be a string or a number, not {other}",
+                    path.display()
+                )))
+            }
+        };
+        let variable = format!("SCENEDEX_{}", name.to_uppercase());
+        if std::env::var_os(&variable).is_none() {
+            out.push((variable, value));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_become_variables_and_unknown_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "model = \"m\"\nmax-gap = 8\nthreshold = 12.5\n").unwrap();
+        let mut got = settings(&path).unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("SCENEDEX_MAX_GAP".into(), "8".into()),
+                ("SCENEDEX_MODEL".into(), "m".into()),
+                ("SCENEDEX_THRESHOLD".into(), "12.5".into())
+            ]
+        );
+        std::fs::write(&path, "openai_api_key = \"sk-x\"\n").unwrap();
+        let error = settings(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("unknown setting 'openai_api_key'") && !error.contains("sk-x"),
+            "{error}"
+        );
+        assert!(settings(&dir.path().join("absent.toml"))
+            .unwrap()
+            .is_empty());
+    }
+}
