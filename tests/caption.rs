@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::fixture;
 use common::vlm::{Fault, MockVlm, Wire, KEY};
+use common::{command, fixture, json_lines};
 use serde_json::Value;
 
 struct Run {
@@ -27,17 +27,28 @@ impl Run {
 
 /// Runs `scenedex caption` with the mock as the configured service and nothing else inherited.
 fn caption(mock: &MockVlm, cache: &Path, args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_scenedex"));
-    for name in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "SCENEDEX_MODEL",
-        "SCENEDEX_CACHE_DIR",
-    ] {
-        command.env_remove(name);
+    let output = mock_command(mock)
+        .arg("caption")
+        .args(args)
+        .arg("--json")
+        .arg("--cache-dir")
+        .arg(cache)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (lines, summary) = json_lines(&stdout);
+    Run {
+        lines,
+        summary,
+        stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
     }
+}
+
+/// scenedex configured for the mock service, as a user's environment would configure it.
+fn mock_command(mock: &MockVlm) -> Command {
+    let mut command = command();
     match mock.wire() {
         Wire::OpenAi => command
             .env("OPENAI_API_KEY", KEY)
@@ -47,30 +58,6 @@ fn caption(mock: &MockVlm, cache: &Path, args: &[&str]) -> Run {
             .env("ANTHROPIC_BASE_URL", &mock.url),
     };
     command
-        .arg("caption")
-        .args(args)
-        .arg("--json")
-        .arg("--cache-dir")
-        .arg(cache);
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let mut lines = Vec::new();
-    let mut summary = Value::Null;
-    for line in stdout.lines() {
-        let value: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        match value.get("summary") {
-            Some(s) => summary = s.clone(),
-            None => lines.push(value),
-        }
-    }
-    Run {
-        lines,
-        summary,
-        stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code().unwrap_or(-1),
-    }
 }
 
 fn path(file: &str) -> String {
@@ -329,7 +316,7 @@ fn a_dead_server_is_a_clear_error_not_a_hang() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_scenedex"))
+    let output = command()
         .env("OPENAI_API_KEY", KEY)
         .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
         .args([
@@ -452,9 +439,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn a_dry_run_spends_nothing_and_prices_the_run() {
     let mock = MockVlm::start(Wire::OpenAi);
     let cache = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_scenedex"))
-        .env("OPENAI_API_KEY", KEY)
-        .env("OPENAI_BASE_URL", &mock.url)
+    let output = mock_command(&mock)
         .args([
             "caption",
             &path("real.mp4"),
@@ -480,30 +465,6 @@ fn a_dry_run_spends_nothing_and_prices_the_run() {
     assert!((cost - expected).abs() < 1e-9);
 }
 
-/// Runs only with a real key in the environment; it costs a fraction of a cent.
-#[test]
-fn real_openai_api_describes_a_fixture_frame() {
-    let Ok(key) = std::env::var("OPENAI_API_KEY") else {
-        eprintln!("skipped: OPENAI_API_KEY is not set, so the real OpenAI API is not called");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_scenedex"))
-        .env("OPENAI_API_KEY", &key)
-        .env_remove("OPENAI_BASE_URL")
-        .args(["caption", &box_png(dir.path()), "--json", "--no-cache"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.to_lowercase().contains("red"), "{stdout}");
-    assert!(!stdout.contains(&key));
-}
-
 /// The batch is recorded before anything waits on it: a run stopped while the batch runs, and
 /// run again, collects the same batch instead of paying for a second one.
 #[test]
@@ -521,9 +482,7 @@ fn batch_mode_submits_once_and_is_collected_after_a_stop() {
         "--json",
         "--cache-dir",
     ];
-    let mut first = Command::new(env!("CARGO_BIN_EXE_scenedex"))
-        .env("OPENAI_API_KEY", KEY)
-        .env("OPENAI_BASE_URL", &mock.url)
+    let mut first = mock_command(&mock)
         .args(args)
         .arg(cache.path())
         .stdout(std::process::Stdio::null())
@@ -556,9 +515,7 @@ fn batch_mode_submits_once_and_is_collected_after_a_stop() {
     );
 
     mock.complete_batches();
-    let second = Command::new(env!("CARGO_BIN_EXE_scenedex"))
-        .env("OPENAI_API_KEY", KEY)
-        .env("OPENAI_BASE_URL", &mock.url)
+    let second = mock_command(&mock)
         .args(args)
         .arg(cache.path())
         .output()
@@ -629,25 +586,18 @@ fn batch_mode_needs_the_openai_backend() {
     );
 }
 
-/// Runs only with a real key in the environment; it costs a fraction of a cent.
-#[test]
-fn real_anthropic_api_describes_a_fixture_frame() {
-    let Ok(key) = std::env::var("ANTHROPIC_API_KEY") else {
-        eprintln!("skipped: ANTHROPIC_API_KEY is not set, so the real Anthropic API is not called");
+/// Captions a red box with a real paid API, when its key is in the environment (a fraction
+/// of a cent), and says so when it is skipped.
+fn real_api_describes_a_red_box(key_variable: &str, extra: &[&str]) {
+    let Ok(key) = std::env::var(key_variable) else {
+        eprintln!("skipped: {key_variable} is not set, so the real API is not called");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_scenedex"))
-        .env("ANTHROPIC_API_KEY", &key)
-        .env_remove("ANTHROPIC_BASE_URL")
-        .args([
-            "caption",
-            &box_png(dir.path()),
-            "--captioner",
-            "anthropic",
-            "--json",
-            "--no-cache",
-        ])
+    let output = command()
+        .env(key_variable, &key)
+        .args(["caption", &box_png(dir.path()), "--json", "--no-cache"])
+        .args(extra)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -658,4 +608,14 @@ fn real_anthropic_api_describes_a_fixture_frame() {
     );
     assert!(stdout.to_lowercase().contains("red"), "{stdout}");
     assert!(!stdout.contains(&key));
+}
+
+#[test]
+fn real_openai_api_describes_a_fixture_picture() {
+    real_api_describes_a_red_box("OPENAI_API_KEY", &[]);
+}
+
+#[test]
+fn real_anthropic_api_describes_a_fixture_picture() {
+    real_api_describes_a_red_box("ANTHROPIC_API_KEY", &["--captioner", "anthropic"]);
 }

@@ -444,8 +444,8 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn closed_stdout_is_not_an_error() {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scenedex"))
+    use std::process::Stdio;
+    let mut child = common::command()
         .args([
             "frames".as_ref(),
             fixture("cuts.mp4").as_os_str(),
@@ -467,7 +467,7 @@ fn closed_stdout_is_not_an_error() {
 
 #[test]
 fn json_output_snapshot() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenedex"))
+    let out = common::command()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["frames", "fixtures/cuts.mp4", "--json"])
         .output()
@@ -511,7 +511,7 @@ fn the_config_file_sets_defaults_below_flags() {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "max-gap = 4\ncolor_tolerance = 30\n").unwrap();
     let run = |extra: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_scenedex"))
+        let output = common::command()
             .env("SCENEDEX_CONFIG", &config)
             .args([
                 "frames".as_ref(),

@@ -26,7 +26,7 @@ fn sigint_exits_130_without_an_error_message() {
         .stdin(Stdio::null())
         .spawn()
         .expect("ffmpeg runs (the README's set-up installs it)");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scenedex"))
+    let mut child = common::command()
         .args([
             "frames".as_ref(),
             fifo.as_os_str(),

@@ -2,21 +2,11 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::fixture;
+use common::{command, fixture, json_lines};
 use serde_json::Value;
 
 fn tag(args: &[&str], env: &[(&str, &str)]) -> (Vec<Value>, String, i32) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_scenedex"));
-    for name in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-    ] {
-        command.env_remove(name);
-    }
+    let mut command = command();
     command.envs(env.iter().copied());
     let output = command
         .arg("caption")
@@ -24,12 +14,7 @@ fn tag(args: &[&str], env: &[(&str, &str)]) -> (Vec<Value>, String, i32) {
         .args(["--json", "--no-cache"])
         .output()
         .unwrap();
-    let lines = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v.get("summary").is_none())
-        .collect();
+    let (lines, _) = json_lines(&String::from_utf8(output.stdout).unwrap());
     (
         lines,
         String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -104,8 +104,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> Result<Value, CaptionError> {
-        let text = self.send(url, headers, &Payload::Json(body))?;
-        self.parse(&text)
+        self.send(url, headers, &Payload::Json(body), |text| self.parse(&text))
     }
 
     /// POSTs a multipart form with text fields and one file, and returns the JSON answer.
@@ -116,20 +115,25 @@ impl Client {
         fields: &[(&str, &str)],
         file: (&str, &str, &[u8]),
     ) -> Result<Value, CaptionError> {
-        let text = self.send(
+        self.send(
             url,
             headers,
             &Payload::Form {
                 fields,
                 file: &file,
             },
-        )?;
-        self.parse(&text)
+            |text| self.parse(&text),
+        )
+    }
+
+    /// GETs a JSON resource.
+    pub fn get_json(&self, url: &str, headers: &[(&str, &str)]) -> Result<Value, CaptionError> {
+        self.send(url, headers, &Payload::None, |text| self.parse(&text))
     }
 
     /// GETs a resource as text.
     pub fn get_text(&self, url: &str, headers: &[(&str, &str)]) -> Result<String, CaptionError> {
-        self.send(url, headers, &Payload::None)
+        self.send(url, headers, &Payload::None, Ok)
     }
 
     fn parse(&self, text: &str) -> Result<Value, CaptionError> {
@@ -139,36 +143,31 @@ impl Client {
         })
     }
 
-    /// Sends with retries of what may pass; returns the body of a 2xx answer.
-    fn send(
+    /// Sends and reads the answer with `read`, retrying what may pass: a body cut short or
+    /// garbled on the way is as transient as a 503.
+    fn send<T>(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         payload: &Payload,
-    ) -> Result<String, CaptionError> {
+        read: impl Fn(String) -> Result<T, CaptionError>,
+    ) -> Result<T, CaptionError> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_delay)
             .with_max_delay(self.settings.max_delay)
             .with_max_times(self.settings.retries)
             .with_jitter();
-        (|| {
-            let text = self.attempt(url, headers, payload)?;
-            // A body cut short or garbled on the way is as transient as a 503.
-            if matches!(payload, Payload::Json(_)) {
-                self.parse(&text)?;
-            }
-            Ok(text)
-        })
-        .retry(backoff)
-        .when(|e: &CaptionError| e.is_transient() && !crate::stop::requested())
-        .notify(|e: &CaptionError, planned: Duration| {
-            // The server knows best how long to wait: never come back sooner than it asked.
-            if let Some(asked) = e.retry_after() {
-                sleep_unless_stopped(asked.saturating_sub(planned));
-            }
-        })
-        .sleep(sleep_unless_stopped)
-        .call()
+        (|| read(self.attempt(url, headers, payload)?))
+            .retry(backoff)
+            .when(|e: &CaptionError| e.is_transient() && !crate::stop::requested())
+            .notify(|e: &CaptionError, planned: Duration| {
+                // The server knows best how long to wait: never come back sooner than it asked.
+                if let Some(asked) = e.retry_after() {
+                    sleep_unless_stopped(asked.saturating_sub(planned));
+                }
+            })
+            .sleep(sleep_unless_stopped)
+            .call()
     }
 
     fn attempt(
@@ -182,35 +181,16 @@ impl Client {
         }
         self.wait_for_rate_limit();
         let sent = match payload {
-            Payload::None => {
-                let mut request = self.agent.get(url);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.call()
-            }
-            Payload::Json(body) => {
-                let mut request = self.agent.post(url);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.send_json(body)
-            }
+            Payload::None => with_headers(self.agent.get(url), headers).call(),
+            Payload::Json(body) => with_headers(self.agent.post(url), headers).send_json(body),
             Payload::Form { fields, file } => {
-                let mut request = self.agent.post(url);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                let mut form = ureq::unversioned::multipart::Form::new();
-                for (name, value) in *fields {
-                    form = form.text(name, value);
-                }
+                use ureq::unversioned::multipart::{Form, Part};
                 let (name, file_name, bytes) = file;
-                form = form.part(
-                    name,
-                    ureq::unversioned::multipart::Part::bytes(bytes).file_name(file_name),
-                );
-                request.send(form)
+                let form = fields
+                    .iter()
+                    .fold(Form::new(), |form, (field, value)| form.text(field, value))
+                    .part(name, Part::bytes(bytes).file_name(file_name));
+                with_headers(self.agent.post(url), headers).send(form)
             }
         };
         let mut response = sent.map_err(|e| self.transport_error(url, e))?;
@@ -283,6 +263,15 @@ impl Client {
             },
         }
     }
+}
+
+fn with_headers<B>(
+    request: ureq::RequestBuilder<B>,
+    headers: &[(&str, &str)],
+) -> ureq::RequestBuilder<B> {
+    headers.iter().fold(request, |request, (name, value)| {
+        request.header(*name, *value)
+    })
 }
 
 /// The service's own error message, if its body carries one, kept short.

@@ -80,11 +80,8 @@ impl OpenAi {
     }
 
     pub(super) fn get_json(&self, path: &str) -> Result<Value, CaptionError> {
-        let text = self.get_text(path)?;
-        serde_json::from_str(&text).map_err(|e| CaptionError::BadReply {
-            backend: "openai".into(),
-            detail: format!("not JSON ({e})"),
-        })
+        let url = format!("{}/{path}", self.base_url);
+        self.with_headers(|h| self.client.get_json(&url, h))
     }
 
     /// Uploads a JSONL file of requests for the Batch API.

@@ -14,15 +14,48 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The scenedex binary with none of the caller's settings: no API keys or endpoints, and no
+/// config file, so a developer's own set-up cannot change what a test sees.
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scenedex"));
+    for name in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "SCENEDEX_MODEL",
+        "SCENEDEX_CACHE_DIR",
+    ] {
+        command.env_remove(name);
+    }
+    command.env("SCENEDEX_CONFIG", "/nonexistent/scenedex-test-config.toml");
+    command
+}
+
 pub fn scenedex<I, S>(args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_scenedex"))
+    command()
         .args(args)
         .output()
         .expect("the scenedex binary runs")
+}
+
+/// The JSON lines of a `--json` run: the per-item lines, and the final `summary` object.
+pub fn json_lines(stdout: &str) -> (Vec<Value>, Value) {
+    let mut lines = Vec::new();
+    let mut summary = Value::Null;
+    for line in stdout.lines() {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        match value.get("summary") {
+            Some(s) => summary = s.clone(),
+            None => lines.push(value),
+        }
+    }
+    (lines, summary)
 }
 
 /// The JSON lines of one `scenedex frames --json` run.
