@@ -100,17 +100,7 @@ pub fn frames_json(file: &str, extra: &[&str]) -> FramesRun {
     let mut args = vec!["frames".into(), path.into_os_string(), "--json".into()];
     args.extend(extra.iter().map(|a| std::ffi::OsString::from(*a)));
     let output = scenedex(&args);
-    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
-    let mut frames = Vec::new();
-    let mut summary = Value::Null;
-    for line in stdout.lines() {
-        let value: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        match value.get("summary") {
-            Some(s) => summary = s.clone(),
-            None => frames.push(value),
-        }
-    }
+    let (frames, summary) = json_lines(&String::from_utf8(output.stdout).expect("stdout is UTF-8"));
     FramesRun {
         frames,
         summary,
