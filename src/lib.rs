@@ -9,4 +9,5 @@ pub mod decode;
 pub mod dedup;
 pub mod embed;
 pub mod sample;
+pub mod segment;
 pub mod stop;
