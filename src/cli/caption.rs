@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::output::{clock, round_us, Out};
 use super::{CaptionArgs, CaptionerArgs, CaptionerChoice, Error};
 use crate::caption::batch::{self, BatchReport};
-use crate::caption::cache::{Cache, KeyParts};
+use crate::caption::cache::Cache;
 use crate::caption::cost::{self, Price};
 use crate::caption::run::{caption_all, key, Settings, Totals};
 use crate::caption::{
@@ -150,10 +150,10 @@ fn http_settings(args: &CaptionerArgs) -> HttpSettings {
 }
 
 /// One picture to caption and where it sits in its video.
-struct Frame {
+/// Where a picture sits in its video: its time and the stretch it stands for.
+struct Place {
     time: f64,
     span: (f64, f64),
-    picture: Encoded,
 }
 
 #[derive(Serialize)]
@@ -203,7 +203,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
         max_side: args.captioner.max_side,
         quality: args.captioner.jpeg_quality,
     };
-    let frames = gather(&args.path, args, picture)?;
+    let (places, pictures) = gather(&args.path, args, picture)?;
     let cache = open_cache(&args.captioner)?;
     let price = args
         .captioner
@@ -220,7 +220,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     let mut out = Out::new();
     if args.dry_run {
         return dry_run(
-            &frames,
+            &pictures,
             &chosen,
             &settings,
             cache.as_ref(),
@@ -229,14 +229,6 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
             &mut out,
         );
     }
-    let pictures: Vec<Encoded> = frames
-        .iter()
-        .map(|f| Encoded {
-            jpeg: f.picture.jpeg.clone(),
-            width: f.picture.width,
-            height: f.picture.height,
-        })
-        .collect();
     let batch = match args.batch {
         true => run_batch(&chosen, &pictures, &settings, cache.as_ref(), args.poll)?,
         false => None,
@@ -256,7 +248,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     }
     let mut failures = Vec::new();
     let prompt_tag = prompt.tag();
-    for (frame, outcome) in frames.iter().zip(&outcomes) {
+    for (frame, outcome) in places.iter().zip(&outcomes) {
         let line = Line {
             time: round_us(frame.time),
             span: [round_us(frame.span.0), round_us(frame.span.1)],
@@ -290,7 +282,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     }
     let summary = Summary {
         file: args.path.clone(),
-        frames: frames.len(),
+        frames: places.len(),
         totals,
         input_tokens: totals.usage.input_tokens,
         output_tokens: totals.usage.output_tokens,
@@ -316,7 +308,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
         Some(first) => Err(Error::Service(format!(
             "{} of {} frames failed; first: {first}",
             failures.len(),
-            frames.len()
+            places.len()
         ))),
     }
 }
@@ -402,48 +394,52 @@ fn is_image(path: &Path) -> bool {
     matches!(extension.as_deref(), Some("jpg" | "jpeg" | "png"))
 }
 
-fn gather(path: &Path, args: &CaptionArgs, picture: Picture) -> Result<Vec<Frame>, Error> {
+/// The pictures to caption, encoded as they will be sent, and where each sits.
+fn gather(
+    path: &Path,
+    args: &CaptionArgs,
+    picture: Picture,
+) -> Result<(Vec<Place>, Vec<Encoded>), Error> {
     if is_image(path) {
         let image = image::open(path)
             .map_err(|e| Error::Input(format!("{}: cannot read the image: {e}", path.display())))?;
         let encoded = encode(&image.to_rgb8(), picture).map_err(|e| Error::Input(e.to_string()))?;
-        return Ok(vec![Frame {
-            time: 0.0,
-            span: (0.0, 0.0),
-            picture: encoded,
-        }]);
+        return Ok((
+            vec![Place {
+                time: 0.0,
+                span: (0.0, 0.0),
+            }],
+            vec![encoded],
+        ));
     }
     let mut sampler = Sampler::open(path, args.sampling.sample_config())?;
     let mut deduper = Deduper::new(args.sampling.dedup_config());
-    let mut frames = Vec::new();
-    let keep =
-        |records: Vec<crate::dedup::FrameRecord>, frames: &mut Vec<Frame>| -> Result<(), Error> {
-            for record in records.into_iter().filter(|r| r.kept()) {
-                let encoded =
-                    encode(&record.image, picture).map_err(|e| Error::Input(e.to_string()))?;
-                frames.push(Frame {
-                    time: record.time,
-                    span: record.span,
-                    picture: encoded,
-                });
-            }
-            Ok(())
-        };
+    let (mut places, mut pictures) = (Vec::new(), Vec::new());
+    let mut keep = |records: Vec<crate::dedup::FrameRecord>| -> Result<(), Error> {
+        for record in records.into_iter().filter(|r| r.kept()) {
+            pictures.push(encode(&record.image, picture).map_err(|e| Error::Input(e.to_string()))?);
+            places.push(Place {
+                time: record.time,
+                span: record.span,
+            });
+        }
+        Ok(())
+    };
     while let Some(sample) = sampler.next_sample()? {
-        keep(deduper.push(sample), &mut frames)?;
+        keep(deduper.push(sample))?;
     }
     let end = sampler
         .end()
         .unwrap_or(0.0)
         .max(sampler.decoder().stats().stream_end);
-    keep(deduper.finish(end), &mut frames)?;
-    Ok(frames)
+    keep(deduper.finish(end))?;
+    Ok((places, pictures))
 }
 
 /// What a run would cost, with nothing spent: cached pictures are free, and output is counted
 /// at the prompt's token limit, so the estimate is an upper bound.
 fn dry_run(
-    frames: &[Frame],
+    pictures: &[Encoded],
     chosen: &Chosen,
     settings: &Settings,
     cache: Option<&Cache>,
@@ -456,27 +452,20 @@ fn dry_run(
         (settings.prompt.system.len() + settings.prompt.user.len()).div_ceil(4) as u64;
     let mut unique: Vec<String> = Vec::new();
     let (mut cached, mut usage) = (0u64, crate::caption::Usage::default());
-    for frame in frames {
-        let key = Cache::key(&KeyParts {
-            jpeg: &frame.picture.jpeg,
-            backend: captioner.backend(),
-            model: captioner.model(),
-            prompt: &settings.prompt.tag(),
-            lang: settings.lang,
-            detail: settings.detail,
-        });
+    for picture in pictures {
+        let key = key(picture, captioner, settings);
         if cache.is_some_and(|c| c.get(&key).is_some()) {
             cached += 1;
         } else if !unique.contains(&key) {
             usage.input_tokens +=
-                captioner.image_tokens(frame.picture.width, frame.picture.height) + text_tokens;
+                captioner.image_tokens(picture.width, picture.height) + text_tokens;
             usage.output_tokens += u64::from(settings.prompt.max_tokens);
             unique.push(key);
         }
     }
     let cost = price.map(|p| cost::dollars(usage, p));
     let estimate = serde_json::json!({"dry_run": {
-        "frames": frames.len(), "cached": cached, "to_caption": unique.len(),
+        "frames": pictures.len(), "cached": cached, "to_caption": unique.len(),
         "input_tokens": usage.input_tokens, "output_tokens_at_most": usage.output_tokens,
         "cost_at_most": cost, "backend": captioner.backend(), "model": captioner.model(),
     }});
@@ -488,7 +477,7 @@ fn dry_run(
         });
         out.line(&format!(
             "dry run: {} frames, {cached} cached, {} to caption with {}/{}: about {} tokens in, at most {} out; {cost}",
-            frames.len(),
+            pictures.len(),
             unique.len(),
             captioner.backend(),
             captioner.model(),

@@ -216,7 +216,6 @@ fn encode_jpeg(image: &image::RgbImage, path: &Path) -> Result<(), Error> {
 fn finish_summary(summary: &mut Summary, stats: DecodeStats, end: f64, started: Instant) {
     let wall = started.elapsed().as_secs_f64();
     summary.duration = round_us(end);
-    summary.frames_decoded = stats.frames;
     summary.corrupt = stats.corrupt;
     summary.wall_seconds = (wall * 1000.0).round() / 1000.0;
     summary.speed = if wall > 0.0 {

@@ -87,7 +87,6 @@ pub struct Frame {
 /// Counts kept while decoding, for the run summary.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct DecodeStats {
-    pub packets: u64,
     pub frames: u64,
     /// Packets the decoder rejected and frames it flagged as damaged.
     pub corrupt: u64,
@@ -243,7 +242,6 @@ impl Decoder {
             if self.skip == Skip::NonKey && !packet.is_key() {
                 continue;
             }
-            self.stats.packets += 1;
             if self.decoder.send_packet(&packet).is_err() {
                 self.stats.corrupt += 1;
             }
