@@ -549,3 +549,41 @@ fn the_config_file_sets_defaults_below_flags() {
         "{stderr}"
     );
 }
+
+/// A full disk while writing thumbnails: a one-line error, exit 5, and no half-written file.
+/// Needs root, to mount a 64 KiB tmpfs; says so and skips otherwise.
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_no_partial_thumbnail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let out = scenedex([
+        "frames".as_ref(),
+        fixture("real.mp4").as_os_str(),
+        "--out".as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    let _ = std::process::Command::new("umount")
+        .arg(dir.path())
+        .status();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("Error: ") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
