@@ -11,3 +11,4 @@ pub mod embed;
 pub mod sample;
 pub mod segment;
 pub mod stop;
+pub mod store;

@@ -1,0 +1,143 @@
+//! The embedded Qdrant store on real qdrant-edge, with real MiniLM vectors: hybrid search,
+//! idempotent writes, deletion, persistence, the one-process lock and the model check.
+
+use scenedex::embed::{Embedder, MiniLm};
+use scenedex::store::{point_id, EdgeStore, Query, SegmentPoint, StoreError, VectorStore};
+use serde_json::json;
+
+const CAPTIONS: [(&str, f64, &str); 4] = [
+    (
+        "dog.mp4",
+        12.0,
+        "a dog jumps into a swimming pool in a sunny backyard",
+    ),
+    (
+        "office.mp4",
+        3.5,
+        "a green EXIT sign glows above a door in a dark office corridor",
+    ),
+    (
+        "street.mp4",
+        40.0,
+        "cars and cyclists pass on a busy city street at dusk",
+    ),
+    (
+        "kitchen.mp4",
+        7.0,
+        "a man chops vegetables on a wooden board in a kitchen",
+    ),
+];
+
+fn model() -> MiniLm {
+    MiniLm::load(&MiniLm::default_dir().unwrap()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn points(model: &MiniLm) -> Vec<SegmentPoint> {
+    let texts: Vec<&str> = CAPTIONS.iter().map(|(_, _, t)| *t).collect();
+    let vectors = model.embed(&texts).unwrap();
+    CAPTIONS
+        .iter()
+        .zip(vectors)
+        .map(|((file, start, text), dense)| SegmentPoint {
+            id: point_id(file, *start),
+            dense,
+            text: text.to_string(),
+            payload: json!({"path": file, "fingerprint": file, "start": start, "caption": text})
+                .as_object()
+                .unwrap()
+                .clone(),
+        })
+        .collect()
+}
+
+fn search(store: &EdgeStore, model: &MiniLm, text: &str) -> Vec<String> {
+    let dense = model.embed(&[text]).unwrap().remove(0);
+    let hits = store
+        .search(&Query {
+            dense: &dense,
+            text,
+            limit: 2,
+            equals: vec![],
+        })
+        .unwrap();
+    hits.into_iter()
+        .map(|h| h.payload["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn paraphrases_and_exact_words_both_find_their_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model();
+    let store = EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap();
+    store.upsert(points(&model)).unwrap();
+    assert_eq!(
+        search(
+            &store,
+            &model,
+            "the scene where a puppy leaps into the water"
+        )[0],
+        "dog.mp4"
+    );
+    assert_eq!(search(&store, &model, "EXIT")[0], "office.mp4");
+    let dense = model.embed(&["food"]).unwrap().remove(0);
+    let only_street = store
+        .search(&Query {
+            dense: &dense,
+            text: "food",
+            limit: 4,
+            equals: vec![("path", json!("street.mp4"))],
+        })
+        .unwrap();
+    assert_eq!(only_street.len(), 1, "the filter keeps the kitchen out");
+}
+
+#[test]
+fn writing_a_segment_twice_keeps_one_point_and_deleting_a_file_removes_its_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model();
+    let store = EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap();
+    store.upsert(points(&model)).unwrap();
+    store.upsert(points(&model)).unwrap();
+    assert_eq!(store.count().unwrap(), 4);
+    store.delete_where("fingerprint", "dog.mp4").unwrap();
+    assert_eq!(store.count().unwrap(), 3);
+}
+
+#[test]
+fn the_index_persists_and_one_process_at_a_time_may_open_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model();
+    {
+        let store = EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap();
+        store.upsert(points(&model)).unwrap();
+        store.flush().unwrap();
+        match EdgeStore::open(dir.path(), model.model(), model.dimension(), false) {
+            Err(StoreError::InUse { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
+            other => panic!("expected in use, got {:?}", other.err()),
+        }
+    }
+    let reopened = EdgeStore::open(dir.path(), model.model(), model.dimension(), false).unwrap();
+    assert_eq!(reopened.count().unwrap(), 4);
+}
+
+#[test]
+fn another_embedding_model_and_a_missing_index_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model();
+    drop(EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap());
+    let error = EdgeStore::open(dir.path(), "text-embedding-3-small", 1536, false)
+        .err()
+        .unwrap();
+    assert!(matches!(error, StoreError::ModelMismatch { .. }), "{error}");
+    assert!(error.to_string().contains("all-MiniLM-L6-v2"));
+    let missing = EdgeStore::open(
+        &dir.path().join("nothing"),
+        model.model(),
+        model.dimension(),
+        false,
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(missing, StoreError::Missing(_)));
+}
