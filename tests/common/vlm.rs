@@ -415,14 +415,20 @@ fn dominant(r: f64, g: f64, b: f64) -> &'static str {
     }
 }
 
-/// OpenAI's Batch API: file upload (multipart), batch creation, status, output download.
-fn batch_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
+/// The body of a request to the OpenAI endpoints, and whether it carries the right bearer key.
+fn read_bearer_request(request: &mut tiny_http::Request) -> (Vec<u8>, bool) {
     let mut raw = Vec::new();
     let _ = request.as_reader().read_to_end(&mut raw);
     let authorized = request
         .headers()
         .iter()
         .any(|h| h.field.equiv("Authorization") && h.value.as_str() == format!("Bearer {KEY}"));
+    (raw, authorized)
+}
+
+/// OpenAI's Batch API: file upload (multipart), batch creation, status, output download.
+fn batch_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
+    let (raw, authorized) = read_bearer_request(&mut request);
     let content_type = request
         .headers()
         .iter()
@@ -547,12 +553,7 @@ fn answer_batch_line(line: &str) -> Result<String, String> {
 /// `/v1/embeddings`: 8-dimensional vectors made from each text's bytes, listed in reverse
 /// order (each with its index), as a server may.
 fn embeddings_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
-    let mut raw = Vec::new();
-    let _ = request.as_reader().read_to_end(&mut raw);
-    let authorized = request
-        .headers()
-        .iter()
-        .any(|h| h.field.equiv("Authorization") && h.value.as_str() == format!("Bearer {KEY}"));
+    let (raw, authorized) = read_bearer_request(&mut request);
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let inputs: Vec<String> = body["input"]
         .as_array()
