@@ -265,6 +265,17 @@ impl Client {
     }
 }
 
+/// Calls `f` with an `Authorization: Bearer` header when there is a key, and none otherwise
+/// (local servers need none).
+pub fn with_bearer<T>(key: Option<&Secret>, f: impl FnOnce(&[(&str, &str)]) -> T) -> T {
+    let value = key.map(|k| format!("Bearer {}", k.expose()));
+    let headers: Vec<(&str, &str)> = value
+        .iter()
+        .map(|v| ("Authorization", v.as_str()))
+        .collect();
+    f(&headers)
+}
+
 fn with_headers<B>(
     request: ureq::RequestBuilder<B>,
     headers: &[(&str, &str)],

@@ -54,18 +54,8 @@ impl OpenAi {
         &self.base_url
     }
 
-    fn authorization(&self) -> Option<String> {
-        self.key.as_ref().map(|k| format!("Bearer {}", k.expose()))
-    }
-
-    /// Calls `f` with the authorization header, when there is a key.
     fn with_headers<T>(&self, f: impl FnOnce(&[(&str, &str)]) -> T) -> T {
-        let authorization = self.authorization();
-        let headers: Vec<(&str, &str)> = authorization
-            .iter()
-            .map(|v| ("Authorization", v.as_str()))
-            .collect();
-        f(&headers)
+        super::http::with_bearer(self.key.as_ref(), f)
     }
 
     /// POSTs JSON to `{base}/{path}` (for the Batch API's endpoints).

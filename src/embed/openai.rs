@@ -36,16 +36,10 @@ impl OpenAiEmbedder {
     }
 
     fn request(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let authorization = self.key.as_ref().map(|k| format!("Bearer {}", k.expose()));
-        let headers: Vec<(&str, &str)> = authorization
-            .iter()
-            .map(|v| ("Authorization", v.as_str()))
-            .collect();
-        let answer = self.client.post_json(
-            &self.url,
-            &headers,
-            &json!({"model": self.model, "input": texts}),
-        )?;
+        let body = json!({"model": self.model, "input": texts});
+        let answer = crate::caption::http::with_bearer(self.key.as_ref(), |headers| {
+            self.client.post_json(&self.url, headers, &body)
+        })?;
         let bad = |detail: &str| EmbedError::Compute(format!("openai embeddings: {detail}"));
         let mut rows: Vec<(u64, Vec<f32>)> = answer
             .get("data")
