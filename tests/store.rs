@@ -2,7 +2,9 @@
 //! idempotent writes, deletion, persistence, the one-process lock and the model check.
 
 use scenedex::embed::{Embedder, MiniLm};
-use scenedex::store::{point_id, EdgeStore, Query, SegmentPoint, StoreError, VectorStore};
+use scenedex::store::{
+    point_id, Condition, EdgeStore, Point, Query, StoreError, VectorStore, Vectors,
+};
 use serde_json::json;
 
 const CAPTIONS: [(&str, f64, &str); 4] = [
@@ -32,16 +34,18 @@ fn model() -> MiniLm {
     MiniLm::load(&MiniLm::default_dir().unwrap()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn points(model: &MiniLm) -> Vec<SegmentPoint> {
+fn points(model: &MiniLm) -> Vec<Point> {
     let texts: Vec<&str> = CAPTIONS.iter().map(|(_, _, t)| *t).collect();
     let vectors = model.embed(&texts).unwrap();
     CAPTIONS
         .iter()
         .zip(vectors)
-        .map(|((file, start, text), dense)| SegmentPoint {
+        .map(|((file, start, text), dense)| Point {
             id: point_id(file, *start),
-            dense,
-            text: text.to_string(),
+            vectors: Some(Vectors {
+                dense,
+                text: text.to_string(),
+            }),
             payload: json!({"path": file, "fingerprint": file, "start": start, "caption": text})
                 .as_object()
                 .unwrap()
@@ -57,7 +61,7 @@ fn search(store: &EdgeStore, model: &MiniLm, text: &str) -> Vec<String> {
             dense: &dense,
             text,
             limit: 2,
-            equals: vec![],
+            filter: vec![],
         })
         .unwrap();
     hits.into_iter()
@@ -69,7 +73,8 @@ fn search(store: &EdgeStore, model: &MiniLm, text: &str) -> Vec<String> {
 fn paraphrases_and_exact_words_both_find_their_segment() {
     let dir = tempfile::tempdir().unwrap();
     let model = model();
-    let store = EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap();
+    let store =
+        EdgeStore::open(dir.path(), Some((model.model(), model.dimension())), true).unwrap();
     store.upsert(points(&model)).unwrap();
     assert_eq!(
         search(
@@ -86,7 +91,7 @@ fn paraphrases_and_exact_words_both_find_their_segment() {
             dense: &dense,
             text: "food",
             limit: 4,
-            equals: vec![("path", json!("street.mp4"))],
+            filter: vec![Condition::equals("path", "street.mp4")],
         })
         .unwrap();
     assert_eq!(only_street.len(), 1, "the filter keeps the kitchen out");
@@ -96,12 +101,15 @@ fn paraphrases_and_exact_words_both_find_their_segment() {
 fn writing_a_segment_twice_keeps_one_point_and_deleting_a_file_removes_its_points() {
     let dir = tempfile::tempdir().unwrap();
     let model = model();
-    let store = EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap();
+    let store =
+        EdgeStore::open(dir.path(), Some((model.model(), model.dimension())), true).unwrap();
     store.upsert(points(&model)).unwrap();
     store.upsert(points(&model)).unwrap();
-    assert_eq!(store.count().unwrap(), 4);
-    store.delete_where("fingerprint", "dog.mp4").unwrap();
-    assert_eq!(store.count().unwrap(), 3);
+    assert_eq!(store.count(&[]).unwrap(), 4);
+    store
+        .delete(&[Condition::equals("fingerprint", "dog.mp4")])
+        .unwrap();
+    assert_eq!(store.count(&[]).unwrap(), 3);
 }
 
 #[test]
@@ -109,32 +117,33 @@ fn the_index_persists_and_one_process_at_a_time_may_open_it() {
     let dir = tempfile::tempdir().unwrap();
     let model = model();
     {
-        let store = EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap();
+        let store =
+            EdgeStore::open(dir.path(), Some((model.model(), model.dimension())), true).unwrap();
         store.upsert(points(&model)).unwrap();
         store.flush().unwrap();
-        match EdgeStore::open(dir.path(), model.model(), model.dimension(), false) {
+        match EdgeStore::open(dir.path(), Some((model.model(), model.dimension())), false) {
             Err(StoreError::InUse { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
             other => panic!("expected in use, got {:?}", other.err()),
         }
     }
-    let reopened = EdgeStore::open(dir.path(), model.model(), model.dimension(), false).unwrap();
-    assert_eq!(reopened.count().unwrap(), 4);
+    let reopened =
+        EdgeStore::open(dir.path(), Some((model.model(), model.dimension())), false).unwrap();
+    assert_eq!(reopened.count(&[]).unwrap(), 4);
 }
 
 #[test]
 fn another_embedding_model_and_a_missing_index_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let model = model();
-    drop(EdgeStore::open(dir.path(), model.model(), model.dimension(), true).unwrap());
-    let error = EdgeStore::open(dir.path(), "text-embedding-3-small", 1536, false)
+    drop(EdgeStore::open(dir.path(), Some((model.model(), model.dimension())), true).unwrap());
+    let error = EdgeStore::open(dir.path(), Some(("text-embedding-3-small", 1536)), false)
         .err()
         .unwrap();
     assert!(matches!(error, StoreError::ModelMismatch { .. }), "{error}");
     assert!(error.to_string().contains("all-MiniLM-L6-v2"));
     let missing = EdgeStore::open(
         &dir.path().join("nothing"),
-        model.model(),
-        model.dimension(),
+        Some((model.model(), model.dimension())),
         false,
     )
     .err()

@@ -374,7 +374,7 @@ fn human_summary(s: &Summary, captioner: &dyn Captioner) -> String {
     )
 }
 
-fn open_cache(args: &CaptionerArgs) -> Result<Option<Cache>, Error> {
+pub fn open_cache(args: &CaptionerArgs) -> Result<Option<Cache>, Error> {
     if args.no_cache {
         return Ok(None);
     }

@@ -1,9 +1,13 @@
 //! cli: the `scenedex` command line. Every flag is defined and documented here, in one place.
 
+mod backends;
 pub mod caption;
 mod config;
 mod frames;
+mod index;
 mod output;
+mod search;
+mod stats;
 
 use std::path::PathBuf;
 
@@ -27,6 +31,8 @@ pub mod exit {
     pub const CANT_WRITE: i32 = 5;
     /// A remote service (captioner) failed: unreachable, refused the key, or kept failing.
     pub const SERVICE: i32 = 6;
+    /// The index is in use by another scenedex process.
+    pub const BUSY: i32 = 7;
     /// Stopped by Ctrl-C (128 + SIGINT).
     pub const INTERRUPTED: i32 = 130;
 }
@@ -51,6 +57,147 @@ pub enum Command {
     /// Caption one image, or the kept frames of one video, and print time and caption per
     /// frame: the quickest way to try prompts and backends.
     Caption(CaptionArgs),
+    /// Index videos and folders of videos (recursively): sample, caption, embed and store their
+    /// scenes. Unchanged files are skipped, moved ones recognised; run it again at any time.
+    Index(IndexArgs),
+    /// Find the scenes that match a description: file, start and end, caption, and an mpv line.
+    Search(SearchArgs),
+    /// What the index holds: files, hours, segments, and the models that made them.
+    Stats(StatsArgs),
+    /// Remove files (or every file under a folder) from the index.
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Video files and folders to index.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub captioner: CaptionerArgs,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    /// Files in flight at once.
+    #[arg(long, short = 'j', env = "SCENEDEX_JOBS", value_name = "N", default_value_t = 2, value_parser = concurrency)]
+    pub jobs: usize,
+
+    /// Frames whose captions are at least this similar (cosine of their embeddings) merge into one segment.
+    #[arg(
+        long,
+        env = "SCENEDEX_MERGE_SIMILARITY",
+        value_name = "COSINE",
+        default_value_t = 0.8
+    )]
+    pub merge_similarity: f32,
+
+    /// Longest segment, in seconds: a long shot is split so results stay precise.
+    #[arg(long, env = "SCENEDEX_MAX_SEGMENT", value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_number)]
+    pub max_segment: f64,
+
+    /// Keep files that have vanished from a folder being indexed (by default they are removed
+    /// from the index, as a moved file is recognised wherever it went).
+    #[arg(long)]
+    pub keep_missing: bool,
+
+    /// Print one JSON object per file, then a "summary" line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What the scene shows, in words.
+    pub query: String,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Most hits to print.
+    #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub limit: u64,
+
+    /// At most N hits from any one file; human output groups them under the file.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub per_file: Option<u64>,
+
+    /// Only files at or under this path (a file or a folder).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    /// Only segments that end at or after this time in their file (seconds, or HH:MM:SS.mmm).
+    #[arg(long, value_name = "TIME", value_parser = time_of_day)]
+    pub from: Option<f64>,
+
+    /// Only segments that start at or before this time in their file (seconds, or HH:MM:SS.mmm).
+    #[arg(long, value_name = "TIME", value_parser = time_of_day)]
+    pub to: Option<f64>,
+
+    /// Drop hits whose similarity to the query (cosine of the embeddings, up to 1) is below this.
+    #[arg(long, value_name = "SIMILARITY")]
+    pub min_score: Option<f32>,
+
+    /// Only segments whose field has this value, e.g. contains_people=false, people_count=2,
+    /// contains_text=true, setting=office (fields of the moderation style). Repeatable.
+    #[arg(long = "where", value_name = "FIELD=VALUE", value_parser = field_value)]
+    pub conditions: Vec<(String, serde_json::Value)>,
+
+    /// Print one JSON object per hit.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Files, or folders whose files are all forgotten. They need not exist any more.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedderChoice {
+    /// all-MiniLM-L6-v2 on this machine: offline, free.
+    Local,
+    /// An OpenAI-compatible /v1/embeddings endpoint.
+    Openai,
+}
+
+/// Where the index lives and which model turns text into its vectors.
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// The index's folder; separate folders keep separate archives apart [default: ~/.local/share/scenedex/index].
+    #[arg(long, env = "SCENEDEX_INDEX", value_name = "DIR")]
+    pub index: Option<PathBuf>,
+
+    /// How captions and queries become vectors. An index answers only the model that built it.
+    #[arg(long, env = "SCENEDEX_EMBEDDER", value_enum, default_value = "local")]
+    pub embedder: EmbedderChoice,
+
+    /// openai embedder: the model [default: text-embedding-3-small].
+    #[arg(long, env = "SCENEDEX_EMBEDDING_MODEL", value_name = "NAME")]
+    pub embedding_model: Option<String>,
+
+    /// openai embedder: the API's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1].
+    #[arg(long, env = "SCENEDEX_EMBEDDING_URL", value_name = "URL")]
+    pub embedding_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +405,35 @@ fn concurrency(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Seconds, or a time as printed by scenedex (HH:MM:SS.mmm, MM:SS).
+fn time_of_day(s: &str) -> Result<f64, String> {
+    let mut seconds = 0.0;
+    for part in s.split(':') {
+        match part.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => seconds = seconds * 60.0 + x,
+            _ => return Err(format!("'{s}' is not a time (seconds, or HH:MM:SS.mmm)")),
+        }
+    }
+    Ok(seconds)
+}
+
+/// `FIELD=VALUE`, the value read as a bool or a whole number when it is one.
+fn field_value(s: &str) -> Result<(String, serde_json::Value), String> {
+    let (field, value) = s
+        .split_once('=')
+        .filter(|(f, _)| !f.is_empty())
+        .ok_or_else(|| format!("'{s}' is not FIELD=VALUE"))?;
+    let value = match value {
+        "true" | "yes" => serde_json::Value::Bool(true),
+        "false" | "no" => serde_json::Value::Bool(false),
+        v => v.parse::<i64>().map_or_else(
+            |_| serde_json::Value::String(v.into()),
+            serde_json::Value::from,
+        ),
+    };
+    Ok((field.to_string(), value))
+}
+
 fn non_negative_number(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
@@ -285,8 +461,20 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Input(String),
+    /// An input path is missing or unreadable.
+    #[error("{0}")]
+    NoInput(String),
     #[error("{0}")]
     Service(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Some files of a run failed; each was reported. The status is that of the first.
+    #[error("{count} of {total} files failed")]
+    Files {
+        count: usize,
+        total: usize,
+        code: i32,
+    },
     #[error("interrupted")]
     Interrupted,
     /// Writing to standard output failed; a closed pipe (`| head`) is a normal way to stop.
@@ -297,22 +485,41 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Decode(e) => match e {
-                DecodeError::NotFound(_)
-                | DecodeError::IsDirectory(_)
-                | DecodeError::Unreadable(..) => exit::NO_INPUT,
-                DecodeError::Interrupted => exit::INTERRUPTED,
-                DecodeError::Ffmpeg { .. } => exit::FAILURE,
-                _ => exit::BAD_INPUT,
-            },
+            Error::Decode(e) => decode_exit_code(e),
+            Error::NoInput(_) => exit::NO_INPUT,
             Error::Write { .. } | Error::Encode { .. } => exit::CANT_WRITE,
             Error::Config(_) => exit::USAGE,
             Error::Input(_) => exit::BAD_INPUT,
             Error::Service(_) => exit::SERVICE,
+            Error::Store(e) => store_exit_code(e),
+            Error::Files { code, .. } => *code,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Stdout(_) => exit::CANT_WRITE,
         }
+    }
+}
+
+fn decode_exit_code(e: &DecodeError) -> i32 {
+    match e {
+        DecodeError::NotFound(_) | DecodeError::IsDirectory(_) | DecodeError::Unreadable(..) => {
+            exit::NO_INPUT
+        }
+        DecodeError::Interrupted => exit::INTERRUPTED,
+        DecodeError::Ffmpeg { .. } => exit::FAILURE,
+        _ => exit::BAD_INPUT,
+    }
+}
+
+fn store_exit_code(e: &crate::store::StoreError) -> i32 {
+    use crate::store::StoreError;
+    match e {
+        StoreError::InUse { .. } => exit::BUSY,
+        StoreError::ModelMismatch { .. } => exit::USAGE,
+        StoreError::Missing(_) => exit::NO_INPUT,
+        StoreError::Io { .. } => exit::CANT_WRITE,
+        StoreError::Unreachable { .. } => exit::SERVICE,
+        StoreError::Engine(_) => exit::FAILURE,
     }
 }
 
@@ -337,6 +544,10 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Frames(args) => frames::run(&args),
         Command::Caption(args) => caption::run(&args),
+        Command::Index(args) => index::run(&args),
+        Command::Search(args) => search::run(&args),
+        Command::Stats(args) => stats::run(&args),
+        Command::Forget(args) => stats::forget(&args),
     };
     match result {
         Ok(()) => exit::OK,

@@ -1,6 +1,7 @@
 //! decode: open a file with FFmpeg and stream the frames of its first video stream, each with
 //! the exact time a player shows it.
 
+pub mod find;
 mod picture;
 
 use std::path::{Path, PathBuf};

@@ -7,16 +7,21 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
+use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
-    Condition, CountRequest, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
-    EdgeVectorParamsBuilder, FieldCondition, Filter, Fusion, Match, Modifier, NamedQuery, Payload,
-    PointId, PointInsertOperations, PointOperations, PointStructPersisted, Prefetch, QueryEnum,
-    QueryRequest, ScoringQuery, UpdateOperation, ValueVariants, VectorInternal, VectorPersisted,
+    CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
+    Filter, Fusion, JsonPath, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema, PayloadOps,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
+    Prefetch, QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, SetPayloadOp,
+    UpdateOperation, ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal,
     VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Hit, Query, SegmentPoint, StoreError, VectorStore};
+use super::{
+    Condition, FieldKind, Hit, Point, Query, Record, StoreError, VectorStore, INDEXED_FIELDS,
+};
 
 const DENSE: &str = "dense";
 const SPARSE: &str = "bm25";
@@ -27,6 +32,8 @@ const SHARD: &str = "shard";
 const PREFETCH_FACTOR: usize = 4;
 /// The usual constant of reciprocal rank fusion.
 const RRF_K: usize = 60;
+/// Points read per page when scrolling.
+const PAGE: usize = 1000;
 
 /// What the index was built with; another embedding model cannot search or add to it.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -37,6 +44,8 @@ struct Meta {
 
 pub struct EdgeStore {
     dir: PathBuf,
+    /// The embedding model that built the index.
+    model: String,
     shard: EdgeShard,
     bm25: EdgeBm25,
     /// Held open, and locked, for as long as the store is.
@@ -44,38 +53,53 @@ pub struct EdgeStore {
 }
 
 impl EdgeStore {
-    /// Opens the index in `dir` for this model, creating it when `create` is set.
+    /// Opens the index in `dir` for this embedding model (name and dimension), creating it
+    /// when `create` is set. Without a model, it opens for reading and removing only.
     pub fn open(
         dir: &Path,
-        model: &str,
-        dimension: usize,
+        model: Option<(&str, usize)>,
         create: bool,
     ) -> Result<EdgeStore, StoreError> {
         if !create && !dir.join(META).is_file() {
-            return Err(StoreError::Missing(dir.to_path_buf()));
+            return Err(StoreError::Missing(dir.display().to_string()));
         }
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let lock = lock(dir)?;
-        check_meta(dir, model, dimension)?;
+        let meta = match model {
+            Some((model, dimension)) => check_meta(dir, model, dimension)?,
+            None => read_meta(dir)?,
+        };
+        let dimension = meta.dimension;
         let shard_dir = dir.join(SHARD);
         let shard = if shard_dir.join("edge_config.json").is_file() {
-            EdgeShard::load(&shard_dir, None)
+            EdgeShard::load(&shard_dir, None).map_err(engine)?
         } else {
             std::fs::create_dir_all(&shard_dir).map_err(|e| io(dir, e))?;
-            EdgeShard::new(&shard_dir, config(dimension))
-        }
-        .map_err(engine)?;
+            let shard = EdgeShard::new(&shard_dir, config(dimension)).map_err(engine)?;
+            create_indexes(&shard)?;
+            shard
+        };
         let bm25 = EdgeBm25::new(EdgeBm25Config::default()).map_err(engine)?;
         Ok(EdgeStore {
             dir: dir.to_path_buf(),
+            model: meta.model,
             shard,
             bm25,
             _lock: lock,
         })
     }
 
+    /// Whether `dir` holds an index.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(META).is_file()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
     }
 
     fn nearest(
@@ -97,6 +121,30 @@ impl EdgeStore {
             score_threshold: None,
         }
     }
+
+    fn update(&self, operation: UpdateOperation) -> Result<(), StoreError> {
+        self.shard.update(operation).map_err(engine)
+    }
+}
+
+/// Payload indexes on the fields that filters use, so filtering stays fast at a million points.
+fn create_indexes(shard: &EdgeShard) -> Result<(), StoreError> {
+    for (field, kind) in INDEXED_FIELDS {
+        let schema = match kind {
+            FieldKind::Keyword => PayloadSchemaType::Keyword,
+            FieldKind::Float => PayloadSchemaType::Float,
+            FieldKind::Integer => PayloadSchemaType::Integer,
+            FieldKind::Bool => PayloadSchemaType::Bool,
+        };
+        let operation = FieldIndexOperations::CreateIndex(CreateIndex {
+            field_name: json_path(field)?,
+            field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+        });
+        shard
+            .update(UpdateOperation::FieldIndexOperation(operation))
+            .map_err(engine)?;
+    }
+    Ok(())
 }
 
 fn config(dimension: usize) -> qdrant_edge::EdgeConfig {
@@ -138,7 +186,12 @@ fn lock(dir: &Path) -> Result<std::fs::File, StoreError> {
     Ok(file)
 }
 
-fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<(), StoreError> {
+fn read_meta(dir: &Path) -> Result<Meta, StoreError> {
+    let bytes = std::fs::read(dir.join(META)).map_err(|e| io(dir, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| io(dir, e))
+}
+
+fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<Meta, StoreError> {
     let path = dir.join(META);
     let asked = Meta {
         model: model.to_string(),
@@ -149,14 +202,14 @@ fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<(), StoreErro
             let built: Meta = serde_json::from_slice(&bytes).map_err(|e| io(dir, e))?;
             if built != asked {
                 return Err(StoreError::ModelMismatch {
-                    dir: dir.to_path_buf(),
+                    place: dir.display().to_string(),
                     built_with: built.model,
                     built_dimension: built.dimension,
                     asked: asked.model,
                     asked_dimension: asked.dimension,
                 });
             }
-            Ok(())
+            Ok(built)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let temporary = path.with_extension("partial");
@@ -165,7 +218,8 @@ fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<(), StoreErro
                 serde_json::to_vec(&asked).expect("meta serializes"),
             )
             .map_err(|e| io(dir, e))?;
-            std::fs::rename(&temporary, &path).map_err(|e| io(dir, e))
+            std::fs::rename(&temporary, &path).map_err(|e| io(dir, e))?;
+            Ok(asked)
         }
         Err(e) => Err(io(dir, e)),
     }
@@ -182,68 +236,157 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
-fn equals(field: &str, value: &serde_json::Value) -> Result<Condition, StoreError> {
-    let value = match value {
-        serde_json::Value::String(s) => ValueVariants::String(s.clone()),
-        serde_json::Value::Bool(b) => ValueVariants::Bool(*b),
-        serde_json::Value::Number(n) if n.is_i64() => {
-            ValueVariants::Integer(n.as_i64().expect("checked"))
-        }
-        other => {
-            return Err(StoreError::Engine(format!(
-                "cannot filter {field} on {other}"
-            )))
-        }
-    };
-    let key = field
+fn json_path(field: &str) -> Result<JsonPath, StoreError> {
+    field
         .try_into()
-        .map_err(|_| StoreError::Engine(format!("bad field name {field}")))?;
-    Ok(Condition::Field(FieldCondition::new_match(
-        key,
-        Match::new_value(value),
-    )))
+        .map_err(|_| StoreError::Engine(format!("bad field name {field}")))
+}
+
+fn filter(conditions: &[Condition]) -> Result<Option<Filter>, StoreError> {
+    if conditions.is_empty() {
+        return Ok(None);
+    }
+    let must = conditions
+        .iter()
+        .map(condition)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Filter {
+        must: Some(must),
+        ..Default::default()
+    }))
+}
+
+fn condition(condition: &Condition) -> Result<qdrant_edge::Condition, StoreError> {
+    let field = match condition {
+        Condition::Equals(field, value) => FieldCondition::new_match(
+            json_path(field)?,
+            Match::new_value(match_value(field, value)?),
+        ),
+        Condition::Between { field, min, max } => FieldCondition::new_range(
+            json_path(field)?,
+            Range {
+                gte: min.map(OrderedFloat),
+                lte: max.map(OrderedFloat),
+                lt: None,
+                gt: None,
+            },
+        ),
+    };
+    Ok(qdrant_edge::Condition::Field(field))
+}
+
+fn match_value(field: &str, value: &serde_json::Value) -> Result<ValueVariants, StoreError> {
+    match value {
+        serde_json::Value::String(s) => Ok(ValueVariants::String(s.clone())),
+        serde_json::Value::Bool(b) => Ok(ValueVariants::Bool(*b)),
+        serde_json::Value::Number(n) if n.is_i64() => {
+            Ok(ValueVariants::Integer(n.as_i64().expect("checked")))
+        }
+        other => Err(StoreError::Engine(format!(
+            "cannot filter {field} on {other}"
+        ))),
+    }
+}
+
+fn numeric_id(id: PointId) -> Option<u64> {
+    match id {
+        PointId::NumId(id) => Some(id),
+        PointId::Uuid(_) => None,
+    }
+}
+
+fn dense_of(vector: Option<VectorStructInternal>) -> Option<Vec<f32>> {
+    match vector? {
+        VectorStructInternal::Named(mut named) => match named.remove(DENSE)? {
+            VectorInternal::Dense(v) => Some(v),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl VectorStore for EdgeStore {
-    fn upsert(&self, points: Vec<SegmentPoint>) -> Result<(), StoreError> {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
         let points = points
             .into_iter()
-            .map(|p| PointStructPersisted {
-                id: PointId::NumId(p.id),
-                vector: VectorStructPersisted::Named(HashMap::from([
-                    (DENSE.to_string(), VectorPersisted::Dense(p.dense)),
-                    (
-                        SPARSE.to_string(),
-                        VectorPersisted::Sparse(self.bm25.embed_document(&p.text)),
-                    ),
-                ])),
-                payload: Some(Payload::from(p.payload)),
+            .map(|p| {
+                let vectors = p.vectors.map_or_else(HashMap::new, |v| {
+                    HashMap::from([
+                        (DENSE.to_string(), VectorPersisted::Dense(v.dense)),
+                        (
+                            SPARSE.to_string(),
+                            VectorPersisted::Sparse(self.bm25.embed_document(&v.text)),
+                        ),
+                    ])
+                });
+                PointStructPersisted {
+                    id: PointId::NumId(p.id),
+                    vector: VectorStructPersisted::Named(vectors),
+                    payload: Some(Payload::from(p.payload)),
+                }
             })
             .collect();
         let operation = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
-        self.shard
-            .update(UpdateOperation::PointOperation(operation))
-            .map_err(engine)
+        self.update(UpdateOperation::PointOperation(operation))
     }
 
-    fn delete_where(&self, field: &str, value: &str) -> Result<(), StoreError> {
-        let filter = Filter::new_must(equals(field, &serde_json::Value::String(value.into()))?);
+    fn delete(&self, conditions: &[Condition]) -> Result<(), StoreError> {
+        // An empty filter would match everything: refuse it rather than wipe the index.
+        let filter = filter(conditions)?
+            .ok_or_else(|| StoreError::Engine("refusing to delete without a filter".into()))?;
         let operation = PointOperations::DeletePointsByFilter(filter);
-        self.shard
-            .update(UpdateOperation::PointOperation(operation))
-            .map_err(engine)
+        self.update(UpdateOperation::PointOperation(operation))
+    }
+
+    fn set_payload(
+        &self,
+        conditions: &[Condition],
+        payload: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let filter = filter(conditions)?
+            .ok_or_else(|| StoreError::Engine("refusing to update without a filter".into()))?;
+        let operation = PayloadOps::SetPayload(SetPayloadOp {
+            payload: Payload::from(payload),
+            points: None,
+            filter: Some(filter),
+            key: None,
+        });
+        self.update(UpdateOperation::PayloadOperation(operation))
+    }
+
+    fn scroll(&self, conditions: &[Condition]) -> Result<Vec<Record>, StoreError> {
+        let filter = filter(conditions)?;
+        let mut records = Vec::new();
+        let mut offset = None;
+        loop {
+            let request = ScrollRequest {
+                offset,
+                limit: Some(PAGE),
+                filter: filter.clone(),
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            };
+            let (page, next) = self.shard.scroll(request).map_err(engine)?;
+            records.extend(page.into_iter().filter_map(|r| {
+                Some(Record {
+                    id: numeric_id(r.id)?,
+                    payload: r.payload.map(|Payload(map)| map).unwrap_or_default(),
+                })
+            }));
+            match next {
+                Some(next) => offset = Some(next),
+                None => return Ok(records),
+            }
+        }
     }
 
     fn search(&self, query: &Query) -> Result<Vec<Hit>, StoreError> {
-        let conditions = query
-            .equals
-            .iter()
-            .map(|(field, value)| equals(field, value))
-            .collect::<Result<Vec<_>, _>>()?;
-        let filter = (!conditions.is_empty()).then(|| Filter {
-            must: Some(conditions),
-            ..Default::default()
-        });
+        let filter = filter(&query.filter)?;
         let candidates = query.limit * PREFETCH_FACTOR;
         let dense = VectorInternal::from(query.dense.to_vec());
         let sparse = VectorInternal::from(self.bm25.embed_query(query.text));
@@ -261,26 +404,28 @@ impl VectorStore for EdgeStore {
             limit: query.limit,
             offset: 0,
             params: None,
-            with_vector: WithVector::Bool(false),
+            with_vector: WithVector::Selector(vec![DENSE.to_string()]),
             with_payload: WithPayloadInterface::Bool(true),
         };
         let points = self.shard.query(request).map_err(engine)?;
         Ok(points
             .into_iter()
-            .filter_map(|p| match p.id {
-                PointId::NumId(id) => Some(Hit {
-                    id,
+            .filter_map(|p| {
+                let similarity =
+                    dense_of(p.vector).map_or(0.0, |v| crate::embed::cosine(&v, query.dense));
+                Some(Hit {
+                    id: numeric_id(p.id)?,
                     score: p.score,
+                    similarity,
                     payload: p.payload.map(|Payload(map)| map).unwrap_or_default(),
-                }),
-                PointId::Uuid(_) => None,
+                })
             })
             .collect())
     }
 
-    fn count(&self) -> Result<u64, StoreError> {
+    fn count(&self, conditions: &[Condition]) -> Result<u64, StoreError> {
         let request = CountRequest {
-            filter: None,
+            filter: filter(conditions)?,
             exact: true,
         };
         self.shard.count(request).map(|n| n as u64).map_err(engine)

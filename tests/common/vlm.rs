@@ -333,9 +333,28 @@ fn check_body(wire: Wire, body: Value) -> Result<Seen, String> {
     })
 }
 
+/// A test binary's own descriptions of pictures, tried before the built-in ones.
+type SceneBook = fn(&image::RgbImage) -> Option<String>;
+static SCENE_BOOK: std::sync::OnceLock<SceneBook> = std::sync::OnceLock::new();
+
+/// Makes every stand-in server of this test binary describe pictures with `book` first.
+pub fn use_scene_book(book: SceneBook) {
+    let _ = SCENE_BOOK.set(book);
+}
+
+/// The mean colour of a picture, for scene books.
+pub fn mean_colour(image: &image::RgbImage) -> (f64, f64, f64) {
+    mean(image)
+}
+
 /// Describes the picture the way a model would for the prompt it was given: by its colours.
 fn describe(seen: &Seen) -> String {
     let image = image_of(seen);
+    if !seen.prompt.contains("JSON object") {
+        if let Some(text) = SCENE_BOOK.get().and_then(|book| book(&image)) {
+            return text;
+        }
+    }
     let (r, g, b) = mean(&image);
     let colour = dominant(r, g, b);
     let spread = spread(&image);

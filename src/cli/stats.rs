@@ -1,0 +1,123 @@
+//! `scenedex stats` and `scenedex forget PATH...`: what the index holds, and taking files out.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::output::Out;
+use super::{backends, Error, ForgetArgs, StatsArgs};
+use crate::store::files::{self, SEGMENT};
+use crate::store::{Condition, VectorStore};
+
+#[derive(Serialize)]
+struct Stats {
+    index: String,
+    embedder: String,
+    files: usize,
+    paths: usize,
+    hours: f64,
+    segments: u64,
+    frames_captioned: u64,
+    /// Files per `backend/model` of captioner.
+    captioners: BTreeMap<String, usize>,
+    /// Files per `id@version` of prompt.
+    prompts: BTreeMap<String, usize>,
+    bytes_on_disk: u64,
+}
+
+pub fn run(args: &StatsArgs) -> Result<(), Error> {
+    let store = backends::existing_store(&args.store)?;
+    let records = files::all(&store)?;
+    let mut stats = Stats {
+        index: store.dir().display().to_string(),
+        embedder: store.model().to_string(),
+        files: records.len(),
+        paths: records.iter().map(|r| r.places.len()).sum(),
+        hours: (records.iter().map(|r| r.duration).sum::<f64>() / 3600.0 * 1e4).round() / 1e4,
+        segments: store.count(&[Condition::equals("record", SEGMENT)])?,
+        frames_captioned: records.iter().map(|r| r.frames_captioned).sum(),
+        captioners: BTreeMap::new(),
+        prompts: BTreeMap::new(),
+        bytes_on_disk: size_of(store.dir()),
+    };
+    for record in &records {
+        *stats
+            .captioners
+            .entry(record.captioner.clone())
+            .or_default() += 1;
+        *stats.prompts.entry(record.prompt.clone()).or_default() += 1;
+    }
+    let mut out = Out::new();
+    if args.json {
+        out.json(&stats)?;
+    } else {
+        for line in human(&stats) {
+            out.line(&line)?;
+        }
+    }
+    out.flush()
+}
+
+fn human(s: &Stats) -> Vec<String> {
+    let listed = |m: &BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(k, n)| format!("{k} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        format!("index:      {}", s.index),
+        format!("files:      {} ({} paths)", s.files, s.paths),
+        format!("video:      {:.3} h", s.hours),
+        format!(
+            "segments:   {} from {} captioned frames",
+            s.segments, s.frames_captioned
+        ),
+        format!("embedder:   {}", s.embedder),
+        format!("captioners: {}", listed(&s.captioners)),
+        format!("prompts:    {}", listed(&s.prompts)),
+        format!("on disk:    {:.1} MB", s.bytes_on_disk as f64 / 1e6),
+    ]
+}
+
+/// Bytes the index takes on disk: allocated blocks, since the engine's log files are sparse.
+fn size_of(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+pub fn forget(args: &ForgetArgs) -> Result<(), Error> {
+    let store = backends::existing_store(&args.store)?;
+    let mut records = files::all(&store)?;
+    let mut forgotten = 0;
+    for path in &args.paths {
+        let target = std::fs::canonicalize(path)
+            .or_else(|_| std::path::absolute(path))
+            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+        let matching: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.places.iter().map(|p| p.path.clone()))
+            .filter(|p| Path::new(p).starts_with(&target))
+            .collect();
+        if matching.is_empty() {
+            eprintln!("note: nothing indexed at {}", target.display());
+        }
+        for place in matching {
+            for fingerprint in files::detach(&store, &mut records, &place, "")? {
+                let _ = std::fs::remove_dir_all(store.dir().join("thumbs").join(fingerprint));
+            }
+            forgotten += 1;
+        }
+    }
+    store.flush()?;
+    let mut out = Out::new();
+    out.line(&format!("forgot {forgotten} paths"))?;
+    out.flush()
+}

@@ -1,0 +1,149 @@
+//! The index's own record of each file it holds: one point without vectors per file content
+//! (fingerprint), listing every path where that content lives. It is written last, once all
+//! of a file's segments are in, so a file without a record is one whose indexing did not
+//! finish, and it is done again.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{file_id, Condition, Point, StoreError, VectorStore};
+
+/// `record` payload value of a file's record point.
+pub const FILE: &str = "file";
+/// `record` payload value of a segment point.
+pub const SEGMENT: &str = "segment";
+
+/// Where one copy of the content lives, and its modification time there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Place {
+    pub path: String,
+    pub mtime_ns: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub fingerprint: String,
+    pub places: Vec<Place>,
+    pub size: u64,
+    /// Seconds of video.
+    pub duration: f64,
+    pub frames_sampled: u64,
+    pub frames_kept: u64,
+    pub frames_captioned: u64,
+    pub segments: u64,
+    /// `backend/model` of the captioner.
+    pub captioner: String,
+    /// `id@version` of the prompt.
+    pub prompt: String,
+    pub style: String,
+    /// Seconds since the Unix epoch.
+    pub indexed_at: u64,
+    pub indexer: String,
+}
+
+impl FileRecord {
+    pub fn paths(&self) -> Vec<String> {
+        self.places.iter().map(|p| p.path.clone()).collect()
+    }
+}
+
+/// Every file record in the index.
+pub fn all(store: &dyn VectorStore) -> Result<Vec<FileRecord>, StoreError> {
+    store
+        .scroll(&[Condition::equals("record", FILE)])?
+        .into_iter()
+        .map(|r| {
+            serde_json::from_value(Value::Object(r.payload))
+                .map_err(|e| StoreError::Engine(format!("a file record is unreadable: {e}")))
+        })
+        .collect()
+}
+
+/// Writes the record, and puts its paths on every segment of the file.
+pub fn put(store: &dyn VectorStore, record: &FileRecord) -> Result<(), StoreError> {
+    let mut payload = match serde_json::to_value(record).expect("records serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("a struct serializes to an object"),
+    };
+    payload.insert("record".into(), FILE.into());
+    payload.extend(location(&record.paths()));
+    store.upsert(vec![Point {
+        id: file_id(&record.fingerprint),
+        vectors: None,
+        payload,
+    }])?;
+    store.set_payload(
+        &[
+            Condition::equals("fingerprint", record.fingerprint.as_str()),
+            Condition::equals("record", SEGMENT),
+        ],
+        location(&record.paths()),
+    )
+}
+
+/// Takes a path away from every file but the one with fingerprint `keep` (its content there
+/// has changed, or is gone). Files left with no path are removed; their fingerprints are
+/// returned.
+pub fn detach(
+    store: &dyn VectorStore,
+    records: &mut Vec<FileRecord>,
+    path: &str,
+    keep: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut emptied = Vec::new();
+    for record in records.iter_mut().filter(|r| r.fingerprint != keep) {
+        if !record.places.iter().any(|p| p.path == path) {
+            continue;
+        }
+        record.places.retain(|p| p.path != path);
+        if record.places.is_empty() {
+            emptied.push(record.fingerprint.clone());
+        } else {
+            put(store, record)?;
+        }
+    }
+    for fingerprint in &emptied {
+        remove(store, fingerprint)?;
+        records.retain(|r| &r.fingerprint != fingerprint);
+    }
+    Ok(emptied)
+}
+
+/// Removes a file's segments and its record.
+pub fn remove(store: &dyn VectorStore, fingerprint: &str) -> Result<(), StoreError> {
+    store.delete(&[Condition::equals("fingerprint", fingerprint)])
+}
+
+/// The payload fields that say where a file is: its first path (`path`), every path (`paths`)
+/// and every folder above them (`dirs`), which is what a path-prefix filter matches.
+pub fn location(paths: &[String]) -> Map<String, Value> {
+    let mut dirs: Vec<String> = Vec::new();
+    for path in paths {
+        for dir in std::path::Path::new(path).ancestors().skip(1) {
+            let dir = dir.to_string_lossy().into_owned();
+            if !dir.is_empty() && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    let mut map = Map::new();
+    map.insert(
+        "path".into(),
+        paths.first().cloned().unwrap_or_default().into(),
+    );
+    map.insert("paths".into(), paths.into());
+    map.insert("dirs".into(), dirs.into());
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ancestor_folder_of_every_path_is_listed_once() {
+        let map = location(&["/a/b/c.mp4".into(), "/a/d/c.mp4".into()]);
+        assert_eq!(map["path"], "/a/b/c.mp4");
+        assert_eq!(map["dirs"], serde_json::json!(["/a/b", "/a", "/", "/a/d"]));
+    }
+}
