@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{EmbedderChoice, Error, StoreArgs};
 use crate::caption::{HttpSettings, Secret};
 use crate::embed::{Embedder, MiniLm, OpenAiEmbedder};
-use crate::store::EdgeStore;
+use crate::store::{EdgeStore, ServerStore, VectorStore};
 
 const OPENAI_DEFAULT_URL: &str = "https://api.openai.com/v1";
 
@@ -53,17 +53,52 @@ pub fn index_dir(args: &StoreArgs) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::Config("no data directory for the index: give --index DIR".into()))
 }
 
-/// The index, for this embedder; created on first use when `create` is set.
-pub fn store(args: &StoreArgs, embedder: &dyn Embedder, create: bool) -> Result<EdgeStore, Error> {
+/// Where thumbnails go: beside the embedded index, or in the data folder for a server.
+pub fn thumbs_dir(args: &StoreArgs) -> Result<PathBuf, Error> {
     let dir = index_dir(args)?;
-    Ok(EdgeStore::open(
-        &dir,
-        Some((embedder.model(), embedder.dimension())),
-        create,
-    )?)
+    Ok(match &args.qdrant_url {
+        None => dir.join("thumbs"),
+        Some(_) => dir.join("thumbs").join(&args.collection),
+    })
+}
+
+/// The index, for this embedder; created on first use when `create` is set.
+pub fn store(
+    args: &StoreArgs,
+    embedder: &dyn Embedder,
+    create: bool,
+) -> Result<Box<dyn VectorStore>, Error> {
+    open(args, Some((embedder.model(), embedder.dimension())), create)
 }
 
 /// The index, whatever model built it: for commands that neither add nor search.
-pub fn existing_store(args: &StoreArgs) -> Result<EdgeStore, Error> {
-    Ok(EdgeStore::open(&index_dir(args)?, None, false)?)
+pub fn existing_store(args: &StoreArgs) -> Result<Box<dyn VectorStore>, Error> {
+    open(args, None, false)
+}
+
+/// Fails early, before any model is loaded, when the embedded index does not exist.
+pub fn check_exists(args: &StoreArgs) -> Result<(), Error> {
+    let dir = index_dir(args)?;
+    if args.qdrant_url.is_none() && !EdgeStore::exists(&dir) {
+        return Err(crate::store::StoreError::Missing(dir.display().to_string()).into());
+    }
+    Ok(())
+}
+
+fn open(
+    args: &StoreArgs,
+    model: Option<(&str, usize)>,
+    create: bool,
+) -> Result<Box<dyn VectorStore>, Error> {
+    match &args.qdrant_url {
+        Some(url) => {
+            let key = std::env::var("QDRANT_API_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .map(Secret::new);
+            let store = ServerStore::open(url, key.as_ref(), &args.collection, model, create)?;
+            Ok(Box::new(store))
+        }
+        None => Ok(Box::new(EdgeStore::open(&index_dir(args)?, model, create)?)),
+    }
 }

@@ -134,11 +134,11 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
             min_similarity: args.merge_similarity,
             max_length: args.max_segment,
         },
-        thumbs: store.dir().join("thumbs"),
+        thumbs: backends::thumbs_dir(&args.store)?,
     };
     let mut run = Run {
-        store: &store,
-        records: files::all(&store)?,
+        store: store.as_ref(),
+        records: files::all(store.as_ref())?,
         thumbs: pipeline.thumbs.clone(),
         summary: Summary {
             captioner: format!(
@@ -147,7 +147,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
                 chosen.captioner.model()
             ),
             embedder: embedder.model().to_string(),
-            index: store.dir().display().to_string(),
+            index: store.describe(),
             ..Default::default()
         },
         usage: Usage::default(),
@@ -310,6 +310,9 @@ impl Run<'_> {
         });
         overall.finish_and_clear();
         written?;
+        if self.summary.indexed > 0 {
+            self.store.optimize()?;
+        }
         if crate::stop::requested() {
             return Err(Error::Interrupted);
         }

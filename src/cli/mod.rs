@@ -198,6 +198,20 @@ pub struct StoreArgs {
     /// openai embedder: the API's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1].
     #[arg(long, env = "SCENEDEX_EMBEDDING_URL", value_name = "URL")]
     pub embedding_url: Option<String>,
+
+    /// Use a Qdrant server or cluster instead of the embedded index: its gRPC URL, such as
+    /// http://localhost:6334. Its API key, if any, is read from QDRANT_API_KEY.
+    #[arg(long, env = "QDRANT_URL", value_name = "URL")]
+    pub qdrant_url: Option<String>,
+
+    /// --qdrant-url: the collection; one per archive.
+    #[arg(
+        long,
+        env = "SCENEDEX_COLLECTION",
+        value_name = "NAME",
+        default_value = "scenedex"
+    )]
+    pub collection: String,
 }
 
 #[derive(Debug, Args)]

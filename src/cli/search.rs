@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use super::output::{clock, Out};
 use super::{backends, Error, SearchArgs};
 use crate::search::{overlapping, search, under, Request, SearchError};
-use crate::store::{Condition, EdgeStore, Hit};
+use crate::store::{Condition, Hit};
 
 /// Payload fields that are for filtering, not for reading.
 const INTERNAL: [&str; 2] = ["record", "dirs"];
@@ -14,14 +14,11 @@ pub fn run(args: &SearchArgs) -> Result<(), Error> {
     if args.query.trim().is_empty() {
         return Err(Error::Config(SearchError::EmptyQuery.to_string()));
     }
-    let dir = backends::index_dir(&args.store)?;
-    if !EdgeStore::exists(&dir) {
-        return Err(crate::store::StoreError::Missing(dir.display().to_string()).into());
-    }
+    backends::check_exists(&args.store)?;
     let embedder = backends::embedder(&args.store)?;
     let store = backends::store(&args.store, embedder.as_ref(), false)?;
     let request = request(args);
-    let hits = search(&store, embedder.as_ref(), &request).map_err(|e| match e {
+    let hits = search(store.as_ref(), embedder.as_ref(), &request).map_err(|e| match e {
         SearchError::EmptyQuery => Error::Config(e.to_string()),
         SearchError::Embed(e) => Error::Service(e.to_string()),
         SearchError::Store(e) => Error::Store(e),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::output::Out;
 use super::{backends, Error, ForgetArgs, StatsArgs};
 use crate::store::files::{self, SEGMENT};
-use crate::store::{Condition, VectorStore};
+use crate::store::Condition;
 
 #[derive(Serialize)]
 struct Stats {
@@ -23,15 +23,21 @@ struct Stats {
     captioners: BTreeMap<String, usize>,
     /// Files per `id@version` of prompt.
     prompts: BTreeMap<String, usize>,
-    bytes_on_disk: u64,
+    /// The embedded index's size; a server's is its own business.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_on_disk: Option<u64>,
 }
 
 pub fn run(args: &StatsArgs) -> Result<(), Error> {
     let store = backends::existing_store(&args.store)?;
-    let records = files::all(&store)?;
+    let records = files::all(store.as_ref())?;
+    let on_disk = match &args.store.qdrant_url {
+        None => Some(size_of(&backends::index_dir(&args.store)?)),
+        Some(_) => None,
+    };
     let mut stats = Stats {
-        index: store.dir().display().to_string(),
-        embedder: store.model().to_string(),
+        index: store.describe(),
+        embedder: store.model(),
         files: records.len(),
         paths: records.iter().map(|r| r.places.len()).sum(),
         hours: (records.iter().map(|r| r.duration).sum::<f64>() / 3600.0 * 1e4).round() / 1e4,
@@ -39,7 +45,7 @@ pub fn run(args: &StatsArgs) -> Result<(), Error> {
         frames_captioned: records.iter().map(|r| r.frames_captioned).sum(),
         captioners: BTreeMap::new(),
         prompts: BTreeMap::new(),
-        bytes_on_disk: size_of(store.dir()),
+        bytes_on_disk: on_disk,
     };
     for record in &records {
         *stats
@@ -77,8 +83,13 @@ fn human(s: &Stats) -> Vec<String> {
         format!("embedder:   {}", s.embedder),
         format!("captioners: {}", listed(&s.captioners)),
         format!("prompts:    {}", listed(&s.prompts)),
-        format!("on disk:    {:.1} MB", s.bytes_on_disk as f64 / 1e6),
     ]
+    .into_iter()
+    .chain(
+        s.bytes_on_disk
+            .map(|b| format!("on disk:    {:.1} MB", b as f64 / 1e6)),
+    )
+    .collect()
 }
 
 /// Bytes the index takes on disk: allocated blocks, since the engine's log files are sparse.
@@ -95,7 +106,8 @@ fn size_of(dir: &Path) -> u64 {
 
 pub fn forget(args: &ForgetArgs) -> Result<(), Error> {
     let store = backends::existing_store(&args.store)?;
-    let mut records = files::all(&store)?;
+    let thumbs = backends::thumbs_dir(&args.store)?;
+    let mut records = files::all(store.as_ref())?;
     let mut forgotten = 0;
     for path in &args.paths {
         let target = std::fs::canonicalize(path)
@@ -110,8 +122,8 @@ pub fn forget(args: &ForgetArgs) -> Result<(), Error> {
             eprintln!("note: nothing indexed at {}", target.display());
         }
         for place in matching {
-            for fingerprint in files::detach(&store, &mut records, &place, "")? {
-                let _ = std::fs::remove_dir_all(store.dir().join("thumbs").join(fingerprint));
+            for fingerprint in files::detach(store.as_ref(), &mut records, &place, "")? {
+                let _ = std::fs::remove_dir_all(thumbs.join(fingerprint));
             }
             forgotten += 1;
         }

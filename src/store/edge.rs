@@ -98,10 +98,6 @@ impl EdgeStore {
         &self.dir
     }
 
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-
     fn nearest(
         &self,
         using: &str,
@@ -310,6 +306,10 @@ impl VectorStore for EdgeStore {
         self.dir.display().to_string()
     }
 
+    fn model(&self) -> String {
+        self.model.clone()
+    }
+
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
         let points = points
             .into_iter()
@@ -432,6 +432,13 @@ impl VectorStore for EdgeStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.shard.flush();
+        Ok(())
+    }
+
+    /// Merges small segments and builds the HNSW graph once there are enough points; blocking.
+    fn optimize(&self) -> Result<(), StoreError> {
+        self.shard.optimize().map_err(engine)?;
         self.shard.flush();
         Ok(())
     }

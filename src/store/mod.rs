@@ -6,10 +6,12 @@
 mod edge;
 pub mod files;
 pub mod fingerprint;
+mod server;
 
 use std::path::PathBuf;
 
 pub use edge::EdgeStore;
+pub use server::ServerStore;
 
 /// A point to store: segments carry vectors, file records do not.
 #[derive(Clone, Debug)]
@@ -96,8 +98,10 @@ pub enum FieldKind {
 
 /// Storage backends: the embedded engine, and a Qdrant server.
 pub trait VectorStore {
-    /// A short name for messages: "qdrant-edge DIR" or the server's URL.
+    /// A short name for messages: the index folder, or the server's URL and collection.
     fn describe(&self) -> String;
+    /// The embedding model that built the index.
+    fn model(&self) -> String;
     /// Inserts or replaces points; the same id twice is one point.
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError>;
     /// Removes every point that matches.
@@ -114,6 +118,10 @@ pub trait VectorStore {
     fn count(&self, filter: &[Condition]) -> Result<u64, StoreError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Builds search indexes for what was written; a server does this by itself.
+    fn optimize(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +145,7 @@ pub enum StoreError {
     Missing(String),
     #[error("{dir}: {detail}")]
     Io { dir: PathBuf, detail: String },
-    #[error("cannot reach the Qdrant server at {url}: {detail}")]
+    #[error("cannot reach the Qdrant server at {url} ({detail}); is it running, and is this its gRPC port (6334 by default)?")]
     Unreachable { url: String, detail: String },
     #[error("the vector store failed: {0}")]
     Engine(String),
@@ -155,7 +163,7 @@ pub fn file_id(fingerprint: &str) -> u64 {
     hash_id(&format!("{fingerprint}#file"))
 }
 
-fn hash_id(text: &str) -> u64 {
+pub(crate) fn hash_id(text: &str) -> u64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
     u64::from_le_bytes(digest[..8].try_into().expect("a digest has 32 bytes"))

@@ -1,0 +1,167 @@
+//! Speed and size of the embedded store and the local embedder, for the README's table.
+//!
+//!     cargo run --release --example bench_store -- 10000 100000
+//!
+//! For each size N: N segments with random unit vectors and eight-word captions go into a
+//! fresh qdrant-edge index; 200 hybrid queries are timed before and after the store builds its
+//! HNSW graph (p50 and p99), and the index's size on disk is reported. Then the MiniLM
+//! embedder's throughput on caption-length sentences.
+
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use scenedex::embed::{Embedder, MiniLm};
+use scenedex::store::files::SEGMENT;
+use scenedex::store::{Condition, EdgeStore, Point, Query, VectorStore, Vectors};
+use serde_json::json;
+
+const DIMENSION: usize = 384;
+const QUERIES: usize = 200;
+const WORDS: usize = 5000;
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("sizes are whole numbers"))
+        .collect();
+    println!("| segments | insert s | p50 ms before | p99 ms before | HNSW build s | p50 ms after | p99 ms after | MB on disk |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in sizes {
+        bench_store(n);
+    }
+    bench_embedder();
+}
+
+fn unit(rng: &mut StdRng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIMENSION).map(|_| rng.random::<f32>() - 0.5).collect();
+    scenedex::embed::normalize(&mut v);
+    v
+}
+
+fn words(rng: &mut StdRng, count: usize) -> String {
+    (0..count)
+        .map(|_| format!("w{}", rng.random_range(0..WORDS)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn bench_store(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(dir.path(), Some(("bench", DIMENSION)), true).unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let started = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let points = chunk
+            .iter()
+            .map(|&i| Point {
+                id: i as u64,
+                vectors: Some(Vectors {
+                    dense: unit(&mut rng),
+                    text: words(&mut rng, 8),
+                }),
+                payload: json!({"record": SEGMENT, "path": format!("/archive/{}.mp4", i / 100),
+                                "start": (i % 100) as f64 * 10.0, "end": (i % 100) as f64 * 10.0 + 10.0})
+                .as_object()
+                .unwrap()
+                .clone(),
+            })
+            .collect();
+        store.upsert(points).unwrap();
+    }
+    store.flush().unwrap();
+    let insert = started.elapsed().as_secs_f64();
+    let before = latencies(&store, &mut rng);
+    let started = Instant::now();
+    store.optimize().unwrap();
+    let build = started.elapsed().as_secs_f64();
+    let after = latencies(&store, &mut rng);
+    println!(
+        "| {n} | {insert:.1} | {:.2} | {:.2} | {build:.1} | {:.2} | {:.2} | {:.0} |",
+        before.0,
+        before.1,
+        after.0,
+        after.1,
+        disk(dir.path()) as f64 / 1e6
+    );
+}
+
+/// p50 and p99 of a hybrid query with the filter every search carries, in milliseconds.
+fn latencies(store: &EdgeStore, rng: &mut StdRng) -> (f64, f64) {
+    let mut times: Vec<f64> = (0..QUERIES)
+        .map(|_| {
+            let dense = unit(rng);
+            let text = words(rng, 3);
+            let started = Instant::now();
+            let hits = store
+                .search(&Query {
+                    dense: &dense,
+                    text: &text,
+                    limit: 10,
+                    filter: vec![Condition::equals("record", SEGMENT)],
+                })
+                .unwrap();
+            assert!(!hits.is_empty());
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[QUERIES / 2], times[QUERIES * 99 / 100])
+}
+
+fn disk(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+fn bench_embedder() {
+    let model = MiniLm::load(&MiniLm::default_dir().unwrap()).unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let subjects = [
+        "a dog",
+        "two children",
+        "a red car",
+        "an old man",
+        "a cyclist",
+        "a cat",
+    ];
+    let actions = [
+        "jumps into",
+        "walks along",
+        "waits beside",
+        "runs across",
+        "looks at",
+    ];
+    let places = [
+        "a swimming pool",
+        "a busy street",
+        "a quiet beach",
+        "a kitchen table",
+        "a forest path",
+    ];
+    let captions: Vec<String> = (0..2000)
+        .map(|_| {
+            format!(
+                "{} {} {} on a sunny afternoon, seen from a low angle.",
+                subjects[rng.random_range(0..subjects.len())],
+                actions[rng.random_range(0..actions.len())],
+                places[rng.random_range(0..places.len())]
+            )
+        })
+        .collect();
+    let texts: Vec<&str> = captions.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    model.embed(&texts).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "\nMiniLM: {} captions in {seconds:.2} s, {:.0} captions per second",
+        texts.len(),
+        texts.len() as f64 / seconds
+    );
+}
