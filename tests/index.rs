@@ -408,3 +408,23 @@ fn stats_counts_what_the_index_holds_and_forget_removes_a_file() {
     assert_eq!(after["files"], 1);
     assert!(archive.segments().iter().all(|s| s.0 == "cuts.mp4"));
 }
+
+#[test]
+fn search_json_output_snapshot() {
+    let archive = Archive::new(&["colors.mp4"]);
+    archive.index(&["--style", "moderation"]);
+    let hits = archive.search("test pattern", &["--limit", "2"]);
+    insta::assert_json_snapshot!(hits, {
+        "[].score" => "[score]",
+        "[].similarity" => "[similarity]",
+        "[].path" => "[path]",
+        "[].paths" => "[paths]",
+        "[].mpv" => insta::dynamic_redaction(|value, _| {
+            assert!(value.as_str().unwrap().ends_with("/colors.mp4"));
+            value.as_str().unwrap().split(" /").next().unwrap().to_string() + " [path]"
+        }),
+        "[].thumbnail" => "[thumbnail]",
+        "[].fingerprint" => "[fingerprint]",
+        "[].indexer" => "[indexer]",
+    });
+}

@@ -71,17 +71,25 @@ impl ServerStore {
             .runtime
             .block_on(store.client.collection_exists(collection))
             .map_err(|e| unreachable(url, e))?;
-        if !exists {
-            match (create, model) {
-                (true, Some((name, dimension))) => store.create(name, dimension)?,
-                _ => return Err(StoreError::Missing(store.describe())),
-            }
+        match (exists, create, model) {
+            (false, true, Some((_, dimension))) => store.create(dimension)?,
+            (false, _, _) => return Err(StoreError::Missing(store.describe())),
+            _ => {}
         }
-        store.model = store.check_meta(model)?;
+        let built = match (store.read_meta()?, create, model) {
+            (Some(built), _, _) => built,
+            // A collection made beforehand (say, with a cluster's sharding): adopt it.
+            (None, true, Some((name, dimension))) => {
+                store.prepare(name, dimension)?;
+                (name.to_string(), dimension)
+            }
+            (None, _, _) => return Err(StoreError::Missing(store.describe())),
+        };
+        store.model = checked(built, &store.describe(), model)?;
         Ok(store)
     }
 
-    fn create(&self, model: &str, dimension: usize) -> Result<(), StoreError> {
+    fn create(&self, dimension: usize) -> Result<(), StoreError> {
         let mut dense = VectorsConfigBuilder::default();
         dense.add_named_vector_params(
             DENSE,
@@ -106,6 +114,11 @@ impl ServerStore {
                 return Err(self.failed(e));
             }
         }
+        Ok(())
+    }
+
+    /// Payload indexes on the fields filters use, and the meta point naming the model.
+    fn prepare(&self, model: &str, dimension: usize) -> Result<(), StoreError> {
         for (field, kind) in INDEXED_FIELDS {
             let kind = match kind {
                 FieldKind::Keyword => FieldType::Keyword,
@@ -125,40 +138,21 @@ impl ServerStore {
         )])
     }
 
-    /// The model that built the collection, checked against the one asked for.
-    fn check_meta(&self, model: Option<(&str, usize)>) -> Result<String, StoreError> {
+    /// The model and dimension that built the collection, if it is scenedex's.
+    fn read_meta(&self) -> Result<Option<(String, usize)>, StoreError> {
         let found = self.call(self.client.get_points(
             GetPointsBuilder::new(&self.collection, vec![meta_id()]).with_payload(true),
         ))?;
-        let meta = found
-            .result
-            .into_iter()
-            .next()
-            .map(|p| json_map(p.payload))
-            .ok_or_else(|| {
-                StoreError::Engine(format!(
-                    "{} has no scenedex meta point: is it another program's collection?",
-                    self.describe()
-                ))
-            })?;
-        let built = meta
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let built_dimension = meta.get("dimension").and_then(Value::as_u64).unwrap_or(0) as usize;
-        if let Some((asked, asked_dimension)) = model {
-            if (built.as_str(), built_dimension) != (asked, asked_dimension) {
-                return Err(StoreError::ModelMismatch {
-                    place: self.describe(),
-                    built_with: built,
-                    built_dimension,
-                    asked: asked.to_string(),
-                    asked_dimension,
-                });
-            }
-        }
-        Ok(built)
+        Ok(found.result.into_iter().next().map(|p| {
+            let meta = json_map(p.payload);
+            let model = meta
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let dimension = meta.get("dimension").and_then(Value::as_u64).unwrap_or(0) as usize;
+            (model, dimension)
+        }))
     }
 
     fn call<T>(
@@ -186,6 +180,26 @@ impl ServerStore {
                 .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true)),
         )
         .map(|_| ())
+    }
+}
+
+/// The model that built the collection, if it is the one asked for (or none was asked).
+fn checked(
+    (built, built_dimension): (String, usize),
+    place: &str,
+    asked: Option<(&str, usize)>,
+) -> Result<String, StoreError> {
+    match asked {
+        Some((name, dimension)) if (built.as_str(), built_dimension) != (name, dimension) => {
+            Err(StoreError::ModelMismatch {
+                place: place.to_string(),
+                built_with: built,
+                built_dimension,
+                asked: name.to_string(),
+                asked_dimension: dimension,
+            })
+        }
+        _ => Ok(built),
     }
 }
 
