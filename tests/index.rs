@@ -428,3 +428,77 @@ fn search_json_output_snapshot() {
         "[].indexer" => "[indexer]",
     });
 }
+
+#[test]
+fn sigint_stops_indexing_with_status_130_and_the_next_run_finishes_the_job() {
+    let archive = Archive::new(&["colors.mp4", "cuts.mp4", "real.mp4"]);
+    let mut child = archive
+        .command(&["index", "--jobs", "1", "--concurrency", "1", "--rpm", "120"])
+        .arg(&archive.videos)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while archive.mock.seen().len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "no stop within 20 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(!said.contains("Error"), "{said}");
+    let (output, _, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["failed"], 0);
+    let names: std::collections::BTreeSet<String> =
+        archive.segments().into_iter().map(|s| s.0).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+#[test]
+fn a_copy_is_indexed_once_and_found_at_both_paths() {
+    let archive = Archive::new(&["colors.mp4"]);
+    archive.index(&[]);
+    let asked = archive.mock.seen().len();
+    std::fs::copy(
+        archive.videos.join("colors.mp4"),
+        archive.videos.join("copy.mp4"),
+    )
+    .unwrap();
+    let (output, lines, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(archive.mock.seen().len(), asked);
+    assert_eq!(summary["copies"], 1, "{lines:?}");
+    let hits = archive.search("Kowalczyk", &["--limit", "1"]);
+    let paths: Vec<&str> = hits[0]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    let copy = archive.videos.join("copy.mp4");
+    let at_copy = archive.search("Kowalczyk", &["--path", copy.to_str().unwrap()]);
+    assert!(!at_copy.is_empty());
+    assert!(at_copy.iter().all(|h| h["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == copy.to_str().unwrap())));
+}

@@ -58,6 +58,8 @@ struct Summary {
     indexed: usize,
     unchanged: usize,
     moved: usize,
+    /// Files whose content is indexed at another path that still exists.
+    copies: usize,
     removed: usize,
     failed: usize,
     failures: Vec<Failure>,
@@ -201,11 +203,19 @@ impl Run<'_> {
             path: name.clone(),
             mtime_ns: stat.mtime_ns,
         };
-        if self.records.iter().any(|r| r.fingerprint == fingerprint) {
+        if let Some(known) = self.records.iter().find(|r| r.fingerprint == fingerprint) {
+            // The same content elsewhere: moved if it has left an old place, else a copy.
+            let moved = known.places.iter().any(|p| !Path::new(&p.path).exists());
             self.attach(&fingerprint, place)?;
             self.detach(&name, &fingerprint)?;
-            self.summary.moved += 1;
-            return self.line(&name, "moved", Some(&fingerprint), None, None);
+            let status = if moved {
+                self.summary.moved += 1;
+                "moved"
+            } else {
+                self.summary.copies += 1;
+                "copy"
+            };
+            return self.line(&name, status, Some(&fingerprint), None, None);
         }
         match jobs.iter_mut().find(|j| j.fingerprint == fingerprint) {
             Some(job) => job.places.push(place),
@@ -505,8 +515,8 @@ fn human_summary(s: &Summary) -> Vec<String> {
         });
     let mut lines = vec![
         format!(
-            "{} files: {} indexed, {} unchanged, {} moved, {} removed, {} failed",
-            s.files, s.indexed, s.unchanged, s.moved, s.removed, s.failed
+            "{} files: {} indexed, {} unchanged, {} moved, {} copies, {} removed, {} failed",
+            s.files, s.indexed, s.unchanged, s.moved, s.copies, s.removed, s.failed
         ),
         format!(
             "{:.3} h of video; {} frames sampled, {} kept, {} captioned ({} from cache); {} segments written",

@@ -533,6 +533,7 @@ fn store_exit_code(e: &crate::store::StoreError) -> i32 {
         StoreError::Missing(_) => exit::NO_INPUT,
         StoreError::Io { .. } => exit::CANT_WRITE,
         StoreError::Unreachable { .. } => exit::SERVICE,
+        StoreError::Engine(e) if e.contains("No space left") => exit::CANT_WRITE,
         StoreError::Engine(_) => exit::FAILURE,
     }
 }
