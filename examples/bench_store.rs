@@ -82,7 +82,7 @@ fn bench_store(n: usize) {
         before.1,
         after.0,
         after.1,
-        disk(dir.path()) as f64 / 1e6
+        EdgeStore::bytes_on_disk(dir.path()) as f64 / 1e6
     );
 }
 
@@ -107,17 +107,6 @@ fn latencies(store: &EdgeStore, rng: &mut StdRng) -> (f64, f64) {
         .collect();
     times.sort_by(f64::total_cmp);
     (times[QUERIES / 2], times[QUERIES * 99 / 100])
-}
-
-fn disk(dir: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.blocks() * 512)
-        .sum()
 }
 
 fn bench_embedder() {

@@ -80,6 +80,23 @@ impl Archive {
         json_lines(&String::from_utf8_lossy(&output.stdout)).0
     }
 
+    /// Starts indexing at two requests a second, and returns once the captioner has been
+    /// asked `requests` times: a run caught in the middle.
+    fn slow_index_midway(&self, requests: usize) -> std::process::Child {
+        let child = self
+            .command(&["index", "--jobs", "1", "--concurrency", "1", "--rpm", "120"])
+            .arg(&self.videos)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.mock.seen().len() < requests && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
     /// Every segment in the index, as (file name, start, end, fingerprint), sorted.
     fn segments(&self) -> Vec<(String, i64, i64, String)> {
         let mut all: Vec<_> = self
@@ -242,17 +259,7 @@ fn a_renamed_file_costs_nothing_and_is_found_at_its_new_path() {
 #[test]
 fn a_run_killed_with_sigkill_and_run_again_leaves_the_segments_of_one_clean_run() {
     let archive = Archive::new(&["colors.mp4", "cuts.mp4", "real.mp4"]);
-    let mut child = archive
-        .command(&["index", "--jobs", "1", "--concurrency", "1", "--rpm", "120"])
-        .arg(&archive.videos)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archive.mock.seen().len() < 6 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = archive.slow_index_midway(6);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let asked_before_kill = archive.mock.seen().len();
@@ -432,17 +439,7 @@ fn search_json_output_snapshot() {
 #[test]
 fn sigint_stops_indexing_with_status_130_and_the_next_run_finishes_the_job() {
     let archive = Archive::new(&["colors.mp4", "cuts.mp4", "real.mp4"]);
-    let mut child = archive
-        .command(&["index", "--jobs", "1", "--concurrency", "1", "--rpm", "120"])
-        .arg(&archive.videos)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archive.mock.seen().len() < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = archive.slow_index_midway(4);
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

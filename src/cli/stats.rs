@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::output::Out;
 use super::{backends, Error, ForgetArgs, StatsArgs};
 use crate::store::files::{self, SEGMENT};
-use crate::store::Condition;
+use crate::store::{Condition, EdgeStore};
 
 #[derive(Serialize)]
 struct Stats {
@@ -32,7 +32,7 @@ pub fn run(args: &StatsArgs) -> Result<(), Error> {
     let store = backends::existing_store(&args.store)?;
     let records = files::all(store.as_ref())?;
     let on_disk = match &args.store.qdrant_url {
-        None => Some(size_of(&backends::index_dir(&args.store)?)),
+        None => Some(EdgeStore::bytes_on_disk(&backends::index_dir(&args.store)?)),
         Some(_) => None,
     };
     let mut stats = Stats {
@@ -90,18 +90,6 @@ fn human(s: &Stats) -> Vec<String> {
             .map(|b| format!("on disk:    {:.1} MB", b as f64 / 1e6)),
     )
     .collect()
-}
-
-/// Bytes the index takes on disk: allocated blocks, since the engine's log files are sparse.
-fn size_of(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.blocks() * 512)
-        .sum()
 }
 
 pub fn forget(args: &ForgetArgs) -> Result<(), Error> {

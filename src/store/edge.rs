@@ -89,6 +89,19 @@ impl EdgeStore {
         })
     }
 
+    /// Bytes an index folder takes on disk: allocated blocks, as the engine's log files are
+    /// sparse.
+    pub fn bytes_on_disk(dir: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.blocks() * 512)
+            .sum()
+    }
+
     /// Whether `dir` holds an index.
     pub fn exists(dir: &Path) -> bool {
         dir.join(META).is_file()
