@@ -6,6 +6,7 @@
 //! by `kill -9`) leaves files either complete or without a record, and the next run redoes
 //! exactly those, from the caption cache.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -23,7 +24,7 @@ use crate::caption::{Picture, Prompt, Usage};
 use crate::decode::find::find_videos;
 use crate::index::{FileError, FileStats, Indexed, Pipeline, Progress, INDEXER};
 use crate::segment::SegmentConfig;
-use crate::store::files::{self, FileRecord, Place};
+use crate::store::files::{self, Catalog, FileRecord, Place};
 use crate::store::fingerprint::{fingerprint, stat};
 use crate::store::{Condition, VectorStore};
 
@@ -93,7 +94,9 @@ struct Failure {
 /// The run's state: the store, what it holds, and what has been reported.
 struct Run<'a> {
     store: &'a dyn VectorStore,
-    records: Vec<FileRecord>,
+    catalog: Catalog,
+    /// Fingerprint -> index in the job list, so a copy found in the same run joins its job.
+    queued: HashMap<String, usize>,
     thumbs: PathBuf,
     summary: Summary,
     usage: Usage,
@@ -140,7 +143,8 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     };
     let mut run = Run {
         store: store.as_ref(),
-        records: files::all(store.as_ref())?,
+        catalog: Catalog::load(store.as_ref())?,
+        queued: HashMap::new(),
         thumbs: pipeline.thumbs.clone(),
         summary: Summary {
             captioner: format!(
@@ -183,7 +187,7 @@ impl Run<'_> {
             Ok(s) => s,
             Err(e) => return self.fail(&name, format!("cannot read: {e}"), exit::NO_INPUT),
         };
-        let unchanged = self.records.iter().find(|r| {
+        let unchanged = self.catalog.at(&name).find(|r| {
             r.size == stat.size
                 && r.places
                     .iter()
@@ -203,7 +207,7 @@ impl Run<'_> {
             path: name.clone(),
             mtime_ns: stat.mtime_ns,
         };
-        if let Some(known) = self.records.iter().find(|r| r.fingerprint == fingerprint) {
+        if let Some(known) = self.catalog.get(&fingerprint) {
             // The same content elsewhere: moved if it has left an old place, else a copy.
             let moved = known.places.iter().any(|p| !Path::new(&p.path).exists());
             self.attach(&fingerprint, place)?;
@@ -217,36 +221,38 @@ impl Run<'_> {
             };
             return self.line(&name, status, Some(&fingerprint), None, None);
         }
-        match jobs.iter_mut().find(|j| j.fingerprint == fingerprint) {
-            Some(job) => job.places.push(place),
-            None => jobs.push(Job {
-                path: path.to_path_buf(),
-                fingerprint,
-                size: stat.size,
-                places: vec![place],
-            }),
+        match self.queued.get(&fingerprint) {
+            Some(&i) => jobs[i].places.push(place),
+            None => {
+                self.queued.insert(fingerprint.clone(), jobs.len());
+                jobs.push(Job {
+                    path: path.to_path_buf(),
+                    fingerprint,
+                    size: stat.size,
+                    places: vec![place],
+                });
+            }
         }
         Ok(())
     }
 
     /// Adds a path to a known file, dropping paths where that file no longer is: a move.
     fn attach(&mut self, fingerprint: &str, place: Place) -> Result<(), Error> {
-        let record = self
-            .records
-            .iter_mut()
-            .find(|r| r.fingerprint == fingerprint)
+        let mut record = self
+            .catalog
+            .get(fingerprint)
+            .cloned()
             .expect("the caller found it");
         record
             .places
             .retain(|p| p.path != place.path && Path::new(&p.path).exists());
         record.places.push(place);
-        files::put(self.store, record)?;
-        Ok(())
+        Ok(self.catalog.insert(self.store, record)?)
     }
 
     /// Takes a path away from every file but `keep`: its content there has changed, or gone.
     fn detach(&mut self, path: &str, keep: &str) -> Result<(), Error> {
-        for fingerprint in files::detach(self.store, &mut self.records, path, keep)? {
+        for fingerprint in self.catalog.detach(self.store, path, keep)? {
             let _ = std::fs::remove_dir_all(self.thumbs.join(&fingerprint));
             self.summary.removed += 1;
         }
@@ -256,13 +262,13 @@ impl Run<'_> {
     /// Forgets paths under the folders walked that no longer exist.
     fn prune(&mut self, folders: &[PathBuf]) -> Result<(), Error> {
         let vanished: Vec<String> = self
-            .records
-            .iter()
-            .flat_map(|r| r.places.iter().map(|p| p.path.clone()))
+            .catalog
+            .paths()
             .filter(|p| {
                 let path = Path::new(p);
                 folders.iter().any(|f| path.starts_with(f)) && !path.exists()
             })
+            .cloned()
             .collect();
         for path in vanished {
             self.detach(&path, "")?;
@@ -352,8 +358,7 @@ impl Run<'_> {
             self.store.upsert(chunk.to_vec())?;
         }
         let record = record(job, &indexed.stats, indexed.points.first());
-        files::put(self.store, &record)?;
-        self.records.push(record);
+        self.catalog.insert(self.store, record)?;
         for place in &job.places {
             self.detach(&place.path, fingerprint)?;
         }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::output::Out;
 use super::{backends, Error, ForgetArgs, StatsArgs};
-use crate::store::files::{self, SEGMENT};
+use crate::store::files::{Catalog, FileRecord, SEGMENT};
 use crate::store::{Condition, EdgeStore};
 
 #[derive(Serialize)]
@@ -30,7 +30,8 @@ struct Stats {
 
 pub fn run(args: &StatsArgs) -> Result<(), Error> {
     let store = backends::existing_store(&args.store)?;
-    let records = files::all(store.as_ref())?;
+    let catalog = Catalog::load(store.as_ref())?;
+    let records: Vec<&FileRecord> = catalog.records().collect();
     let on_disk = match &args.store.qdrant_url {
         None => Some(EdgeStore::bytes_on_disk(&backends::index_dir(&args.store)?)),
         Some(_) => None,
@@ -47,7 +48,7 @@ pub fn run(args: &StatsArgs) -> Result<(), Error> {
         prompts: BTreeMap::new(),
         bytes_on_disk: on_disk,
     };
-    for record in &records {
+    for record in records {
         *stats
             .captioners
             .entry(record.captioner.clone())
@@ -95,22 +96,22 @@ fn human(s: &Stats) -> Vec<String> {
 pub fn forget(args: &ForgetArgs) -> Result<(), Error> {
     let store = backends::existing_store(&args.store)?;
     let thumbs = backends::thumbs_dir(&args.store)?;
-    let mut records = files::all(store.as_ref())?;
+    let mut catalog = Catalog::load(store.as_ref())?;
     let mut forgotten = 0;
     for path in &args.paths {
         let target = std::fs::canonicalize(path)
             .or_else(|_| std::path::absolute(path))
             .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
-        let matching: Vec<String> = records
-            .iter()
-            .flat_map(|r| r.places.iter().map(|p| p.path.clone()))
+        let matching: Vec<String> = catalog
+            .paths()
             .filter(|p| Path::new(p).starts_with(&target))
+            .cloned()
             .collect();
         if matching.is_empty() {
             eprintln!("note: nothing indexed at {}", target.display());
         }
         for place in matching {
-            for fingerprint in files::detach(store.as_ref(), &mut records, &place, "")? {
+            for fingerprint in catalog.detach(store.as_ref(), &place, "")? {
                 let _ = std::fs::remove_dir_all(thumbs.join(fingerprint));
             }
             forgotten += 1;

@@ -3,6 +3,8 @@
 //! of a file's segments are in, so a file without a record is one whose indexing did not
 //! finish, and it is done again.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -81,32 +83,116 @@ pub fn put(store: &dyn VectorStore, record: &FileRecord) -> Result<(), StoreErro
     )
 }
 
-/// Takes a path away from every file but the one with fingerprint `keep` (its content there
-/// has changed, or is gone). Files left with no path are removed; their fingerprints are
-/// returned.
-pub fn detach(
-    store: &dyn VectorStore,
-    records: &mut Vec<FileRecord>,
-    path: &str,
-    keep: &str,
-) -> Result<Vec<String>, StoreError> {
-    let mut emptied = Vec::new();
-    for record in records.iter_mut().filter(|r| r.fingerprint != keep) {
-        if !record.places.iter().any(|p| p.path == path) {
-            continue;
+/// Every file record of an index, by fingerprint and by path, kept in step with the store.
+/// Lookups are by hash, so planning an archive of many thousands of files stays linear.
+#[derive(Default)]
+pub struct Catalog {
+    records: HashMap<String, FileRecord>,
+    /// Path -> fingerprints of the records that list it (normally one).
+    claims: HashMap<String, Vec<String>>,
+}
+
+impl Catalog {
+    pub fn load(store: &dyn VectorStore) -> Result<Catalog, StoreError> {
+        let mut catalog = Catalog::default();
+        for record in all(store)? {
+            catalog.remember(record);
         }
-        record.places.retain(|p| p.path != path);
-        if record.places.is_empty() {
-            emptied.push(record.fingerprint.clone());
-        } else {
-            put(store, record)?;
+        Ok(catalog)
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &FileRecord> {
+        self.records.values()
+    }
+
+    pub fn get(&self, fingerprint: &str) -> Option<&FileRecord> {
+        self.records.get(fingerprint)
+    }
+
+    /// The records that list this path.
+    pub fn at(&self, path: &str) -> impl Iterator<Item = &FileRecord> {
+        self.claims
+            .get(path)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| self.records.get(f))
+    }
+
+    /// Every path listed, in no particular order.
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.claims.keys()
+    }
+
+    /// Stores a new or updated record and remembers it.
+    pub fn insert(
+        &mut self,
+        store: &dyn VectorStore,
+        record: FileRecord,
+    ) -> Result<(), StoreError> {
+        put(store, &record)?;
+        self.forget_claims(&record.fingerprint);
+        self.remember(record);
+        Ok(())
+    }
+
+    /// Takes a path away from every file but the one with fingerprint `keep` (its content there
+    /// has changed, or is gone). Files left with no path are removed; their fingerprints are
+    /// returned.
+    pub fn detach(
+        &mut self,
+        store: &dyn VectorStore,
+        path: &str,
+        keep: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let holders: Vec<String> = self
+            .claims
+            .get(path)
+            .into_iter()
+            .flatten()
+            .filter(|f| f.as_str() != keep)
+            .cloned()
+            .collect();
+        let mut emptied = Vec::new();
+        for fingerprint in holders {
+            let Some(mut record) = self.records.get(&fingerprint).cloned() else {
+                continue;
+            };
+            record.places.retain(|p| p.path != path);
+            if record.places.is_empty() {
+                remove(store, &fingerprint)?;
+                self.forget_claims(&fingerprint);
+                self.records.remove(&fingerprint);
+                emptied.push(fingerprint);
+            } else {
+                self.insert(store, record)?;
+            }
+        }
+        Ok(emptied)
+    }
+
+    fn remember(&mut self, record: FileRecord) {
+        for place in &record.places {
+            self.claims
+                .entry(place.path.clone())
+                .or_default()
+                .push(record.fingerprint.clone());
+        }
+        self.records.insert(record.fingerprint.clone(), record);
+    }
+
+    fn forget_claims(&mut self, fingerprint: &str) {
+        let Some(old) = self.records.get(fingerprint) else {
+            return;
+        };
+        for place in &old.places {
+            if let Some(holders) = self.claims.get_mut(&place.path) {
+                holders.retain(|f| f != fingerprint);
+                if holders.is_empty() {
+                    self.claims.remove(&place.path);
+                }
+            }
         }
     }
-    for fingerprint in &emptied {
-        remove(store, fingerprint)?;
-        records.retain(|r| &r.fingerprint != fingerprint);
-    }
-    Ok(emptied)
 }
 
 /// Removes a file's segments and its record.
