@@ -108,12 +108,18 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     let started = Instant::now();
     let found = find_videos(&args.paths);
     if found.videos.is_empty() && found.folders.is_empty() {
-        let (path, why) = &found.problems[0];
-        return Err(Error::NoInput(format!("{}: {why}", path.display())));
+        let message = found
+            .problems
+            .first()
+            .map_or("nothing to index".into(), |(path, why)| {
+                format!("{}: {why}", path.display())
+            });
+        return Err(Error::NoInput(message));
     }
+    // Settings are checked before the index is created, so a missing key leaves nothing behind.
+    let chosen = choose_captioner(&args.captioner, &Env::from_process())?;
     let embedder = backends::embedder(&args.store)?;
     let store = backends::store(&args.store, embedder.as_ref(), true)?;
-    let chosen = choose_captioner(&args.captioner, &Env::from_process())?;
     let prompt = Prompt::load(args.captioner.style, args.captioner.prompts.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;
     let cache = open_cache(&args.captioner)?;
