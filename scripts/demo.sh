@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the fixtures, from a fresh Debian 12 machine: set up, build, run.
+# The main job on the fixtures with nothing configured: index them on the embedded defaults
+# (offline tagger, all-MiniLM-L6-v2, qdrant-edge, in a throw-away index), then search.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --quiet
-target/release/scenedex frames fixtures/real.mp4 --out target/demo-frames
-echo "thumbnails of the kept frames: target/demo-frames/"
+index=$(mktemp -d)
+trap 'rm -rf "$index"' EXIT
+./target/release/scenedex index fixtures/*.mp4 --index "$index"
+./target/release/scenedex search "a bus in a city street" --index "$index" --limit 3

@@ -56,7 +56,11 @@ fn index_search_reindex_and_forget_against_a_qdrant_server() {
     }
     let mock = MockVlm::start(Wire::OpenAi);
     let run = |args: &[&str]| {
-        let output = command()
+        let mut command = command();
+        if let Ok(key) = std::env::var("QDRANT_API_KEY") {
+            command.env("QDRANT_API_KEY", key);
+        }
+        let output = command
             .args(args)
             .args(["--qdrant-url", &url, "--collection", &collection.name])
             .env("OPENAI_BASE_URL", &mock.url)

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use super::Error;
 
-/// The settings a config file may hold: the captioning and sampling flags. API keys are not
-/// among them; `api-key-env` names the variable that holds one.
+/// The settings a config file may hold: the captioning, sampling, index and search flags. API
+/// keys are not among them; `api-key-env` names the variable that holds one, and a Qdrant
+/// server's key stays in QDRANT_API_KEY.
 const SETTINGS: &[&str] = &[
     "captioner",
     "model",
@@ -40,6 +41,14 @@ const SETTINGS: &[&str] = &[
     "threshold",
     "dup_distance",
     "color_tolerance",
+    "index",
+    "embedder",
+    "embedding_model",
+    "embedding_url",
+    "collection",
+    "jobs",
+    "merge_similarity",
+    "max_segment",
 ];
 
 pub fn default_path() -> Option<PathBuf> {

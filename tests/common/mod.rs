@@ -25,6 +25,9 @@ pub fn command() -> Command {
         "ANTHROPIC_BASE_URL",
         "SCENEDEX_MODEL",
         "SCENEDEX_CACHE_DIR",
+        "SCENEDEX_INDEX",
+        "QDRANT_URL",
+        "QDRANT_API_KEY",
     ] {
         command.env_remove(name);
     }
