@@ -58,6 +58,10 @@ pub fn caption_all(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
+                // After Ctrl-C no new request is sent: what is not asked is not paid for.
+                if crate::stop::requested() {
+                    break;
+                }
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = firsts.get(n) else { break };
                 let outcome = one(&pictures[i], &keys[i], captioner, settings, cache, &totals);
@@ -72,20 +76,27 @@ pub fn caption_all(
         }
     });
     let mut results = results.into_inner().expect("no worker panics");
-    let outcomes = (0..pictures.len())
-        .map(|i| match results[i].take() {
-            Some(outcome) => outcome,
-            None => {
-                let first = keys
-                    .iter()
-                    .position(|k| *k == keys[i])
-                    .expect("a first exists");
-                let copy = clone_outcome(results[first].as_ref().expect("firsts are done"));
+    // Copies first, while every first's answer is still in place; then the firsts move out.
+    let copies: Vec<Option<Outcome>> = (0..pictures.len())
+        .map(|i| {
+            let first = keys
+                .iter()
+                .position(|k| *k == keys[i])
+                .expect("a first exists");
+            (first != i).then(|| {
                 on_done();
-                copy
-            }
+                // A first left undone was stopped by Ctrl-C.
+                results[first]
+                    .as_ref()
+                    .map_or_else(interrupted, clone_outcome)
+            })
         })
-        .collect::<Vec<_>>();
+        .collect();
+    let outcomes: Vec<Outcome> = copies
+        .into_iter()
+        .enumerate()
+        .map(|(i, copy)| copy.unwrap_or_else(|| results[i].take().unwrap_or_else(interrupted)))
+        .collect();
     let mut totals = totals.into_inner().expect("no worker panics");
     totals.failures = outcomes.iter().filter(|o| o.caption.is_err()).count() as u64;
     (outcomes, totals)
@@ -188,9 +199,84 @@ fn ask(
     Err(last.expect("at least one attempt"))
 }
 
+fn interrupted() -> Outcome {
+    Outcome {
+        caption: Err(CaptionError::Interrupted),
+        cached: false,
+    }
+}
+
 fn clone_outcome(outcome: &Outcome) -> Outcome {
     Outcome {
         caption: outcome.caption.clone(),
         cached: outcome.caption.is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caption::{Reply, Request};
+
+    /// Counts the pictures it is asked about and names each by its first byte.
+    struct Counting(AtomicUsize);
+
+    impl Captioner for Counting {
+        fn backend(&self) -> &str {
+            "counting"
+        }
+        fn model(&self) -> &str {
+            "m"
+        }
+        fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Reply {
+                text: format!("picture {}", request.jpeg[0]),
+                usage: Usage::default(),
+            })
+        }
+        fn image_tokens(&self, _: u32, _: u32) -> u64 {
+            0
+        }
+        fn makes_tags(&self) -> bool {
+            true
+        }
+    }
+
+    fn picture(byte: u8) -> Encoded {
+        Encoded {
+            jpeg: vec![byte; 4],
+            width: 1,
+            height: 1,
+        }
+    }
+
+    #[test]
+    fn a_picture_seen_again_later_is_asked_about_once_regression_repeated_picture_panic() {
+        let prompt = Prompt {
+            id: "search".into(),
+            version: 1,
+            max_tokens: 10,
+            system: String::new(),
+            user: String::new(),
+            json: false,
+        };
+        let settings = Settings {
+            style: Style::Search,
+            prompt: &prompt,
+            lang: None,
+            detail: "",
+            concurrency: 2,
+        };
+        let captioner = Counting(AtomicUsize::new(0));
+        let pictures = [picture(1), picture(2), picture(1), picture(1)];
+        let (outcomes, totals) = caption_all(&pictures, &captioner, &settings, None, &|| {});
+        let texts: Vec<String> = outcomes
+            .iter()
+            .map(|o| o.caption.as_ref().unwrap().text.clone())
+            .collect();
+        assert_eq!(texts, ["picture 1", "picture 2", "picture 1", "picture 1"]);
+        assert_eq!(captioner.0.load(Ordering::SeqCst), 2);
+        assert_eq!((totals.calls, totals.failures), (2, 0));
     }
 }
