@@ -102,6 +102,8 @@ struct Run<'a> {
     usage: Usage,
     out: Out,
     json: bool,
+    /// The progress bars, drawn on standard error only when it is a terminal.
+    bars: MultiProgress,
 }
 
 pub fn run(args: &IndexArgs) -> Result<(), Error> {
@@ -165,6 +167,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         usage: Usage::default(),
         out: Out::new(),
         json: args.json,
+        bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
     };
     for (path, why) in &found.problems {
         run.fail(&path.to_string_lossy(), why.clone(), exit::NO_INPUT)?;
@@ -285,7 +288,7 @@ impl Run<'_> {
 
     /// Runs the jobs through the pipeline, `parallel` at a time, writing each as it finishes.
     fn index(&mut self, jobs: Vec<Job>, pipeline: &Pipeline, parallel: usize) -> Result<(), Error> {
-        let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let bars = self.bars.clone();
         let overall = bars.add(ProgressBar::new(jobs.len() as u64));
         overall.set_style(
             ProgressStyle::with_template("{wide_bar} {pos}/{len} files  {elapsed_precise}")
@@ -394,7 +397,8 @@ impl Run<'_> {
 
     fn fail(&mut self, path: &str, error: String, code: i32) -> Result<(), Error> {
         if !self.json {
-            eprintln!("failed: {path}: {error}");
+            // Printed above the progress bars, not through them.
+            self.bars.suspend(|| eprintln!("failed: {path}: {error}"));
         }
         self.line(path, "failed", None, None, Some(error.clone()))?;
         self.summary.failed += 1;
