@@ -104,6 +104,7 @@ struct Run<'a> {
     json: bool,
     /// The progress bars, drawn on standard error only when it is a terminal.
     bars: MultiProgress,
+    made_by: Provenance,
 }
 
 pub fn run(args: &IndexArgs) -> Result<(), Error> {
@@ -149,17 +150,18 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         },
         thumbs: backends::thumbs_dir(&args.store)?,
     };
+    let captioner_name = format!(
+        "{}/{}",
+        chosen.captioner.backend(),
+        chosen.captioner.model()
+    );
     let mut run = Run {
         store: store.as_ref(),
         catalog: Catalog::load(store.as_ref())?,
         queued: HashMap::new(),
         thumbs: pipeline.thumbs.clone(),
         summary: Summary {
-            captioner: format!(
-                "{}/{}",
-                chosen.captioner.backend(),
-                chosen.captioner.model()
-            ),
+            captioner: captioner_name.clone(),
             embedder: embedder.model().to_string(),
             index: store.describe(),
             ..Default::default()
@@ -168,6 +170,19 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         out: Out::new(),
         json: args.json,
         bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+        made_by: Provenance {
+            captioner: captioner_name,
+            prompt: if chosen.captioner.makes_tags() {
+                "none".into()
+            } else {
+                prompt.tag()
+            },
+            style: if chosen.captioner.makes_tags() {
+                "tags".into()
+            } else {
+                args.captioner.style.name().into()
+            },
+        },
     };
     for (path, why) in &found.problems {
         run.fail(&path.to_string_lossy(), why.clone(), exit::NO_INPUT)?;
@@ -335,11 +350,11 @@ impl Run<'_> {
         });
         overall.finish_and_clear();
         written?;
-        if self.summary.indexed > 0 {
-            self.store.optimize()?;
-        }
         if crate::stop::requested() {
             return Err(Error::Interrupted);
+        }
+        if self.summary.indexed > 0 {
+            self.store.optimize()?;
         }
         Ok(())
     }
@@ -366,7 +381,7 @@ impl Run<'_> {
         for chunk in indexed.points.chunks(CHUNK) {
             self.store.upsert(chunk.to_vec())?;
         }
-        let record = record(job, &indexed.stats, indexed.points.first());
+        let record = record(job, &indexed.stats, &self.made_by);
         self.catalog.insert(self.store, record)?;
         for place in &job.places {
             self.detach(&place.path, fingerprint)?;
@@ -458,14 +473,16 @@ impl Run<'_> {
     }
 }
 
-fn record(job: &Job, stats: &FileStats, first: Option<&crate::store::Point>) -> FileRecord {
-    let field = |name: &str| {
-        first
-            .and_then(|p| p.payload.get(name))
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
+/// What made a file's captions, for its record (also when it has no segment to show it).
+struct Provenance {
+    /// `backend/model`
+    captioner: String,
+    /// `id@version`, or `none` for a tagger, which answers no prompt.
+    prompt: String,
+    style: String,
+}
+
+fn record(job: &Job, stats: &FileStats, made_by: &Provenance) -> FileRecord {
     FileRecord {
         fingerprint: job.fingerprint.clone(),
         places: job.places.clone(),
@@ -475,9 +492,9 @@ fn record(job: &Job, stats: &FileStats, first: Option<&crate::store::Point>) -> 
         frames_kept: stats.frames_kept,
         frames_captioned: stats.frames_captioned,
         segments: stats.segments,
-        captioner: format!("{}/{}", field("backend"), field("model")),
-        prompt: field("prompt"),
-        style: field("style"),
+        captioner: made_by.captioner.clone(),
+        prompt: made_by.prompt.clone(),
+        style: made_by.style.clone(),
         indexed_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
