@@ -445,22 +445,7 @@ fn search_json_output_snapshot() {
 fn sigint_stops_indexing_with_status_130_and_the_next_run_finishes_the_job() {
     let archive = Archive::new(&["colors.mp4", "cuts.mp4", "real.mp4"]);
     let mut child = archive.slow_index_midway(4);
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(20),
-            "no stop within 20 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::interrupt(&mut child);
     let mut said = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
     assert_eq!(status.code(), Some(130), "{said}");

@@ -121,3 +121,23 @@ pub fn assert_found(found: &[f64], expected: &[f64], tolerance: f64) {
         );
     }
 }
+
+/// Sends SIGINT to the child and waits at most 20 s for it to end; its exit status.
+pub fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("no stop within 20 s of SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
