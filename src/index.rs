@@ -188,6 +188,12 @@ impl Pipeline<'_> {
         Ok(Indexed { points, stats })
     }
 
+    /// The pictures that indexing the file would caption, for an estimate.
+    pub fn pictures(&self, path: &Path) -> Result<Vec<Encoded>, FileError> {
+        let (_, pictures) = self.sample(path, &mut FileStats::default(), &|_| {})?;
+        Ok(pictures)
+    }
+
     /// Decodes and samples the file: the frames on its timeline and the pictures to caption.
     fn sample(
         &self,

@@ -102,6 +102,52 @@ pub fn caption_all(
     (outcomes, totals)
 }
 
+/// What captioning would cost, with nothing spent: cached pictures are free, a picture seen
+/// before counts once, and output is counted at the prompt's token limit, so it is an upper
+/// bound.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Estimate {
+    pub frames: u64,
+    pub cached: u64,
+    pub to_caption: u64,
+    pub input_tokens: u64,
+    pub output_tokens_at_most: u64,
+}
+
+impl Estimate {
+    /// Adds these pictures; `seen` holds the keys already counted (across files).
+    pub fn add(
+        &mut self,
+        pictures: &[Encoded],
+        captioner: &dyn Captioner,
+        settings: &Settings,
+        cache: Option<&Cache>,
+        seen: &mut std::collections::HashSet<String>,
+    ) {
+        let text_tokens =
+            (settings.prompt.system.len() + settings.prompt.user.len()).div_ceil(4) as u64;
+        for picture in pictures {
+            self.frames += 1;
+            let key = key(picture, captioner, settings);
+            if cache.is_some_and(|c| c.get(&key).is_some()) {
+                self.cached += 1;
+            } else if seen.insert(key) {
+                self.input_tokens +=
+                    captioner.image_tokens(picture.width, picture.height) + text_tokens;
+                self.output_tokens_at_most += u64::from(settings.prompt.max_tokens);
+                self.to_caption += 1;
+            }
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens_at_most,
+        }
+    }
+}
+
 /// The cache key of a picture for this captioner and these settings.
 pub fn key(picture: &Encoded, captioner: &dyn Captioner, settings: &Settings) -> String {
     Cache::key(&KeyParts {

@@ -11,7 +11,7 @@ use super::{CaptionArgs, CaptionerArgs, CaptionerChoice, Error};
 use crate::caption::batch::{self, BatchReport};
 use crate::caption::cache::Cache;
 use crate::caption::cost::{self, Price};
-use crate::caption::run::{caption_all, key, Settings, Totals};
+use crate::caption::run::{caption_all, key, Estimate, Settings, Totals};
 use crate::caption::{
     encode, Anthropic, Captioner, Encoded, HttpSettings, OpenAi, Picture, Prompt, Secret, Tagger,
 };
@@ -436,8 +436,7 @@ fn gather(
     Ok((places, pictures))
 }
 
-/// What a run would cost, with nothing spent: cached pictures are free, and output is counted
-/// at the prompt's token limit, so the estimate is an upper bound.
+/// What a run would cost, with nothing spent.
 fn dry_run(
     pictures: &[Encoded],
     chosen: &Chosen,
@@ -447,45 +446,63 @@ fn dry_run(
     json: bool,
     out: &mut Out,
 ) -> Result<(), Error> {
-    let captioner = chosen.captioner.as_ref();
-    let text_tokens =
-        (settings.prompt.system.len() + settings.prompt.user.len()).div_ceil(4) as u64;
-    let mut unique: Vec<String> = Vec::new();
-    let (mut cached, mut usage) = (0u64, crate::caption::Usage::default());
-    for picture in pictures {
-        let key = key(picture, captioner, settings);
-        if cache.is_some_and(|c| c.get(&key).is_some()) {
-            cached += 1;
-        } else if !unique.contains(&key) {
-            usage.input_tokens +=
-                captioner.image_tokens(picture.width, picture.height) + text_tokens;
-            usage.output_tokens += u64::from(settings.prompt.max_tokens);
-            unique.push(key);
-        }
-    }
-    let cost = price.map(|p| cost::dollars(usage, p));
-    let estimate = serde_json::json!({"dry_run": {
-        "frames": pictures.len(), "cached": cached, "to_caption": unique.len(),
-        "input_tokens": usage.input_tokens, "output_tokens_at_most": usage.output_tokens,
-        "cost_at_most": cost, "backend": captioner.backend(), "model": captioner.model(),
-    }});
-    if json {
-        out.json(&estimate)?;
-    } else {
-        let cost = cost.map_or("cost unknown (set --price)".to_string(), |c| {
-            format!("at most ${c:.4}")
-        });
-        out.line(&format!(
-            "dry run: {} frames, {cached} cached, {} to caption with {}/{}: about {} tokens in, at most {} out; {cost}",
-            pictures.len(),
-            unique.len(),
-            captioner.backend(),
-            captioner.model(),
-            usage.input_tokens,
-            usage.output_tokens
-        ))?;
-    }
+    let mut estimate = Estimate::default();
+    estimate.add(
+        pictures,
+        chosen.captioner.as_ref(),
+        settings,
+        cache,
+        &mut Default::default(),
+    );
+    let line = estimate_line(&estimate, chosen.captioner.as_ref(), price, json, &[]);
+    out.line(&line)?;
     out.flush()
+}
+
+/// The dry-run line of `caption` and `index`: JSON, or a sentence; `first` are counts that go
+/// before the estimate (index: files).
+pub fn estimate_line(
+    estimate: &Estimate,
+    captioner: &dyn Captioner,
+    price: Option<Price>,
+    json: bool,
+    first: &[(&str, u64)],
+) -> String {
+    let cost = price.map(|p| cost::dollars(estimate.usage(), p));
+    if json {
+        let mut value = serde_json::Value::Object(
+            first
+                .iter()
+                .map(|(name, n)| (name.to_string(), (*n).into()))
+                .collect(),
+        );
+        let counts = serde_json::to_value(estimate).expect("estimates serialize");
+        value
+            .as_object_mut()
+            .expect("an object")
+            .extend(counts.as_object().expect("an object").clone());
+        value["cost_at_most"] = serde_json::json!(cost);
+        value["backend"] = captioner.backend().into();
+        value["model"] = captioner.model().into();
+        return serde_json::json!({ "dry_run": value }).to_string();
+    }
+    let cost = cost.map_or("cost unknown (set --price)".to_string(), |c| {
+        format!("at most ${c:.4}")
+    });
+    let counts: String = first
+        .iter()
+        .map(|(name, n)| format!("{n} {}, ", name.replace('_', " ")))
+        .collect();
+    format!(
+        "dry run: {counts}{} frames, {} cached, {} to caption with {}/{}: about {} tokens in, at most {} out; {cost}",
+        estimate.frames,
+        estimate.cached,
+        estimate.to_caption,
+        captioner.backend(),
+        captioner.model(),
+        estimate.input_tokens,
+        estimate.output_tokens_at_most
+    )
 }
 
 #[cfg(test)]

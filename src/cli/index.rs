@@ -6,7 +6,7 @@
 //! by `kill -9`) leaves files either complete or without a record, and the next run redoes
 //! exactly those, from the caption cache.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -15,17 +15,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::caption::{choose_captioner, open_cache, Env};
+use super::caption::{choose_captioner, estimate_line, open_cache, Env};
 use super::output::Out;
 use super::{backends, exit, Error, IndexArgs};
 use crate::caption::cost;
-use crate::caption::run::Settings;
+use crate::caption::run::{Estimate, Settings};
 use crate::caption::{Picture, Prompt, Usage};
 use crate::decode::find::find_videos;
 use crate::index::{FileError, FileStats, Indexed, Pipeline, Progress, INDEXER};
 use crate::segment::SegmentConfig;
 use crate::store::files::{self, Catalog, FileRecord, Place};
-use crate::store::fingerprint::{fingerprint, stat};
+use crate::store::fingerprint::{fingerprint, stat, Stat};
 use crate::store::{Condition, VectorStore};
 
 /// Points written to the store in one request.
@@ -122,7 +122,6 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     // Settings are checked before the index is created, so a missing key leaves nothing behind.
     let chosen = choose_captioner(&args.captioner, &Env::from_process())?;
     let embedder = backends::embedder(&args.store)?;
-    let store = backends::store(&args.store, embedder.as_ref(), true)?;
     let prompt = Prompt::load(args.captioner.style, args.captioner.prompts.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;
     let cache = open_cache(&args.captioner)?;
@@ -150,6 +149,10 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         },
         thumbs: backends::thumbs_dir(&args.store)?,
     };
+    if args.dry_run {
+        return dry_run(args, &found.videos, &pipeline, &chosen);
+    }
+    let store = backends::store(&args.store, embedder.as_ref(), true)?;
     let captioner_name = format!(
         "{}/{}",
         chosen.captioner.backend(),
@@ -211,13 +214,7 @@ impl Run<'_> {
             Ok(s) => s,
             Err(e) => return self.fail(&name, format!("cannot read: {e}"), exit::NO_INPUT),
         };
-        let unchanged = self.catalog.at(&name).find(|r| {
-            r.size == stat.size
-                && r.places
-                    .iter()
-                    .any(|p| p.path == name && p.mtime_ns == stat.mtime_ns)
-        });
-        if let Some(record) = unchanged {
+        if let Some(record) = unchanged(&self.catalog, &name, &stat) {
             let fingerprint = record.fingerprint.clone();
             self.detach(&name, &fingerprint)?;
             self.summary.unchanged += 1;
@@ -471,6 +468,75 @@ impl Run<'_> {
             }),
         }
     }
+}
+
+/// The record of the file at `path` if neither its size nor its modification time changed.
+fn unchanged<'a>(catalog: &'a Catalog, path: &str, stat: &Stat) -> Option<&'a FileRecord> {
+    catalog.at(path).find(|r| {
+        r.size == stat.size
+            && r.places
+                .iter()
+                .any(|p| p.path == path && p.mtime_ns == stat.mtime_ns)
+    })
+}
+
+/// Counts what indexing would caption and cost: files the index already holds (unchanged, or
+/// the same content elsewhere) are free; the rest are decoded and sampled, and their pictures
+/// looked up in the caption cache. Nothing is written.
+fn dry_run(
+    args: &IndexArgs,
+    videos: &[PathBuf],
+    pipeline: &Pipeline,
+    chosen: &super::caption::Chosen,
+) -> Result<(), Error> {
+    let catalog = match backends::check_exists(&args.store) {
+        Ok(()) => Catalog::load(backends::existing_store(&args.store)?.as_ref())?,
+        Err(_) => Catalog::default(),
+    };
+    let (mut estimate, mut seen, mut to_index) = (Estimate::default(), HashSet::new(), 0u64);
+    let mut fingerprints = HashSet::new();
+    for path in videos {
+        let name = path.to_string_lossy();
+        let Ok(stat) = stat(path) else { continue };
+        if unchanged(&catalog, &name, &stat).is_some() {
+            continue;
+        }
+        let Ok(fingerprint) = fingerprint(path) else {
+            continue;
+        };
+        if catalog.get(&fingerprint).is_some() || !fingerprints.insert(fingerprint) {
+            continue;
+        }
+        to_index += 1;
+        match pipeline.pictures(path) {
+            Ok(pictures) => estimate.add(
+                &pictures,
+                pipeline.captioner,
+                pipeline.settings,
+                pipeline.cache,
+                &mut seen,
+            ),
+            Err(e) => eprintln!("failed: {name}: {e}"),
+        }
+        if crate::stop::requested() {
+            return Err(Error::Interrupted);
+        }
+    }
+    let price = args
+        .captioner
+        .price
+        .or_else(|| cost::list_price(chosen.captioner.model(), Some(&chosen.base_url)));
+    let counts = [("files", videos.len() as u64), ("files_to_index", to_index)];
+    let line = estimate_line(
+        &estimate,
+        chosen.captioner.as_ref(),
+        price,
+        args.json,
+        &counts,
+    );
+    let mut out = Out::new();
+    out.line(&line)?;
+    out.flush()
 }
 
 /// What made a file's captions, for its record (also when it has no segment to show it).

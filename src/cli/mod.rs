@@ -105,6 +105,11 @@ pub struct IndexArgs {
     #[arg(long)]
     pub keep_missing: bool,
 
+    /// Decode the files that need indexing and print how many frames would be captioned and
+    /// the most it could cost; write nothing, spend nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Print one JSON object per file, then a "summary" line.
     #[arg(long)]
     pub json: bool,
