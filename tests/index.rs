@@ -503,15 +503,24 @@ fn dry_run_counts_only_what_is_not_indexed_yet_and_spends_nothing() {
         serde_json::from_slice::<Value>(&output.stdout).unwrap()["dry_run"].clone()
     };
     let before = dry(&archive);
-    assert_eq!((before["files"].as_u64(), before["files_to_index"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (before["files"].as_u64(), before["files_to_index"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(before["to_caption"], 2, "{before}");
     assert!(before["cost_at_most"].as_f64().unwrap() > 0.0);
-    assert!(archive.mock.seen().is_empty(), "a dry run asked the captioner");
+    assert!(
+        archive.mock.seen().is_empty(),
+        "a dry run asked the captioner"
+    );
     assert!(!archive.index.exists(), "a dry run created the index");
 
     archive.index(&[]);
     std::fs::copy(fixture("cuts.mp4"), archive.videos.join("cuts.mp4")).unwrap();
     let after = dry(&archive);
-    assert_eq!((after["files"].as_u64(), after["files_to_index"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (after["files"].as_u64(), after["files_to_index"].as_u64()),
+        (Some(2), Some(1))
+    );
     assert!(after["to_caption"].as_u64().unwrap() >= 4, "{after}");
 }

@@ -408,6 +408,10 @@ impl Run<'_> {
     }
 
     fn fail(&mut self, path: &str, error: String, code: i32) -> Result<(), Error> {
+        // Decoding errors name the file already.
+        let error = error
+            .strip_prefix(&format!("{path}: "))
+            .map_or(error.clone(), str::to_string);
         if !self.json {
             // Printed above the progress bars, not through them.
             self.bars.suspend(|| eprintln!("failed: {path}: {error}"));
@@ -516,7 +520,11 @@ fn dry_run(
                 pipeline.cache,
                 &mut seen,
             ),
-            Err(e) => eprintln!("failed: {name}: {e}"),
+            Err(e) => {
+                let e = e.to_string();
+                let reason = e.strip_prefix(&format!("{name}: ")).unwrap_or(&e);
+                eprintln!("failed: {name}: {reason}");
+            }
         }
         if crate::stop::requested() {
             return Err(Error::Interrupted);
