@@ -524,3 +524,27 @@ fn dry_run_counts_only_what_is_not_indexed_yet_and_spends_nothing() {
     );
     assert!(after["to_caption"].as_u64().unwrap() >= 4, "{after}");
 }
+
+#[test]
+fn a_touched_file_is_unchanged_and_not_paid_for_again() {
+    let archive = Archive::new(&["colors.mp4"]);
+    archive.index(&[]);
+    let asked = archive.mock.seen().len();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(archive.videos.join("colors.mp4"))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    let (output, lines, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(lines[0]["status"], "unchanged", "{lines:?}");
+    assert_eq!(
+        (summary["unchanged"].as_u64(), summary["copies"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(archive.mock.seen().len(), asked);
+    // And again, now by size and time alone.
+    let (_, _, again) = archive.index(&[]);
+    assert_eq!(again["unchanged"], 1);
+}

@@ -229,17 +229,19 @@ impl Run<'_> {
             mtime_ns: stat.mtime_ns,
         };
         if let Some(known) = self.catalog.get(&fingerprint) {
-            // The same content elsewhere: moved if it has left an old place, else a copy.
-            let moved = known.places.iter().any(|p| !Path::new(&p.path).exists());
-            self.attach(&fingerprint, place)?;
-            self.detach(&name, &fingerprint)?;
-            let status = if moved {
+            // Known content: touched in place, or moved (it left an old place), or a copy.
+            let status = if known.places.iter().any(|p| p.path == name) {
+                self.summary.unchanged += 1;
+                "unchanged"
+            } else if known.places.iter().any(|p| !Path::new(&p.path).exists()) {
                 self.summary.moved += 1;
                 "moved"
             } else {
                 self.summary.copies += 1;
                 "copy"
             };
+            self.attach(&fingerprint, place)?;
+            self.detach(&name, &fingerprint)?;
             return self.line(&name, status, Some(&fingerprint), None, None);
         }
         match self.queued.get(&fingerprint) {
