@@ -234,10 +234,7 @@ impl Pipeline<'_> {
             });
             take(deduper.push(sample))?;
         }
-        let end = sampler
-            .end()
-            .unwrap_or(0.0)
-            .max(sampler.decoder().stats().stream_end);
+        let end = sampler.timeline_end();
         take(deduper.finish(end))?;
         stats.duration = duration.unwrap_or(end).max(end);
         stats.frames_kept = pictures.len() as u64;

@@ -428,10 +428,7 @@ fn gather(
     while let Some(sample) = sampler.next_sample()? {
         keep(deduper.push(sample))?;
     }
-    let end = sampler
-        .end()
-        .unwrap_or(0.0)
-        .max(sampler.decoder().stats().stream_end);
+    let end = sampler.timeline_end();
     keep(deduper.finish(end))?;
     Ok((places, pictures))
 }

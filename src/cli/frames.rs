@@ -78,7 +78,7 @@ pub fn run(args: &FramesArgs) -> Result<(), Error> {
     }
     bar.finish_and_clear();
     let stats = sampler.decoder().stats();
-    let end = sampler.end().unwrap_or(0.0).max(stats.stream_end);
+    let end = sampler.timeline_end();
     for record in deduper.finish(end) {
         report(&record, args, &mut out, &mut summary)?;
     }

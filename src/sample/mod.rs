@@ -188,6 +188,14 @@ impl Sampler {
         self.end
     }
 
+    /// Where the timeline ends once decoding is done: the end of the last frame, or of the
+    /// stream if that reaches further. The last frame's stretch runs to here.
+    pub fn timeline_end(&self) -> f64 {
+        self.end
+            .unwrap_or(0.0)
+            .max(self.decoder().stats().stream_end)
+    }
+
     /// The next sampled frame, or None when the video is done.
     pub fn next_sample(&mut self) -> Result<Option<Sample>, DecodeError> {
         while self.ready.is_empty() && !self.finished {
