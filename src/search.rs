@@ -3,7 +3,7 @@
 //! fused ranking comes back, optionally cut by similarity and capped per file.
 
 use crate::embed::{EmbedError, Embedder};
-use crate::store::files::SEGMENT;
+use crate::store::files::{indexed_form, SEGMENT};
 use crate::store::{Condition, Hit, Query, StoreError, VectorStore};
 
 /// Candidates fetched per hit wanted when some will be dropped (by similarity or per file).
@@ -78,9 +78,7 @@ fn keep(hits: Vec<Hit>, request: &Request) -> Vec<Hit> {
 
 /// The condition that keeps segments of one file, or of every file under a folder.
 pub fn under(path: &std::path::Path) -> Condition {
-    let absolute = std::fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
-        .unwrap_or_else(|_| path.to_path_buf());
+    let absolute = indexed_form(path).unwrap_or_else(|_| path.to_path_buf());
     let field = if absolute.is_file() { "paths" } else { "dirs" };
     let text = absolute.to_string_lossy().trim_end_matches('/').to_string();
     let text = if text.is_empty() {

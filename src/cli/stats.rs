@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::output::Out;
 use super::{backends, Error, ForgetArgs, StatsArgs};
-use crate::store::files::{Catalog, FileRecord, SEGMENT};
+use crate::store::files::{indexed_form, Catalog, FileRecord, SEGMENT};
 use crate::store::{Condition, EdgeStore};
 
 #[derive(Serialize)]
@@ -99,9 +99,8 @@ pub fn forget(args: &ForgetArgs) -> Result<(), Error> {
     let mut catalog = Catalog::load(store.as_ref())?;
     let mut forgotten = 0;
     for path in &args.paths {
-        let target = std::fs::canonicalize(path)
-            .or_else(|_| std::path::absolute(path))
-            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+        let target =
+            indexed_form(path).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
         let matching: Vec<String> = catalog
             .paths()
             .filter(|p| Path::new(p).starts_with(&target))

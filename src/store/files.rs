@@ -200,6 +200,12 @@ pub fn remove(store: &dyn VectorStore, fingerprint: &str) -> Result<(), StoreErr
     store.delete(&[Condition::equals("fingerprint", fingerprint)])
 }
 
+/// A path as the index writes it: absolute with links resolved, or, for a path that no longer
+/// exists (a file to forget), just absolute.
+pub fn indexed_form(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    std::fs::canonicalize(path).or_else(|_| std::path::absolute(path))
+}
+
 /// The payload fields that say where a file is: its first path (`path`), every path (`paths`)
 /// and every folder above them (`dirs`), which is what a path-prefix filter matches.
 pub fn location(paths: &[String]) -> Map<String, Value> {
