@@ -7,6 +7,7 @@ packages=(
   pkg-config clang libclang-dev                                   # bindgen, for ffmpeg-sys-next
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev    # FFmpeg 5.1, decoding
   ffmpeg                                                          # the CLI, for fixtures and tests
+  curl                                                            # scripts/cluster.sh asks Qdrant nodes how they are
   tesseract-ocr                                                   # on-screen text for the offline tagger
   python3 python3-pip                                             # converts the tagger's weights, once
 )

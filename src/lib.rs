@@ -1,15 +1,18 @@
 //! scenedex: make a video archive searchable by text.
 //!
 //! The pipeline's stages are modules of their own: `decode` → `sample` → `dedup` → `caption` →
-//! `segment` → `embed` → `store` → `search`; `index` runs one file through them, and `cli` wires
-//! them into commands. ARCHITECTURE.md maps what lives where.
+//! `segment` → `embed` → `store` → `search`; `index` plans and runs an index update through
+//! them, `backends` opens what settings ask for, and `cli` is one front end over all of it.
+//! ARCHITECTURE.md maps what lives where.
 
+pub mod backends;
 pub mod caption;
 pub mod cli;
 pub mod decode;
 pub mod dedup;
 pub mod embed;
 pub mod index;
+mod private;
 pub mod sample;
 pub mod search;
 pub mod segment;

@@ -2,12 +2,17 @@
 //! the index, both retrievers (meaning and exact words) run under the same filters, and the
 //! fused ranking comes back, optionally cut by similarity and capped per file.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use crate::embed::{EmbedError, Embedder};
-use crate::store::files::{indexed_form, SEGMENT};
+use crate::store::files::{self, at_or_under, indexed_form, path_key, Place, PLACE, SEGMENT};
 use crate::store::{Condition, Hit, Query, StoreError, VectorStore};
 
 /// Candidates fetched per hit wanted when some will be dropped (by similarity or per file).
 const OVERFETCH: usize = 8;
+/// The most candidates one search looks at before it settles for fewer hits than asked.
+const MOST: usize = 10_000;
 
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -17,7 +22,29 @@ pub struct Request {
     pub per_file: Option<usize>,
     /// Hits less similar than this (cosine, -1 to 1) to the query are dropped.
     pub min_similarity: Option<f32>,
+    /// Only files at or under this path, on any machine.
+    pub path: Option<PathBuf>,
+    /// Conditions on the segments' own fields (time, moderation fields).
     pub filter: Vec<Condition>,
+}
+
+/// A hit with where its file is: the place to show (this machine's when it has one) and every
+/// place, on every machine.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub hit: Hit,
+    pub place: Option<Place>,
+    pub places: Vec<Place>,
+}
+
+impl Found {
+    pub fn fingerprint(&self) -> &str {
+        self.hit
+            .payload
+            .get("fingerprint")
+            .and_then(|f| f.as_str())
+            .unwrap_or("")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +57,14 @@ pub enum SearchError {
     Store(#[from] StoreError),
 }
 
-/// The best segments for the request, best first.
+/// The best segments for the request, best first. Only segments of files the index has a
+/// record of are answers: those of an unfinished write (a crash) never show.
 pub fn search(
     store: &dyn VectorStore,
     embedder: &dyn Embedder,
     request: &Request,
-) -> Result<Vec<Hit>, SearchError> {
+    host: &str,
+) -> Result<Vec<Found>, SearchError> {
     let text = request.query.trim();
     if text.is_empty() {
         return Err(SearchError::EmptyQuery);
@@ -43,32 +72,98 @@ pub fn search(
     let dense = embedder.embed(&[text])?.remove(0);
     let mut filter = vec![Condition::equals("record", SEGMENT)];
     filter.extend(request.filter.iter().cloned());
+    if let Some(path) = &request.path {
+        let target = indexed_form(path).unwrap_or_else(|_| path.clone());
+        let fingerprints = store.distinct(
+            "fingerprint",
+            &[
+                Condition::equals("record", PLACE),
+                at_or_under(&path_key(&target)),
+            ],
+        )?;
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
+        }
+        filter.push(Condition::AnyOf("fingerprint".into(), fingerprints));
+    }
     let dropping = request.per_file.is_some() || request.min_similarity.is_some();
-    let fetch = if dropping {
-        request.limit * OVERFETCH
-    } else {
-        request.limit
-    };
-    let hits = store.search(&Query {
-        dense: &dense,
-        text,
-        limit: fetch,
-        filter,
-    })?;
-    Ok(keep(hits, request))
+    let mut fetch = request.limit * if dropping { OVERFETCH } else { 1 };
+    loop {
+        let hits = store.search(&Query {
+            dense: &dense,
+            text,
+            limit: fetch,
+            filter: filter.clone(),
+        })?;
+        let exhausted = hits.len() < fetch;
+        let kept = keep(locate(store, hits, host)?, request);
+        if kept.len() >= request.limit || exhausted || fetch >= MOST {
+            return Ok(kept);
+        }
+        fetch = (fetch * 4).min(MOST);
+    }
+}
+
+/// The hits whose files have a record, with their places.
+fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Found>, StoreError> {
+    let mut fingerprints: Vec<String> = Vec::new();
+    for hit in &hits {
+        if let Some(f) = hit.payload.get("fingerprint").and_then(|f| f.as_str()) {
+            if !fingerprints.iter().any(|known| known == f) {
+                fingerprints.push(f.to_string());
+            }
+        }
+    }
+    let records = files::records_of(store, &fingerprints)?;
+    let mut places: HashMap<String, Vec<Place>> = HashMap::new();
+    for place in files::places_of(store, &fingerprints)? {
+        places
+            .entry(place.fingerprint.clone())
+            .or_default()
+            .push(place);
+    }
+    // A record of scenedex 0.1 lists its paths itself, until the next run writes places.
+    for record in records.values() {
+        let listed = places.entry(record.fingerprint.clone()).or_default();
+        if listed.is_empty() {
+            listed.extend(record.places.iter().map(|old| Place {
+                fingerprint: record.fingerprint.clone(),
+                host: host.to_string(),
+                path: old.path.clone(),
+                mtime_ns: old.mtime_ns,
+            }));
+        }
+    }
+    Ok(hits
+        .into_iter()
+        .filter_map(|hit| {
+            let fingerprint = hit.payload.get("fingerprint")?.as_str()?.to_string();
+            records.get(&fingerprint)?;
+            let mut places = places.get(&fingerprint).cloned().unwrap_or_default();
+            // This machine's paths first, then by machine and path.
+            places.sort_by(|a, b| {
+                (a.host != host, &a.host, &a.path).cmp(&(b.host != host, &b.host, &b.path))
+            });
+            Some(Found {
+                hit,
+                place: places.first().cloned(),
+                places,
+            })
+        })
+        .collect())
 }
 
 /// Applies the similarity floor and the per-file cap, then the limit.
-fn keep(hits: Vec<Hit>, request: &Request) -> Vec<Hit> {
-    let mut per_file: std::collections::HashMap<String, usize> = Default::default();
-    hits.into_iter()
-        .filter(|h| request.min_similarity.is_none_or(|m| h.similarity >= m))
-        .filter(|h| {
+fn keep(found: Vec<Found>, request: &Request) -> Vec<Found> {
+    let mut per_file: HashMap<String, usize> = HashMap::new();
+    found
+        .into_iter()
+        .filter(|f| request.min_similarity.is_none_or(|m| f.hit.similarity >= m))
+        .filter(|f| {
             let Some(cap) = request.per_file else {
                 return true;
             };
-            let path = h.payload.get("path").and_then(|p| p.as_str()).unwrap_or("");
-            let seen = per_file.entry(path.to_string()).or_default();
+            let seen = per_file.entry(f.fingerprint().to_string()).or_default();
             *seen += 1;
             *seen <= cap
         })
@@ -76,17 +171,11 @@ fn keep(hits: Vec<Hit>, request: &Request) -> Vec<Hit> {
         .collect()
 }
 
-/// The condition that keeps segments of one file, or of every file under a folder.
-pub fn under(path: &std::path::Path) -> Condition {
-    let absolute = indexed_form(path).unwrap_or_else(|_| path.to_path_buf());
-    let field = if absolute.is_file() { "paths" } else { "dirs" };
-    let text = absolute.to_string_lossy().trim_end_matches('/').to_string();
-    let text = if text.is_empty() {
-        "/".to_string()
-    } else {
-        text
-    };
-    Condition::equals(field, text)
+/// The machines that hold paths in the index, sorted.
+pub fn hosts(store: &dyn VectorStore) -> Result<Vec<String>, StoreError> {
+    let mut hosts = store.distinct("host", &[Condition::equals("record", PLACE)])?;
+    hosts.sort();
+    Ok(hosts)
 }
 
 /// The condition that keeps segments overlapping `[from, to]` seconds of their file.
@@ -114,23 +203,30 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn hit(path: &str, similarity: f32) -> Hit {
-        Hit {
-            id: 0,
-            score: 0.0,
-            similarity,
-            payload: json!({ "path": path }).as_object().unwrap().clone(),
+    fn found(fingerprint: &str, similarity: f32) -> Found {
+        Found {
+            hit: Hit {
+                id: 0,
+                score: 0.0,
+                similarity,
+                payload: json!({ "fingerprint": fingerprint })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
+            place: None,
+            places: vec![],
         }
     }
 
     #[test]
     fn per_file_caps_each_file_and_the_limit_counts_what_is_left() {
         let hits = vec![
-            hit("a", 0.9),
-            hit("a", 0.8),
-            hit("a", 0.7),
-            hit("b", 0.6),
-            hit("c", 0.5),
+            found("a", 0.9),
+            found("a", 0.8),
+            found("a", 0.7),
+            found("b", 0.6),
+            found("c", 0.5),
         ];
         let request = Request {
             limit: 3,
@@ -139,7 +235,7 @@ mod tests {
         };
         let kept: Vec<String> = keep(hits, &request)
             .iter()
-            .map(|h| h.payload["path"].as_str().unwrap().to_string())
+            .map(|f| f.fingerprint().to_string())
             .collect();
         assert_eq!(kept, ["a", "b", "c"]);
     }
@@ -151,22 +247,9 @@ mod tests {
             min_similarity: Some(0.65),
             ..Default::default()
         };
-        assert_eq!(keep(vec![hit("a", 0.9), hit("b", 0.6)], &request).len(), 1);
-    }
-
-    #[test]
-    fn a_folder_filter_matches_ancestors_and_a_file_filter_matches_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("x.mp4");
-        std::fs::write(&file, b"x").unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
         assert_eq!(
-            under(dir.path()),
-            Condition::equals("dirs", root.to_string_lossy().as_ref())
-        );
-        assert_eq!(
-            under(&file),
-            Condition::equals("paths", root.join("x.mp4").to_string_lossy().as_ref())
+            keep(vec![found("a", 0.9), found("b", 0.6)], &request).len(),
+            1
         );
     }
 }

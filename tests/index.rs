@@ -3,142 +3,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::vlm::{mean_colour, use_scene_book, Fault, MockVlm, Wire, KEY};
-use common::{command, fixture, json_lines};
+use common::archive::{file_name, holds, stderr, Archive};
+use common::fixture;
+use common::vlm::Fault;
 use serde_json::Value;
-
-/// What the stand-in says about the fixture frames: colors.mp4 is a white box on red (0-2 s),
-/// then on blue (2-4 s), then black; everything else is an abstract pattern.
-fn scene_book(image: &image::RgbImage) -> Option<String> {
-    let (r, g, b) = mean_colour(image);
-    Some(if r > g + 60.0 && r > b + 60.0 {
-        "A white square sits on a bright red background.".into()
-    } else if b > r + 60.0 && b > g + 60.0 {
-        "A white square on a deep blue background. A name tag reads Kowalczyk.".into()
-    } else {
-        "Colourful abstract shapes and stripes fill the screen.".into()
-    })
-}
-
-/// A folder of videos, an index and a caption cache, all temporary, and a stand-in VLM.
-struct Archive {
-    _dir: tempfile::TempDir,
-    videos: PathBuf,
-    index: PathBuf,
-    cache: PathBuf,
-    mock: MockVlm,
-}
-
-impl Archive {
-    fn new(files: &[&str]) -> Archive {
-        use_scene_book(scene_book);
-        let dir = tempfile::tempdir().unwrap();
-        let videos = dir.path().join("videos");
-        std::fs::create_dir_all(&videos).unwrap();
-        for name in files {
-            std::fs::copy(fixture(name), videos.join(name)).unwrap();
-        }
-        Archive {
-            videos: std::fs::canonicalize(videos).unwrap(),
-            index: dir.path().join("index"),
-            cache: dir.path().join("cache"),
-            _dir: dir,
-            mock: MockVlm::start(Wire::OpenAi),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = command();
-        command
-            .args(args)
-            .arg("--index")
-            .arg(&self.index)
-            .env("OPENAI_BASE_URL", &self.mock.url)
-            .env("OPENAI_API_KEY", KEY)
-            .env("SCENEDEX_CACHE_DIR", &self.cache)
-            .env("SCENEDEX_CAPTIONER", "openai");
-        command
-    }
-
-    fn index(&self, extra: &[&str]) -> (Output, Vec<Value>, Value) {
-        let mut args = vec!["index", "--json"];
-        args.extend(extra);
-        let output = self.command(&args).arg(&self.videos).output().unwrap();
-        let (lines, summary) = json_lines(&String::from_utf8_lossy(&output.stdout));
-        (output, lines, summary)
-    }
-
-    fn search(&self, query: &str, extra: &[&str]) -> Vec<Value> {
-        let mut args = vec!["search", query, "--json"];
-        args.extend(extra);
-        let output = self.command(&args).output().unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-        json_lines(&String::from_utf8_lossy(&output.stdout)).0
-    }
-
-    /// Starts indexing with every answer a quarter of a second late, and returns once the
-    /// captioner has been asked `requests` times: a run caught in the middle.
-    fn slow_index_midway(&self, requests: usize) -> std::process::Child {
-        self.mock
-            .script((0..100).map(|_| Fault::Stall(Duration::from_millis(250))));
-        let child = self
-            .command(&["index", "--jobs", "1", "--concurrency", "1"])
-            .arg(&self.videos)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.mock.seen().len() < requests && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
-    }
-
-    /// Every segment in the index, as (file name, start, end, fingerprint), sorted.
-    fn segments(&self) -> Vec<(String, i64, i64, String)> {
-        let mut all: Vec<_> = self
-            .search("anything", &["--limit", "1000"])
-            .iter()
-            .map(|h| {
-                let name = Path::new(h["path"].as_str().unwrap())
-                    .strip_prefix(&self.videos)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                let ms = |f: &str| (h[f].as_f64().unwrap() * 1000.0).round() as i64;
-                (
-                    name,
-                    ms("start"),
-                    ms("end"),
-                    h["fingerprint"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        all.sort();
-        all
-    }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn file_name(hit: &Value) -> &str {
-    Path::new(hit["path"].as_str().unwrap())
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-}
-
-fn holds(hit: &Value, moment: f64) -> bool {
-    hit["start"].as_f64().unwrap() <= moment && moment < hit["end"].as_f64().unwrap()
-}
 
 #[test]
 fn a_paraphrase_finds_its_scene_by_meaning_and_an_on_screen_name_by_its_exact_word() {
@@ -547,4 +419,178 @@ fn a_touched_file_is_unchanged_and_not_paid_for_again() {
     // And again, now by size and time alone.
     let (_, _, again) = archive.index(&[]);
     assert_eq!(again["unchanged"], 1);
+}
+
+#[test]
+fn a_file_whose_name_is_not_utf8_is_indexed_once_across_three_runs() {
+    common::archive::name_that_is_not_utf8_is_kept(&Archive::new(&["cuts.mp4"]));
+}
+
+#[test]
+fn two_identical_files_met_in_one_run_count_as_one_indexed_and_one_copy() {
+    let archive = Archive::new(&["colors.mp4"]);
+    std::fs::copy(fixture("colors.mp4"), archive.videos.join("twin.mp4")).unwrap();
+    let (output, lines, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        (summary["indexed"].as_u64(), summary["copies"].as_u64()),
+        (Some(1), Some(1)),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+}
+
+/// Unmounts a tmpfs when the test ends, pass or fail.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    /// A tmpfs of this many MiB at `dir`; None (the test says it skipped) without root.
+    fn tmpfs(dir: &Path, mib: u64) -> Option<Mounted> {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: mounting a small tmpfs needs root");
+        }
+        mounted.then(|| Mounted(dir.to_path_buf()))
+    }
+
+    /// Writes a file that leaves about `left` MiB free.
+    fn fill(&self, left: u64) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        loop {
+            let free = free_bytes(&self.0);
+            if free <= left << 20 {
+                break;
+            }
+            std::io::Write::write_all(&mut file, &chunk).unwrap();
+        }
+        filler
+    }
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    let output = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_index_is_one_line_and_exit_5_and_keeps_what_was_written() {
+    let archive = Archive::new(&["colors.mp4"]);
+    let disk = archive.dir.path().join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let Some(mounted) = Mounted::tmpfs(&disk, 100) else {
+        return;
+    };
+    let index = disk.join("index");
+    let index_arg = ["--index", index.to_str().unwrap()];
+    let (output, _, summary) = archive.index(&index_arg);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["indexed"], 1);
+
+    let filler = mounted.fill(16);
+    std::fs::copy(fixture("cuts.mp4"), archive.videos.join("cuts.mp4")).unwrap();
+    let (output, _, _) = archive.index(&index_arg);
+    let error = stderr(&output);
+    assert_eq!(output.status.code(), Some(5), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        error.starts_with("Error: ") && error.contains("the disk is full"),
+        "{error}"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    let (output, _, summary) = archive.index(&index_arg);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        (summary["indexed"].as_u64(), summary["unchanged"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let search = archive
+        .command(&["search", "Kowalczyk", "--json", "--limit", "50"])
+        .args(index_arg)
+        .output()
+        .unwrap();
+    let names: std::collections::BTreeSet<String> =
+        common::json_lines(&String::from_utf8_lossy(&search.stdout))
+            .0
+            .iter()
+            .map(|h| file_name(h).to_string())
+            .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn the_count_of_failed_files_never_exceeds_the_files_regression_two_of_one_failed() {
+    let archive = Archive::new(&["colors.mp4"]);
+    let missing = archive.videos.join("missing.mp4");
+    let output = archive
+        .command(&["index"])
+        .arg(&missing)
+        .arg(archive.videos.join("colors.mp4"))
+        .output()
+        .unwrap();
+    let error = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{error}");
+    let last = error.lines().last().unwrap();
+    assert!(
+        last.starts_with("Error: 1 of 2 files failed; first: ") && last.contains("missing.mp4"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_point_this_version_cannot_read_is_left_alone_with_a_warning() {
+    use scenedex::store::{EdgeStore, Point, VectorStore};
+    let archive = Archive::new(&["colors.mp4"]);
+    archive.index(&[]);
+    {
+        let store = EdgeStore::open(&archive.index, None, false).unwrap();
+        let foreign = serde_json::json!({"record": "file", "fingerprint": "not ours"});
+        let old_place = serde_json::json!({"record": "place", "path": 42});
+        for (id, payload) in [(7, foreign), (8, old_place)] {
+            let point = Point {
+                id,
+                vectors: None,
+                payload: payload.as_object().unwrap().clone(),
+            };
+            store.upsert(vec![point]).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    for args in [
+        &["stats"][..],
+        &["index", archive.videos.to_str().unwrap()],
+        &["forget", "/nowhere"],
+    ] {
+        let output = archive.command(args).output().unwrap();
+        let error = stderr(&output);
+        assert!(output.status.success(), "{args:?}: {error}");
+        assert!(
+            error.contains("warning: 2 points of the index are not this version's to read"),
+            "{args:?}: {error}"
+        );
+    }
+    let hits = archive.search("Kowalczyk", &["--limit", "1"]);
+    assert_eq!(file_name(&hits[0]), "colors.mp4");
 }

@@ -78,7 +78,7 @@ fn read_state(path: &Path) -> Option<Pending> {
 
 fn write_state(path: &Path, pending: &Pending) -> std::io::Result<()> {
     let folder = path.parent().expect("state files live in a folder");
-    std::fs::create_dir_all(folder)?;
+    crate::private::create_dir_all(folder)?;
     let temporary = path.with_extension("partial");
     let file = std::fs::File::create(&temporary)?;
     serde_json::to_writer(&file, pending).expect("state serializes");

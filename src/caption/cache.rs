@@ -27,7 +27,7 @@ pub struct KeyParts<'a> {
 
 impl Cache {
     pub fn open(dir: &Path) -> std::io::Result<Cache> {
-        std::fs::create_dir_all(dir)?;
+        crate::private::create_dir_all(dir)?;
         Ok(Cache {
             dir: dir.to_path_buf(),
         })
@@ -67,7 +67,7 @@ impl Cache {
     pub fn put(&self, key: &str, caption: &Caption) -> std::io::Result<()> {
         let path = self.path(key);
         let folder = path.parent().expect("entries live in a sub-folder");
-        std::fs::create_dir_all(folder)?;
+        crate::private::create_dir_all(folder)?;
         let temporary = folder.join(format!(
             ".{key}.{}.{:?}.tmp",
             std::process::id(),

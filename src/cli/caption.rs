@@ -1,155 +1,20 @@
 //! `scenedex caption PATH`: caption one image or the kept frames of one video.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::output::{clock, round_us, Out};
-use super::{CaptionArgs, CaptionerArgs, CaptionerChoice, Error};
+use super::{CaptionArgs, Error};
+use crate::backends::{self, Chosen, Env};
 use crate::caption::batch::{self, BatchReport};
 use crate::caption::cache::Cache;
 use crate::caption::cost::{self, Price};
 use crate::caption::run::{caption_all, key, Estimate, Settings, Totals};
-use crate::caption::{
-    encode, Anthropic, Captioner, Encoded, HttpSettings, OpenAi, Picture, Prompt, Secret, Tagger,
-};
-use crate::dedup::Deduper;
-use crate::sample::Sampler;
+use crate::caption::{encode, Captioner, Encoded, Picture, Prompt};
+use crate::index::FileError;
 
-const OPENAI_DEFAULT_URL: &str = "https://api.openai.com/v1";
-const ANTHROPIC_DEFAULT_URL: &str = "https://api.anthropic.com";
-
-/// The environment variables the ecosystem uses, read once so tests can set their own.
-#[derive(Default)]
-pub struct Env {
-    pub openai_key: Option<String>,
-    pub openai_base: Option<String>,
-    pub anthropic_key: Option<String>,
-    pub anthropic_base: Option<String>,
-}
-
-impl Env {
-    pub fn from_process() -> Env {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Env {
-            openai_key: var("OPENAI_API_KEY"),
-            openai_base: var("OPENAI_BASE_URL"),
-            anthropic_key: var("ANTHROPIC_API_KEY"),
-            anthropic_base: var("ANTHROPIC_BASE_URL"),
-        }
-    }
-}
-
-/// A captioner and what is needed to price it.
-pub struct Chosen {
-    pub captioner: Arc<dyn Captioner>,
-    /// The same backend when it is OpenAI's, for the Batch API.
-    pub openai: Option<Arc<OpenAi>>,
-    pub base_url: String,
-    pub detail: String,
-}
-
-pub fn choose_captioner(args: &CaptionerArgs, env: &Env) -> Result<Chosen, Error> {
-    let choice = args.captioner.or_else(|| {
-        if env.openai_key.is_some() || env.openai_base.is_some() {
-            Some(CaptionerChoice::Openai)
-        } else if env.anthropic_key.is_some() {
-            Some(CaptionerChoice::Anthropic)
-        } else {
-            None
-        }
-    });
-    let key_from = |default: Option<&String>| match &args.api_key_env {
-        Some(name) => std::env::var(name).ok().filter(|v| !v.trim().is_empty()),
-        None => default.cloned(),
-    };
-    let http = http_settings(args);
-    match choice {
-        Some(CaptionerChoice::Openai) => {
-            let base_url = args
-                .base_url
-                .clone()
-                .or_else(|| env.openai_base.clone())
-                .unwrap_or(OPENAI_DEFAULT_URL.into());
-            let key = key_from(env.openai_key.as_ref());
-            if key.is_none() && base_url == OPENAI_DEFAULT_URL {
-                return Err(Error::Config(format!(
-                    "{} is not set: give an OpenAI API key, or point OPENAI_BASE_URL at a local server",
-                    args.api_key_env.as_deref().unwrap_or("OPENAI_API_KEY")
-                )));
-            }
-            let model = args.model.clone().unwrap_or("gpt-4o-mini".into());
-            let detail = args.detail;
-            let openai = Arc::new(OpenAi::new(
-                &base_url,
-                &model,
-                key.map(Secret::new),
-                detail,
-                http,
-            ));
-            Ok(Chosen {
-                captioner: openai.clone(),
-                openai: Some(openai),
-                base_url,
-                detail: format!("{detail:?}").to_lowercase(),
-            })
-        }
-        Some(CaptionerChoice::Anthropic) => {
-            let base_url = args
-                .base_url
-                .clone()
-                .or_else(|| env.anthropic_base.clone())
-                .unwrap_or(ANTHROPIC_DEFAULT_URL.into());
-            let key = key_from(env.anthropic_key.as_ref()).ok_or_else(|| {
-                Error::Config(format!(
-                    "{} is not set: the Anthropic backend needs an API key",
-                    args.api_key_env.as_deref().unwrap_or("ANTHROPIC_API_KEY")
-                ))
-            })?;
-            let model = args.model.clone().unwrap_or("claude-haiku-4-5".into());
-            Ok(Chosen {
-                captioner: Arc::new(Anthropic::new(&base_url, &model, Secret::new(key), http)),
-                openai: None,
-                base_url,
-                detail: String::new(),
-            })
-        }
-        Some(CaptionerChoice::Tagger) => tagger(),
-        None => {
-            eprintln!(
-                "note: captioning with the offline tagger (keywords only); for descriptions set OPENAI_API_KEY, \
-                 or OPENAI_BASE_URL for a local server (Ollama: http://localhost:11434/v1), or ANTHROPIC_API_KEY"
-            );
-            tagger()
-        }
-    }
-}
-
-fn tagger() -> Result<Chosen, Error> {
-    let dir = Tagger::default_dir().ok_or_else(|| {
-        Error::Config("no data directory for the offline tagger: set SCENEDEX_TAGGER_DIR".into())
-    })?;
-    let tagger = Tagger::load(&dir).map_err(|e| Error::Config(e.to_string()))?;
-    Ok(Chosen {
-        captioner: Arc::new(tagger),
-        openai: None,
-        base_url: "local".into(),
-        detail: String::new(),
-    })
-}
-
-fn http_settings(args: &CaptionerArgs) -> HttpSettings {
-    HttpSettings {
-        timeout: std::time::Duration::from_secs_f64(args.timeout),
-        retries: args.retries,
-        per_minute: args.rpm.and_then(std::num::NonZeroU32::new),
-        ..HttpSettings::default()
-    }
-}
-
-/// One picture to caption and where it sits in its video.
 /// Where a picture sits in its video: its time and the stretch it stands for.
 struct Place {
     time: f64,
@@ -196,7 +61,10 @@ struct Summary {
 
 pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     let started = Instant::now();
-    let chosen = choose_captioner(&args.captioner, &Env::from_process())?;
+    let chosen = backends::captioner(&args.captioner.settings(), &Env::from_process())?;
+    if let Some(note) = &chosen.note {
+        eprintln!("note: {note}");
+    }
     let prompt = Prompt::load(args.captioner.style, args.captioner.prompts.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;
     let picture = Picture {
@@ -204,7 +72,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
         quality: args.captioner.jpeg_quality,
     };
     let (places, pictures) = gather(&args.path, args, picture)?;
-    let cache = open_cache(&args.captioner)?;
+    let cache = backends::cache(args.captioner.cache_dir.as_deref(), args.captioner.no_cache)?;
     let price = args
         .captioner
         .price
@@ -374,18 +242,6 @@ fn human_summary(s: &Summary, captioner: &dyn Captioner) -> String {
     )
 }
 
-pub fn open_cache(args: &CaptionerArgs) -> Result<Option<Cache>, Error> {
-    if args.no_cache {
-        return Ok(None);
-    }
-    let Some(dir) = args.cache_dir.clone().or_else(Cache::default_dir) else {
-        return Ok(None);
-    };
-    Cache::open(&dir)
-        .map(Some)
-        .map_err(|source| Error::Write { path: dir, source })
-}
-
 fn is_image(path: &Path) -> bool {
     let extension = path
         .extension()
@@ -412,25 +268,27 @@ fn gather(
             vec![encoded],
         ));
     }
-    let mut sampler = Sampler::open(path, args.sampling.sample_config())?;
-    let mut deduper = Deduper::new(args.sampling.dedup_config());
-    let (mut places, mut pictures) = (Vec::new(), Vec::new());
-    let mut keep = |records: Vec<crate::dedup::FrameRecord>| -> Result<(), Error> {
-        for record in records.into_iter().filter(|r| r.kept()) {
-            pictures.push(encode(&record.image, picture).map_err(|e| Error::Input(e.to_string()))?);
-            places.push(Place {
-                time: record.time,
-                span: record.span,
-            });
-        }
-        Ok(())
-    };
-    while let Some(sample) = sampler.next_sample()? {
-        keep(deduper.push(sample))?;
-    }
-    let end = sampler.timeline_end();
-    keep(deduper.finish(end))?;
-    Ok((places, pictures))
+    let timeline = crate::index::sample(
+        path,
+        args.sampling.sample_config(),
+        args.sampling.dedup_config(),
+        picture,
+        &|_| {},
+    )
+    .map_err(|e| match e {
+        FileError::Decode(e) => Error::Decode(e),
+        e => Error::Input(e.to_string()),
+    })?;
+    let places = timeline
+        .frames
+        .iter()
+        .filter(|f| f.picture.is_some())
+        .map(|f| Place {
+            time: f.time,
+            span: f.span,
+        })
+        .collect();
+    Ok((places, timeline.pictures))
 }
 
 /// What a run would cost, with nothing spent.
@@ -507,11 +365,11 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn args(extra: &[&str]) -> CaptionerArgs {
+    fn args(extra: &[&str]) -> crate::backends::CaptionerSettings {
         let mut argv = vec!["scenedex", "caption", "x.png"];
         argv.extend(extra);
         match super::super::Cli::parse_from(argv).command {
-            super::super::Command::Caption(c) => c.captioner,
+            super::super::Command::Caption(c) => c.captioner.settings(),
             _ => unreachable!(),
         }
     }
@@ -522,7 +380,7 @@ mod tests {
             openai_base: Some("http://localhost:11434/v1".into()),
             ..Env::default()
         };
-        let chosen = choose_captioner(&args(&["--model", "qwen2.5vl"]), &env).unwrap();
+        let chosen = backends::captioner(&args(&["--model", "qwen2.5vl"]), &env).unwrap();
         assert_eq!(chosen.captioner.backend(), "openai");
         assert_eq!(chosen.base_url, "http://localhost:11434/v1");
         assert_eq!(
@@ -535,11 +393,11 @@ mod tests {
 
     #[test]
     fn the_vendor_endpoints_need_their_keys() {
-        let error = choose_captioner(&args(&["--captioner", "openai"]), &Env::default())
+        let error = backends::captioner(&args(&["--captioner", "openai"]), &Env::default())
             .err()
             .unwrap();
         assert!(error.to_string().contains("OPENAI_API_KEY is not set"));
-        let error = choose_captioner(&args(&["--captioner", "anthropic"]), &Env::default())
+        let error = backends::captioner(&args(&["--captioner", "anthropic"]), &Env::default())
             .err()
             .unwrap();
         assert!(error.to_string().contains("ANTHROPIC_API_KEY is not set"));
@@ -548,7 +406,7 @@ mod tests {
             ..Env::default()
         };
         assert_eq!(
-            choose_captioner(&args(&[]), &env)
+            backends::captioner(&args(&[]), &env)
                 .unwrap()
                 .captioner
                 .backend(),

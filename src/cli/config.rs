@@ -49,6 +49,9 @@ const SETTINGS: &[&str] = &[
     "jobs",
     "merge_similarity",
     "max_segment",
+    "shards",
+    "replicas",
+    "lease",
 ];
 
 pub fn default_path() -> Option<PathBuf> {

@@ -1,6 +1,5 @@
 //! cli: the `scenedex` command line. Every flag is defined and documented here, in one place.
 
-mod backends;
 pub mod caption;
 mod config;
 mod frames;
@@ -13,6 +12,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::backends::{CaptionerChoice, EmbedderChoice};
+use crate::backends::{CaptionerSettings, SetupError, StoreSettings};
 use crate::decode::DecodeError;
 use crate::sample::Mode;
 
@@ -105,6 +106,25 @@ pub struct IndexArgs {
     #[arg(long)]
     pub keep_missing: bool,
 
+    /// Remove vanished files even from a folder that now holds no video, or lost more than
+    /// half its files at once; without it such a folder is taken for an unmounted disk.
+    #[arg(long, conflicts_with = "keep_missing")]
+    pub prune_all: bool,
+
+    /// --qdrant-url: shards of a collection scenedex creates (one created beforehand keeps its own).
+    #[arg(long, env = "SCENEDEX_SHARDS", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub shards: u32,
+
+    /// --qdrant-url: copies of each shard, on different nodes, for a collection scenedex
+    /// creates. With 2 or more, a node may die mid-run without losing or failing anything.
+    #[arg(long, env = "SCENEDEX_REPLICAS", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub replicas: u32,
+
+    /// How long another indexer waits before taking over a file this one claimed and then
+    /// stopped renewing (it died): seconds.
+    #[arg(long, env = "SCENEDEX_LEASE", value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_number)]
+    pub lease: f64,
+
     /// Decode the files that need indexing and print how many frames would be captioned and
     /// the most it could cost; write nothing, spend nothing.
     #[arg(long)]
@@ -131,7 +151,7 @@ pub struct SearchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub per_file: Option<u64>,
 
-    /// Only files at or under this path (a file or a folder).
+    /// Only files at or under this path (a file or a folder), on any machine.
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
 
@@ -177,14 +197,6 @@ pub struct ForgetArgs {
     pub store: StoreArgs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum EmbedderChoice {
-    /// all-MiniLM-L6-v2 on this machine: offline, free.
-    Local,
-    /// An OpenAI-compatible /v1/embeddings endpoint.
-    Openai,
-}
-
 /// Where the index lives and which model turns text into its vectors.
 #[derive(Debug, Args, Clone)]
 pub struct StoreArgs {
@@ -205,9 +217,10 @@ pub struct StoreArgs {
     pub embedding_url: Option<String>,
 
     /// Use a Qdrant server or cluster instead of the embedded index: its gRPC URL, such as
-    /// http://localhost:6334. Its API key, if any, is read from QDRANT_API_KEY.
-    #[arg(long, env = "QDRANT_URL", value_name = "URL")]
-    pub qdrant_url: Option<String>,
+    /// http://localhost:6334, or several nodes' separated by commas (requests go to the next
+    /// when one fails). Its API key, if any, is read from QDRANT_API_KEY.
+    #[arg(long, env = "QDRANT_URL", value_name = "URL[,URL...]", value_parser = urls)]
+    pub qdrant_url: Option<Urls>,
 
     /// --qdrant-url: the collection; one per archive.
     #[arg(
@@ -247,16 +260,6 @@ pub struct CaptionArgs {
     /// --batch: seconds between checks on the batch.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_number)]
     pub poll: f64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CaptionerChoice {
-    /// OpenAI-compatible chat completions (OpenAI, Gemini, OpenRouter, Ollama, vLLM, llama.cpp, LM Studio).
-    Openai,
-    /// Anthropic's Messages API.
-    Anthropic,
-    /// A local image classifier: keywords, no network, no cost.
-    Tagger,
 }
 
 /// Which model captions, how pictures are sent, and how much may be spent.
@@ -387,6 +390,39 @@ pub struct SamplingArgs {
     pub color_tolerance: f64,
 }
 
+impl StoreArgs {
+    /// The library's settings; `cluster` only matters to a command that creates a collection.
+    pub fn settings(&self) -> StoreSettings {
+        StoreSettings {
+            index: self.index.clone(),
+            embedder: self.embedder,
+            embedding_model: self.embedding_model.clone(),
+            embedding_url: self.embedding_url.clone(),
+            qdrant_urls: self.qdrant_url.clone().map(|u| u.0).unwrap_or_default(),
+            collection: self.collection.clone(),
+            cluster: Default::default(),
+        }
+    }
+}
+
+impl CaptionerArgs {
+    pub fn settings(&self) -> CaptionerSettings {
+        CaptionerSettings {
+            choice: self.captioner,
+            model: self.model.clone(),
+            base_url: self.base_url.clone(),
+            api_key_env: self.api_key_env.clone(),
+            detail: self.detail,
+            http: crate::caption::HttpSettings {
+                timeout: std::time::Duration::from_secs_f64(self.timeout),
+                retries: self.retries,
+                per_minute: self.rpm.and_then(std::num::NonZeroU32::new),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 impl SamplingArgs {
     pub fn sample_config(&self) -> crate::sample::SampleConfig {
         crate::sample::SampleConfig {
@@ -408,6 +444,21 @@ impl SamplingArgs {
             ..Default::default()
         }
     }
+}
+
+/// Says so when a Qdrant key would cross a network in the clear.
+fn warn_about_key(settings: &StoreSettings) {
+    if let Some(warning) = settings.key_warning() {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// The nodes of a Qdrant server or cluster, as one flag's value.
+#[derive(Clone, Debug)]
+pub struct Urls(pub Vec<String>);
+
+fn urls(s: &str) -> Result<Urls, String> {
+    crate::backends::qdrant_urls(s).map(Urls)
 }
 
 fn positive_number(s: &str) -> Result<f64, String> {
@@ -488,10 +539,11 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// Some files of a run failed; each was reported. The status is that of the first.
-    #[error("{count} of {total} files failed")]
+    #[error("{count} of {total} files failed; first: {first}")]
     Files {
         count: usize,
         total: usize,
+        first: String,
         code: i32,
     },
     #[error("interrupted")]
@@ -519,6 +571,26 @@ impl Error {
     }
 }
 
+impl From<SetupError> for Error {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Config(text) => Error::Config(text),
+            SetupError::Service(text) => Error::Service(text),
+            SetupError::Write { path, source } => Error::Write { path, source },
+            SetupError::Store(e) => Error::Store(e),
+        }
+    }
+}
+
+impl From<crate::index::run::RunError> for Error {
+    fn from(e: crate::index::run::RunError) -> Self {
+        match e {
+            crate::index::run::RunError::Store(e) => Error::Store(e),
+            crate::index::run::RunError::Interrupted => Error::Interrupted,
+        }
+    }
+}
+
 fn decode_exit_code(e: &DecodeError) -> i32 {
     match e {
         DecodeError::NotFound(_) | DecodeError::IsDirectory(_) | DecodeError::Unreadable(..) => {
@@ -537,7 +609,8 @@ fn store_exit_code(e: &crate::store::StoreError) -> i32 {
         StoreError::ModelMismatch { .. } => exit::USAGE,
         StoreError::Missing(_) => exit::NO_INPUT,
         StoreError::Io { .. } => exit::CANT_WRITE,
-        StoreError::Unreachable { .. } => exit::SERVICE,
+        StoreError::Unreachable { .. } | StoreError::KeyRefused { .. } => exit::SERVICE,
+        StoreError::DiskFull { .. } => exit::CANT_WRITE,
         StoreError::Engine(e) if e.contains("No space left") => exit::CANT_WRITE,
         StoreError::Engine(_) => exit::FAILURE,
     }
@@ -545,6 +618,9 @@ fn store_exit_code(e: &crate::store::StoreError) -> i32 {
 
 /// Runs the command line and returns the process exit status.
 pub fn main() -> i32 {
+    // Tests built with the `failpoints` feature stop runs at exact steps (FAILPOINTS=...).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     if let Err(e) = load_config() {
         eprintln!("Error: {e}");
         return e.exit_code();

@@ -26,18 +26,18 @@ pub fn round_us(seconds: f64) -> f64 {
 
 /// Writes lines to standard output, turning failures into the command's error.
 pub struct Out {
-    stdout: std::io::StdoutLock<'static>,
+    stdout: std::io::Stdout,
 }
 
 impl Out {
     pub fn new() -> Self {
         Out {
-            stdout: std::io::stdout().lock(),
+            stdout: std::io::stdout(),
         }
     }
 
     pub fn line(&mut self, text: &str) -> Result<(), Error> {
-        writeln!(self.stdout, "{text}").map_err(Error::Stdout)
+        writeln!(self.stdout.lock(), "{text}").map_err(Error::Stdout)
     }
 
     pub fn json<T: Serialize>(&mut self, value: &T) -> Result<(), Error> {

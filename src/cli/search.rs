@@ -1,49 +1,59 @@
 //! `scenedex search QUERY`: the best segments, for people or (`--json`) for scripts.
 
+use std::path::Path;
+
+use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::output::{clock, Out};
-use super::{backends, Error, SearchArgs};
-use crate::search::{overlapping, search, under, Request, SearchError};
-use crate::store::{Condition, Hit};
+use super::{Error, SearchArgs};
+use crate::backends::SetupError;
+use crate::index::lease::host_name;
+use crate::search::{hosts, overlapping, search, Found, Request, SearchError};
+use crate::store::files::raw_bytes;
+use crate::store::Condition;
 
-/// Payload fields that are for filtering, not for reading.
-const INTERNAL: [&str; 2] = ["record", "dirs"];
+/// Payload fields that are for filtering, not for reading, or that only an index written by
+/// scenedex 0.1 still has on its segments (paths now come from the file's places).
+const INTERNAL: [&str; 4] = ["record", "dirs", "path", "paths"];
 
 pub fn run(args: &SearchArgs) -> Result<(), Error> {
     if args.query.trim().is_empty() {
         return Err(Error::Config(SearchError::EmptyQuery.to_string()));
     }
-    backends::check_exists(&args.store)?;
-    let embedder = backends::embedder(&args.store)?;
-    let store = backends::store(&args.store, embedder.as_ref(), false)?;
-    let request = request(args);
-    let hits = search(store.as_ref(), embedder.as_ref(), &request).map_err(|e| match e {
-        SearchError::EmptyQuery => Error::Config(e.to_string()),
-        SearchError::Embed(e) => Error::Service(e.to_string()),
-        SearchError::Store(e) => Error::Store(e),
-    })?;
+    let settings = args.store.settings();
+    settings.check_exists()?;
+    super::warn_about_key(&settings);
+    let embedder = crate::backends::embedder(&settings)?;
+    let store = settings.open(embedder.as_ref(), false)?;
+    let host = host_name();
+    let found =
+        search(store.as_ref(), embedder.as_ref(), &request(args), &host).map_err(|e| match e {
+            SearchError::EmptyQuery => Error::Config(e.to_string()),
+            SearchError::Embed(e) => Error::Service(e.to_string()),
+            SearchError::Store(e) => Error::from(SetupError::Store(e)),
+        })?;
+    let many_hosts = hosts(store.as_ref())?.len() > 1;
     let mut out = Out::new();
-    if hits.is_empty() && !args.json {
+    if found.is_empty() && !args.json {
         eprintln!("no segment matches; try other words, or fewer filters");
     }
-    let hits = if args.per_file.is_some() {
-        grouped(hits)
+    let found = if args.per_file.is_some() {
+        grouped(found)
     } else {
-        hits
+        found
     };
-    let mut last_path = None;
-    for (rank, hit) in hits.iter().enumerate() {
+    let mut last_file = None;
+    for (rank, hit) in found.iter().enumerate() {
         if args.json {
             out.json(&json_hit(rank + 1, hit))?;
             continue;
         }
-        let path = text(&hit.payload, "path");
-        if args.per_file.is_some() && last_path != Some(path) {
-            out.line(path)?;
-            last_path = Some(path);
+        if args.per_file.is_some() && last_file != Some(hit.fingerprint()) {
+            out.line(&place(hit, many_hosts))?;
+            last_file = Some(hit.fingerprint());
         }
-        for line in human_hit(rank + 1, hit, args.per_file.is_some()) {
+        for line in human_hit(rank + 1, hit, args.per_file.is_some(), many_hosts) {
             out.line(&line)?;
         }
     }
@@ -56,64 +66,97 @@ fn request(args: &SearchArgs) -> Request {
         .iter()
         .map(|(field, value)| Condition::Equals(field.clone(), value.clone()))
         .collect();
-    filter.extend(args.path.as_deref().map(under));
     filter.extend(overlapping(args.from, args.to));
     Request {
         query: args.query.clone(),
         limit: args.limit as usize,
         per_file: args.per_file.map(|n| n as usize),
         min_similarity: args.min_score,
+        path: args.path.clone(),
         filter,
     }
 }
 
 /// Hits of one file together, files in the order of their best hit.
-fn grouped(hits: Vec<Hit>) -> Vec<Hit> {
+fn grouped(found: Vec<Found>) -> Vec<Found> {
     let mut files: Vec<String> = Vec::new();
-    for hit in &hits {
-        let path = text(&hit.payload, "path").to_string();
-        if !files.contains(&path) {
-            files.push(path);
+    for hit in &found {
+        if !files.iter().any(|f| f == hit.fingerprint()) {
+            files.push(hit.fingerprint().to_string());
         }
     }
-    let mut hits = hits;
-    hits.sort_by_key(|h| files.iter().position(|f| f == text(&h.payload, "path")));
-    hits
-}
-
-fn text<'a>(payload: &'a Map<String, Value>, field: &str) -> &'a str {
-    payload.get(field).and_then(Value::as_str).unwrap_or("")
+    let mut found = found;
+    found.sort_by_key(|h| files.iter().position(|f| f == h.fingerprint()));
+    found
 }
 
 fn seconds(payload: &Map<String, Value>, field: &str) -> f64 {
     payload.get(field).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-/// A command that plays the segment; the path quoted for a POSIX shell.
-fn mpv_line(payload: &Map<String, Value>) -> String {
-    let path = text(payload, "path");
-    let quoted = shlex::try_quote(path).map_or_else(|_| path.to_string(), |q| q.into_owned());
+fn text<'a>(payload: &'a Map<String, Value>, field: &str) -> &'a str {
+    payload.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Where the hit's file is, for people: `HOST:PATH` when the index spans machines.
+fn place(hit: &Found, many_hosts: bool) -> String {
+    match &hit.place {
+        Some(p) if many_hosts => format!("{}:{}", p.host, p.shown()),
+        Some(p) => p.shown(),
+        None => "(no path: every machine that held it has forgotten it)".into(),
+    }
+}
+
+/// A command that plays the segment, the path quoted for a shell: POSIX quoting, or Bash's
+/// `$'…'` for a name that is not UTF-8, so that every byte survives a copy and paste.
+fn mpv_line(hit: &Found) -> String {
+    let p = &hit.hit.payload;
+    let path = hit.place.as_ref().map(|p| p.os_path()).unwrap_or_default();
+    let quoted = match path.to_str() {
+        Some(text) => shlex::try_quote(text).map_or_else(|_| text.to_string(), |q| q.into_owned()),
+        None => bash_quoted(&path),
+    };
     format!(
         "mpv --start={:.3} --end={:.3} {quoted}",
-        seconds(payload, "start"),
-        seconds(payload, "end")
+        seconds(p, "start"),
+        seconds(p, "end")
     )
 }
 
-fn json_hit(rank: usize, hit: &Hit) -> Value {
+fn bash_quoted(path: &Path) -> String {
+    let quoted = shell_quote::Bash::quote_vec(path);
+    String::from_utf8(quoted).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn json_hit(rank: usize, hit: &Found) -> Value {
     let round = |x: f32| (f64::from(x) * 1e6).round() / 1e6;
+    let payload = &hit.hit.payload;
     let mut map = Map::new();
     map.insert("rank".into(), rank.into());
-    map.insert("score".into(), round(hit.score).into());
-    map.insert("similarity".into(), round(hit.similarity).into());
-    for field in ["path", "start", "end", "caption"] {
+    map.insert("score".into(), round(hit.hit.score).into());
+    map.insert("similarity".into(), round(hit.hit.similarity).into());
+    let shown = hit.place.as_ref().map(|p| p.shown());
+    map.insert("path".into(), shown.map_or(Value::Null, Value::from));
+    if let Some(bytes) = hit.place.as_ref().and_then(|p| raw_bytes(&p.path)) {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        map.insert("path_bytes".into(), encoded.into());
+    }
+    map.insert(
+        "host".into(),
+        hit.place
+            .as_ref()
+            .map_or(Value::Null, |p| p.host.clone().into()),
+    );
+    for field in ["start", "end", "caption"] {
         map.insert(
             field.into(),
-            hit.payload.get(field).cloned().unwrap_or(Value::Null),
+            payload.get(field).cloned().unwrap_or(Value::Null),
         );
     }
-    map.insert("mpv".into(), mpv_line(&hit.payload).into());
-    for (field, value) in &hit.payload {
+    map.insert("mpv".into(), mpv_line(hit).into());
+    let paths: Vec<Value> = hit.places.iter().map(|p| p.shown().into()).collect();
+    map.insert("paths".into(), paths.into());
+    for (field, value) in payload {
         if !map.contains_key(field) && !INTERNAL.contains(&field.as_str()) {
             map.insert(field.clone(), value.clone());
         }
@@ -121,12 +164,12 @@ fn json_hit(rank: usize, hit: &Hit) -> Value {
     Value::Object(map)
 }
 
-fn human_hit(rank: usize, hit: &Hit, grouped: bool) -> Vec<String> {
-    let p = &hit.payload;
+fn human_hit(rank: usize, hit: &Found, grouped: bool, many_hosts: bool) -> Vec<String> {
+    let p = &hit.hit.payload;
     let place = if grouped {
         String::new()
     } else {
-        format!("{}  ", text(p, "path"))
+        format!("{}  ", place(hit, many_hosts))
     };
     let indent = if grouped { "     " } else { "    " };
     let caption = text(p, "caption").replace('\n', " / ");
@@ -135,11 +178,11 @@ fn human_hit(rank: usize, hit: &Hit, grouped: bool) -> Vec<String> {
             "{rank:>2}. {place}{} – {}  (score {:.4}, similarity {:.2})",
             clock(seconds(p, "start")),
             clock(seconds(p, "end")),
-            hit.score,
-            hit.similarity
+            hit.hit.score,
+            hit.hit.similarity
         ),
         format!("{indent}{caption}"),
         format!("{indent}thumbnail: {}", text(p, "thumbnail")),
-        format!("{indent}{}", mpv_line(p)),
+        format!("{indent}{}", mpv_line(hit)),
     ]
 }

@@ -1,13 +1,13 @@
 //! `scenedex stats` and `scenedex forget PATH...`: what the index holds, and taking files out.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::output::Out;
-use super::{backends, Error, ForgetArgs, StatsArgs};
-use crate::store::files::{indexed_form, Catalog, FileRecord, SEGMENT};
+use super::{Error, ForgetArgs, StatsArgs};
+use crate::index::lease::{host_name, Leases, Owner, DEFAULT_TTL};
+use crate::store::files::{Catalog, FileRecord, SEGMENT};
 use crate::store::{Condition, EdgeStore};
 
 #[derive(Serialize)]
@@ -16,6 +16,8 @@ struct Stats {
     embedder: String,
     files: usize,
     paths: usize,
+    /// The machines whose paths the index holds.
+    hosts: Vec<String>,
     hours: f64,
     segments: u64,
     frames_captioned: u64,
@@ -23,29 +25,41 @@ struct Stats {
     captioners: BTreeMap<String, usize>,
     /// Files per `id@version` of prompt.
     prompts: BTreeMap<String, usize>,
+    /// Segments that crashed writes left without their file's record, removed just now.
+    orphans_removed: u64,
     /// The embedded index's size; a server's is its own business.
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes_on_disk: Option<u64>,
 }
 
 pub fn run(args: &StatsArgs) -> Result<(), Error> {
-    let store = backends::existing_store(&args.store)?;
-    let catalog = Catalog::load(store.as_ref())?;
+    let settings = args.store.settings();
+    super::warn_about_key(&settings);
+    let store = settings.open_existing()?;
+    let host = host_name();
+    let leases = Leases::new(store.as_ref(), Owner::this_process(&host), DEFAULT_TTL);
+    let swept = leases.sweep(true)?;
+    let catalog = Catalog::load(store.as_ref(), &host)?;
+    if let Some(warning) = catalog.unreadable_warning() {
+        eprintln!("warning: {warning}");
+    }
     let records: Vec<&FileRecord> = catalog.records().collect();
-    let on_disk = match &args.store.qdrant_url {
-        None => Some(EdgeStore::bytes_on_disk(&backends::index_dir(&args.store)?)),
-        Some(_) => None,
+    let on_disk = match settings.is_server() {
+        false => Some(EdgeStore::bytes_on_disk(&settings.index_dir()?)),
+        true => None,
     };
     let mut stats = Stats {
         index: store.describe(),
         embedder: store.model(),
         files: records.len(),
-        paths: records.iter().map(|r| r.places.len()).sum(),
+        paths: catalog.all_places().count(),
+        hosts: catalog.hosts().into_iter().map(str::to_string).collect(),
         hours: (records.iter().map(|r| r.duration).sum::<f64>() / 3600.0 * 1e4).round() / 1e4,
         segments: store.count(&[Condition::equals("record", SEGMENT)])?,
         frames_captioned: records.iter().map(|r| r.frames_captioned).sum(),
         captioners: BTreeMap::new(),
         prompts: BTreeMap::new(),
+        orphans_removed: swept.segments,
         bytes_on_disk: on_disk,
     };
     for record in records {
@@ -73,9 +87,15 @@ fn human(s: &Stats) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    vec![
+    let mut lines = vec![
         format!("index:      {}", s.index),
-        format!("files:      {} ({} paths)", s.files, s.paths),
+        format!(
+            "files:      {} ({} {})",
+            s.files,
+            s.paths,
+            plural(s.paths, "path", "paths")
+        ),
+        format!("machines:   {}", s.hosts.join(", ")),
         format!("video:      {:.3} h", s.hours),
         format!(
             "segments:   {} from {} captioned frames",
@@ -84,40 +104,46 @@ fn human(s: &Stats) -> Vec<String> {
         format!("embedder:   {}", s.embedder),
         format!("captioners: {}", listed(&s.captioners)),
         format!("prompts:    {}", listed(&s.prompts)),
-    ]
-    .into_iter()
-    .chain(
-        s.bytes_on_disk
-            .map(|b| format!("on disk:    {:.1} MB", b as f64 / 1e6)),
-    )
-    .collect()
+    ];
+    if let Some(bytes) = s.bytes_on_disk {
+        lines.push(format!("on disk:    {:.1} MB", bytes as f64 / 1e6));
+    }
+    if s.orphans_removed > 0 {
+        lines.push(format!(
+            "removed:    {} segments a crashed run left without their file's record",
+            s.orphans_removed
+        ));
+    }
+    lines
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
 }
 
 pub fn forget(args: &ForgetArgs) -> Result<(), Error> {
-    let store = backends::existing_store(&args.store)?;
-    let thumbs = backends::thumbs_dir(&args.store)?;
-    let mut catalog = Catalog::load(store.as_ref())?;
-    let mut forgotten = 0;
-    for path in &args.paths {
-        let target =
-            indexed_form(path).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
-        let matching: Vec<String> = catalog
-            .paths()
-            .filter(|p| Path::new(p).starts_with(&target))
-            .cloned()
-            .collect();
-        if matching.is_empty() {
-            eprintln!("note: nothing indexed at {}", target.display());
-        }
-        for place in matching {
-            for fingerprint in catalog.detach(store.as_ref(), &place, "")? {
-                let _ = std::fs::remove_dir_all(thumbs.join(fingerprint));
-            }
-            forgotten += 1;
-        }
+    let settings = args.store.settings();
+    super::warn_about_key(&settings);
+    let store = settings.open_existing()?;
+    let thumbs = settings.thumbs()?;
+    let warn = |text: &str| eprintln!("warning: {text}");
+    let forgotten =
+        crate::index::run::forget(store.as_ref(), &thumbs, &host_name(), &args.paths, &warn)?;
+    for target in &forgotten.nothing_at {
+        eprintln!(
+            "note: nothing of this machine's is indexed at {}",
+            target.display()
+        );
     }
-    store.flush()?;
     let mut out = Out::new();
-    out.line(&format!("forgot {forgotten} paths"))?;
+    out.line(&format!(
+        "forgot {} {}",
+        forgotten.paths,
+        plural(forgotten.paths, "path", "paths")
+    ))?;
     out.flush()
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{first_video_stream, init};
+use super::{ffmpeg_name, first_video_stream, init};
 
 /// Extensions that are video containers.
 const VIDEO: [&str; 22] = [
@@ -95,7 +95,10 @@ pub fn is_video(path: &Path) -> bool {
 /// Whether FFmpeg finds a moving picture in the file (a still image has a video stream too).
 fn probe(path: &Path) -> bool {
     init();
-    let Ok(input) = ffmpeg_next::format::input(path) else {
+    let Ok(name) = ffmpeg_name(path) else {
+        return false;
+    };
+    let Ok(input) = ffmpeg_next::format::input(&name.path) else {
         return false;
     };
     let still = ["image2", "png_pipe", "jpeg_pipe", "tty", "lavfi"]

@@ -127,13 +127,14 @@ impl Decoder {
     pub fn open(path: &Path, skip: Skip) -> Result<Self, DecodeError> {
         init();
         check_file(path)?;
+        let name = ffmpeg_name(path).map_err(|e| DecodeError::Unreadable(path.into(), e))?;
         // The interrupt callback lets Ctrl-C end a read that waits on a slow pipe or network.
-        let input = ffmpeg::format::input_with_interrupt(path, crate::stop::requested).map_err(
-            |e| match e {
+        let input = ffmpeg::format::input_with_interrupt(&name.path, crate::stop::requested)
+            .map_err(|e| match e {
                 ffmpeg::Error::Exit if crate::stop::requested() => DecodeError::Interrupted,
                 e => DecodeError::NotVideo(path.to_path_buf(), e),
-            },
-        )?;
+            })?;
+        drop(name);
         let stream =
             first_video_stream(&input).ok_or_else(|| DecodeError::NoVideoStream(path.into()))?;
         let (decoder, info, time_base) = open_stream(path, &input, stream)?;
@@ -321,6 +322,29 @@ impl Decoder {
 fn libc_eagain() -> i32 {
     // FFmpeg reports "need more input" as AVERROR(EAGAIN), which ffmpeg-next maps to Other.
     ffmpeg::util::error::EAGAIN
+}
+
+/// A name under which FFmpeg can open `path`. ffmpeg-next hands FFmpeg a path as UTF-8 and
+/// panics on any other, while a file's name may be any bytes; such a file is opened here and
+/// named `/proc/self/fd/N`, which FFmpeg opens anew, so the name is needed only until then.
+pub(crate) struct FfmpegName {
+    pub path: PathBuf,
+    _open: Option<std::fs::File>,
+}
+
+pub(crate) fn ffmpeg_name(path: &Path) -> std::io::Result<FfmpegName> {
+    use std::os::fd::AsRawFd;
+    if path.to_str().is_some() {
+        return Ok(FfmpegName {
+            path: path.to_path_buf(),
+            _open: None,
+        });
+    }
+    let file = std::fs::File::open(path)?;
+    Ok(FfmpegName {
+        path: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+        _open: Some(file),
+    })
 }
 
 fn check_file(path: &Path) -> Result<(), DecodeError> {

@@ -2,20 +2,25 @@
 //! Its shard allows one process at a time, so the folder is locked (an OS file lock, released
 //! even by `kill -9`) and holds the locking process's id for the error message.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
+use std::mem::ManuallyDrop;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
 
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
-    CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
-    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
-    Filter, Fusion, JsonPath, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema, PayloadOps,
-    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
-    Prefetch, QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, SetPayloadOp,
-    UpdateOperation, ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal,
-    VectorStructPersisted, WithPayloadInterface, WithVector,
+    ConditionalInsertOperation, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FacetRequest, FacetValue,
+    FieldCondition, FieldIndexOperations, Filter, Fusion, HasIdCondition, JsonPath, Match,
+    Modifier, NamedQuery, Payload, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStructPersisted, Prefetch, QueryEnum,
+    QueryRequest, Range, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
+    VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted,
+    WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +39,10 @@ const PREFETCH_FACTOR: usize = 4;
 const RRF_K: usize = 60;
 /// Points read per page when scrolling.
 const PAGE: usize = 1000;
+/// Free space the engine must have before it writes. Its write-ahead log writes through memory
+/// maps into a pair of 32 MiB segments, and a disk that fills under a memory map is no error
+/// the engine could return but a crash (SIGBUS): so the room is looked for first.
+const RESERVE: u64 = 64 << 20;
 
 /// What the index was built with; another embedding model cannot search or add to it.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -46,7 +55,10 @@ pub struct EdgeStore {
     dir: PathBuf,
     /// The embedding model that built the index.
     model: String,
-    shard: EdgeShard,
+    /// Dropped by hand: dropping flushes, and a flush that fails panics (see `guarded`).
+    shard: ManuallyDrop<EdgeShard>,
+    /// The shard's flush expects its write-ahead log free, so writes and flushes take turns.
+    writes: Mutex<()>,
     bm25: EdgeBm25,
     /// Held open, and locked, for as long as the store is.
     _lock: std::fs::File,
@@ -63,8 +75,11 @@ impl EdgeStore {
         if !create && !dir.join(META).is_file() {
             return Err(StoreError::Missing(dir.display().to_string()));
         }
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        crate::private::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let lock = lock(dir)?;
+        if create {
+            room(dir, RESERVE)?;
+        }
         let meta = match model {
             Some((model, dimension)) => check_meta(dir, model, dimension)?,
             None => read_meta(dir)?,
@@ -72,21 +87,23 @@ impl EdgeStore {
         let dimension = meta.dimension;
         let shard_dir = dir.join(SHARD);
         let shard = if shard_dir.join("edge_config.json").is_file() {
-            EdgeShard::load(&shard_dir, None).map_err(engine)?
+            guarded(dir, || EdgeShard::load(&shard_dir, None))?.map_err(engine)?
         } else {
-            std::fs::create_dir_all(&shard_dir).map_err(|e| io(dir, e))?;
-            let shard = EdgeShard::new(&shard_dir, config(dimension)).map_err(engine)?;
-            create_indexes(&shard)?;
-            shard
+            crate::private::create_dir_all(&shard_dir).map_err(|e| io(dir, e))?;
+            guarded(dir, || EdgeShard::new(&shard_dir, config(dimension)))?.map_err(engine)?
         };
         let bm25 = EdgeBm25::new(EdgeBm25Config::default()).map_err(engine)?;
-        Ok(EdgeStore {
+        let store = EdgeStore {
             dir: dir.to_path_buf(),
             model: meta.model,
-            shard,
+            shard: ManuallyDrop::new(shard),
+            writes: Mutex::new(()),
             bm25,
             _lock: lock,
-        })
+        };
+        // Indexes made by an older version may lack a field added since.
+        store.create_indexes()?;
+        Ok(store)
     }
 
     /// Bytes an index folder takes on disk: allocated blocks, as the engine's log files are
@@ -131,29 +148,122 @@ impl EdgeStore {
         }
     }
 
+    fn persisted(&self, points: Vec<Point>) -> Vec<PointStructPersisted> {
+        points
+            .into_iter()
+            .map(|p| {
+                let vectors = p.vectors.map_or_else(HashMap::new, |v| {
+                    HashMap::from([
+                        (DENSE.to_string(), VectorPersisted::Dense(v.dense)),
+                        (
+                            SPARSE.to_string(),
+                            VectorPersisted::Sparse(self.bm25.embed_document(&v.text)),
+                        ),
+                    ])
+                });
+                PointStructPersisted {
+                    id: PointId::NumId(p.id),
+                    vector: VectorStructPersisted::Named(vectors),
+                    payload: Some(Payload::from(p.payload)),
+                }
+            })
+            .collect()
+    }
+
     fn update(&self, operation: UpdateOperation) -> Result<(), StoreError> {
-        self.shard.update(operation).map_err(engine)
+        let _turn = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        room(&self.dir, RESERVE)?;
+        guarded(&self.dir, || self.shard.update(operation))?.map_err(engine)
+    }
+
+    /// Payload indexes on the fields that filters use, so filtering stays fast at a million
+    /// points; those that exist already are left as they are.
+    fn create_indexes(&self) -> Result<(), StoreError> {
+        let existing = self.shard.info().payload_schema;
+        for (field, kind) in INDEXED_FIELDS {
+            if existing.contains_key(&json_path(field)?) {
+                continue;
+            }
+            let schema = match kind {
+                FieldKind::Keyword => PayloadSchemaType::Keyword,
+                FieldKind::Float => PayloadSchemaType::Float,
+                FieldKind::Integer => PayloadSchemaType::Integer,
+                FieldKind::Bool => PayloadSchemaType::Bool,
+            };
+            let operation = FieldIndexOperations::CreateIndex(CreateIndex {
+                field_name: json_path(field)?,
+                field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+            });
+            self.update(UpdateOperation::FieldIndexOperation(operation))?;
+        }
+        Ok(())
     }
 }
 
-/// Payload indexes on the fields that filters use, so filtering stays fast at a million points.
-fn create_indexes(shard: &EdgeShard) -> Result<(), StoreError> {
-    for (field, kind) in INDEXED_FIELDS {
-        let schema = match kind {
-            FieldKind::Keyword => PayloadSchemaType::Keyword,
-            FieldKind::Float => PayloadSchemaType::Float,
-            FieldKind::Integer => PayloadSchemaType::Integer,
-            FieldKind::Bool => PayloadSchemaType::Bool,
-        };
-        let operation = FieldIndexOperations::CreateIndex(CreateIndex {
-            field_name: json_path(field)?,
-            field_schema: Some(PayloadFieldSchema::FieldType(schema)),
-        });
-        shard
-            .update(UpdateOperation::FieldIndexOperation(operation))
-            .map_err(engine)?;
+impl Drop for EdgeStore {
+    fn drop(&mut self) {
+        let _turn = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the shard is never used again; this is the only place it is taken.
+        let shard = unsafe { ManuallyDrop::take(&mut self.shard) };
+        // A flush that fails here was reported by the flush before it, or is lost with the
+        // process anyway: the write-ahead log keeps every write that returned.
+        let _ = guarded(&self.dir, move || drop(shard));
     }
-    Ok(())
+}
+
+/// Fails with `DiskFull` unless the disk under `dir` has `need` bytes free.
+fn room(dir: &Path, need: u64) -> Result<(), StoreError> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| io(dir, e))?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    if free >= need {
+        return Ok(());
+    }
+    Err(StoreError::DiskFull {
+        dir: dir.to_path_buf(),
+        detail: format!(
+            "{} MB free, and writing to the index needs {} MB",
+            free >> 20,
+            need >> 20
+        ),
+    })
+}
+
+thread_local! {
+    /// Set while a call into the engine is guarded, so its panic message is not printed.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a call into qdrant-edge, whose flush panics on a write error (a full disk) where it
+/// could return one. The panic becomes an error, a full disk the `DiskFull` error, and nothing
+/// is printed: the caller reports it in one line.
+fn guarded<T>(dir: &Path, call: impl FnOnce() -> T) -> Result<T, StoreError> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = GUARDED.with(|g| g.replace(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(call));
+    GUARDED.with(|g| g.set(was));
+    result.map_err(|payload| {
+        let text = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown failure".into());
+        if text.contains("No space left") || text.contains("StorageFull") {
+            StoreError::DiskFull {
+                dir: dir.to_path_buf(),
+                detail: "no space left on device".into(),
+            }
+        } else {
+            StoreError::Engine(format!("the embedded index failed: {text}"))
+        }
+    })
 }
 
 fn config(dimension: usize) -> qdrant_edge::EdgeConfig {
@@ -265,8 +375,31 @@ fn filter(conditions: &[Condition]) -> Result<Option<Filter>, StoreError> {
     }))
 }
 
+fn required(conditions: &[Condition]) -> Result<Filter, StoreError> {
+    // An empty filter would match everything: refuse it rather than touch the whole index.
+    filter(conditions)?
+        .ok_or_else(|| StoreError::Engine("refusing to write without a filter".into()))
+}
+
 fn condition(condition: &Condition) -> Result<qdrant_edge::Condition, StoreError> {
     let field = match condition {
+        Condition::Ids(ids) => {
+            let ids: HasIdCondition = ids.iter().map(|&id| PointId::NumId(id)).collect();
+            return Ok(qdrant_edge::Condition::HasId(ids));
+        }
+        Condition::Either(any) => {
+            let should = any
+                .iter()
+                .map(self::condition)
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(qdrant_edge::Condition::Filter(Filter {
+                should: Some(should),
+                ..Default::default()
+            }));
+        }
+        Condition::AnyOf(field, values) => {
+            FieldCondition::new_match(json_path(field)?, Match::from(values.clone()))
+        }
         Condition::Equals(field, value) => FieldCondition::new_match(
             json_path(field)?,
             Match::new_value(match_value(field, value)?),
@@ -324,51 +457,58 @@ impl VectorStore for EdgeStore {
     }
 
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
-        let points = points
-            .into_iter()
-            .map(|p| {
-                let vectors = p.vectors.map_or_else(HashMap::new, |v| {
-                    HashMap::from([
-                        (DENSE.to_string(), VectorPersisted::Dense(v.dense)),
-                        (
-                            SPARSE.to_string(),
-                            VectorPersisted::Sparse(self.bm25.embed_document(&v.text)),
-                        ),
-                    ])
-                });
-                PointStructPersisted {
-                    id: PointId::NumId(p.id),
-                    vector: VectorStructPersisted::Named(vectors),
-                    payload: Some(Payload::from(p.payload)),
-                }
-            })
-            .collect();
+        let points = self.persisted(points);
         let operation = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
         self.update(UpdateOperation::PointOperation(operation))
     }
 
-    fn delete(&self, conditions: &[Condition]) -> Result<(), StoreError> {
-        // An empty filter would match everything: refuse it rather than wipe the index.
-        let filter = filter(conditions)?
-            .ok_or_else(|| StoreError::Engine("refusing to delete without a filter".into()))?;
-        let operation = PointOperations::DeletePointsByFilter(filter);
+    fn upsert_where(&self, points: Vec<Point>, conditions: &[Condition]) -> Result<(), StoreError> {
+        let operation = PointOperations::UpsertPointsConditional(ConditionalInsertOperation {
+            points_op: PointInsertOperations::PointsList(self.persisted(points)),
+            condition: required(conditions)?,
+            update_mode: None,
+        });
         self.update(UpdateOperation::PointOperation(operation))
     }
 
-    fn set_payload(
-        &self,
-        conditions: &[Condition],
-        payload: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), StoreError> {
-        let filter = filter(conditions)?
-            .ok_or_else(|| StoreError::Engine("refusing to update without a filter".into()))?;
-        let operation = PayloadOps::SetPayload(SetPayloadOp {
-            payload: Payload::from(payload),
-            points: None,
-            filter: Some(filter),
-            key: None,
-        });
-        self.update(UpdateOperation::PayloadOperation(operation))
+    fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError> {
+        let ids: Vec<PointId> = ids.iter().map(|&id| PointId::NumId(id)).collect();
+        let found = self
+            .shard
+            .retrieve(&ids, Some(WithPayloadInterface::Bool(true)), None)
+            .map_err(engine)?;
+        Ok(found
+            .into_iter()
+            .filter_map(|r| {
+                Some(Record {
+                    id: numeric_id(r.id)?,
+                    payload: r.payload.map(|Payload(map)| map).unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    fn distinct(&self, field: &str, conditions: &[Condition]) -> Result<Vec<String>, StoreError> {
+        let request = FacetRequest {
+            key: json_path(field)?,
+            limit: usize::MAX,
+            filter: filter(conditions)?,
+            exact: false,
+        };
+        let response = self.shard.facet(request).map_err(engine)?;
+        Ok(response
+            .hits
+            .into_iter()
+            .filter_map(|hit| match hit.value {
+                FacetValue::Keyword(value) => Some(value),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn delete(&self, conditions: &[Condition]) -> Result<(), StoreError> {
+        let operation = PointOperations::DeletePointsByFilter(required(conditions)?);
+        self.update(UpdateOperation::PointOperation(operation))
     }
 
     fn scroll(&self, conditions: &[Condition]) -> Result<Vec<Record>, StoreError> {
@@ -445,14 +585,19 @@ impl VectorStore for EdgeStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.shard.flush();
-        Ok(())
+        let _turn = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        guarded(&self.dir, || self.shard.flush())
     }
 
     /// Merges small segments and builds the HNSW graph once there are enough points; blocking.
+    /// It writes new segments beside the old ones, so it needs room for the whole index again.
     fn optimize(&self) -> Result<(), StoreError> {
-        self.shard.optimize().map_err(engine)?;
-        self.shard.flush();
-        Ok(())
+        let _turn = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        room(
+            &self.dir,
+            RESERVE + EdgeStore::bytes_on_disk(&self.dir.join(SHARD)),
+        )?;
+        guarded(&self.dir, || self.shard.optimize())?.map_err(engine)?;
+        guarded(&self.dir, || self.shard.flush())
     }
 }

@@ -1,31 +1,72 @@
-//! The index's own record of each file it holds: one point without vectors per file content
-//! (fingerprint), listing every path where that content lives. It is written last, once all
-//! of a file's segments are in, so a file without a record is one whose indexing did not
-//! finish, and it is done again.
+//! The index's own record of each file it holds. A file's content (its fingerprint) has one
+//! record point without vectors, written last, once its segments and places are in: a
+//! fingerprint without a record is an unfinished file, done again by the next run. Each path
+//! where that content lives, on each machine, is a place point of its own, so that machines
+//! add and remove their paths one point at a time and never rewrite each other's.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{file_id, Condition, Point, StoreError, VectorStore};
+use super::{file_id, place_id, Condition, Point, StoreError, VectorStore};
 
 /// `record` payload value of a file's record point.
 pub const FILE: &str = "file";
 /// `record` payload value of a segment point.
 pub const SEGMENT: &str = "segment";
+/// `record` payload value of a place point.
+pub const PLACE: &str = "place";
+/// `record` payload value of a lease point.
+pub const LEASE: &str = "lease";
 
-/// Where one copy of the content lives, and its modification time there.
+/// Where one copy of a file's content lives: a path on one machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Place {
+    pub fingerprint: String,
+    /// The machine that saw the path: its host name, or `SCENEDEX_HOST`.
+    pub host: String,
+    /// The path as stored (see [`path_key`]).
     pub path: String,
+    /// Modification time there, in nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
 }
 
+impl Place {
+    pub fn id(&self) -> u64 {
+        place_id(&self.host, &self.path)
+    }
+
+    /// The path on this machine's file system, byte for byte.
+    pub fn os_path(&self) -> PathBuf {
+        key_path(&self.path)
+    }
+
+    /// The path for people (bytes that are not UTF-8 shown as U+FFFD).
+    pub fn shown(&self) -> String {
+        shown(&self.path)
+    }
+
+    fn point(&self) -> Point {
+        let mut payload = object(self);
+        payload.insert("record".into(), PLACE.into());
+        payload.insert("dirs".into(), ancestors(&self.path).into());
+        Point {
+            id: self.id(),
+            vectors: None,
+            payload,
+        }
+    }
+}
+
+/// What indexing a file's content produced, and what made it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub fingerprint: String,
-    pub places: Vec<Place>,
     pub size: u64,
     /// Seconds of video.
     pub duration: f64,
@@ -41,64 +82,155 @@ pub struct FileRecord {
     /// Seconds since the Unix epoch.
     pub indexed_at: u64,
     pub indexer: String,
+    /// Paths as scenedex 0.1 listed them inside the record, before places had points of
+    /// their own; read so that such an index keeps its paths until the next run writes places.
+    #[serde(default, skip_serializing)]
+    pub places: Vec<LegacyPlace>,
 }
 
-impl FileRecord {
-    pub fn paths(&self) -> Vec<String> {
-        self.places.iter().map(|p| p.path.clone()).collect()
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyPlace {
+    pub path: String,
+    pub mtime_ns: i64,
+}
+
+/// A path as the index stores it: the path itself when it is UTF-8; otherwise `b64:` and its
+/// bytes in base64, so that any name a file system allows is kept byte for byte. Stored paths
+/// are absolute, so a key that does not start with `/` is always an encoded one.
+pub fn path_key(path: &Path) -> String {
+    match path.to_str() {
+        Some(text) if !text.starts_with("b64:") => text.to_string(),
+        _ => format!("b64:{}", BASE64.encode(path.as_os_str().as_bytes())),
     }
 }
 
-/// Every file record in the index.
-pub fn all(store: &dyn VectorStore) -> Result<Vec<FileRecord>, StoreError> {
-    store
-        .scroll(&[Condition::equals("record", FILE)])?
-        .into_iter()
-        .map(|r| {
-            serde_json::from_value(Value::Object(r.payload))
-                .map_err(|e| StoreError::Engine(format!("a file record is unreadable: {e}")))
-        })
+/// The path a key stands for.
+pub fn key_path(key: &str) -> PathBuf {
+    match raw_bytes(key) {
+        Some(bytes) => PathBuf::from(OsStr::from_bytes(&bytes)),
+        None => PathBuf::from(key),
+    }
+}
+
+/// The bytes of an encoded (not UTF-8) key; None for a plain one.
+pub fn raw_bytes(key: &str) -> Option<Vec<u8>> {
+    BASE64.decode(key.strip_prefix("b64:")?).ok()
+}
+
+/// The path a key stands for, for people.
+pub fn shown(key: &str) -> String {
+    key_path(key).to_string_lossy().into_owned()
+}
+
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Every folder above the path, as keys: what a folder filter matches.
+fn ancestors(key: &str) -> Vec<String> {
+    key_path(key)
+        .ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(path_key)
         .collect()
 }
 
-/// Writes the record, and puts its paths on every segment of the file.
-pub fn put(store: &dyn VectorStore, record: &FileRecord) -> Result<(), StoreError> {
-    let mut payload = match serde_json::to_value(record).expect("records serialize") {
+fn object<T: Serialize>(value: &T) -> Map<String, Value> {
+    match serde_json::to_value(value).expect("records serialize") {
         Value::Object(map) => map,
         _ => unreachable!("a struct serializes to an object"),
-    };
-    payload.insert("record".into(), FILE.into());
-    payload.extend(location(&record.paths()));
-    store.upsert(vec![Point {
-        id: file_id(&record.fingerprint),
-        vectors: None,
-        payload,
-    }])?;
-    store.set_payload(
-        &[
-            Condition::equals("fingerprint", record.fingerprint.as_str()),
-            Condition::equals("record", SEGMENT),
-        ],
-        location(&record.paths()),
-    )
+    }
 }
 
-/// Every file record of an index, by fingerprint and by path, kept in step with the store.
-/// Lookups are by hash, so planning an archive of many thousands of files stays linear.
+/// Every file record and place in the index, as one machine sees them: lookups by fingerprint
+/// and by this machine's paths are hash lookups, so planning an archive of many thousands of
+/// files stays linear. Loaded once for planning; writes go to the store point by point.
 #[derive(Default)]
 pub struct Catalog {
+    host: String,
     records: HashMap<String, FileRecord>,
-    /// Path -> fingerprints of the records that list it (normally one).
-    claims: HashMap<String, Vec<String>>,
+    /// Fingerprint -> its places on every machine.
+    places: HashMap<String, Vec<Place>>,
+    /// This machine's places, by path key.
+    mine: HashMap<String, Place>,
+    /// Places read from records of scenedex 0.1 that have no place points yet.
+    legacy: Vec<Place>,
+    /// One line for each point that this version cannot read; such points are left alone.
+    pub unreadable: Vec<String>,
 }
 
 impl Catalog {
-    pub fn load(store: &dyn VectorStore) -> Result<Catalog, StoreError> {
-        let mut catalog = Catalog::default();
-        for record in all(store)? {
-            catalog.remember(record);
+    pub fn load(store: &dyn VectorStore, host: &str) -> Result<Catalog, StoreError> {
+        let mut catalog = Catalog {
+            host: host.to_string(),
+            ..Default::default()
+        };
+        for point in store.scroll(&[Condition::equals("record", PLACE)])? {
+            match serde_json::from_value::<Place>(Value::Object(point.payload)) {
+                Ok(place) => catalog.add_place(place),
+                Err(e) => catalog.skip(point.id, "place", e),
+            }
+        }
+        for point in store.scroll(&[Condition::equals("record", FILE)])? {
+            match serde_json::from_value::<FileRecord>(Value::Object(point.payload)) {
+                Ok(record) => catalog.add_record(record),
+                Err(e) => catalog.skip(point.id, "file record", e),
+            }
         }
         Ok(catalog)
+    }
+
+    /// A catalog of an index that does not exist yet.
+    pub fn empty(host: &str) -> Catalog {
+        Catalog {
+            host: host.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// One line about the points this version cannot read, if there are any.
+    pub fn unreadable_warning(&self) -> Option<String> {
+        let first = self.unreadable.first()?;
+        Some(format!(
+            "{} points of the index are not this version's to read, and were left alone; first: {first}",
+            self.unreadable.len()
+        ))
+    }
+
+    fn skip(&mut self, id: u64, what: &str, error: serde_json::Error) {
+        self.unreadable.push(format!(
+            "point {id}: a {what} this version cannot read ({error}); left as it is"
+        ));
+    }
+
+    fn add_place(&mut self, place: Place) {
+        if place.host == self.host {
+            self.mine.insert(place.path.clone(), place.clone());
+        }
+        self.places
+            .entry(place.fingerprint.clone())
+            .or_default()
+            .push(place);
+    }
+
+    fn add_record(&mut self, mut record: FileRecord) {
+        let legacy = std::mem::take(&mut record.places);
+        if !self.places.contains_key(&record.fingerprint) {
+            for old in legacy {
+                let place = Place {
+                    fingerprint: record.fingerprint.clone(),
+                    host: self.host.clone(),
+                    path: old.path,
+                    mtime_ns: old.mtime_ns,
+                };
+                self.legacy.push(place.clone());
+                self.add_place(place);
+            }
+        }
+        self.records.insert(record.fingerprint.clone(), record);
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     pub fn records(&self) -> impl Iterator<Item = &FileRecord> {
@@ -109,123 +241,134 @@ impl Catalog {
         self.records.get(fingerprint)
     }
 
-    /// The records that list this path.
-    pub fn at(&self, path: &str) -> impl Iterator<Item = &FileRecord> {
-        self.claims
-            .get(path)
-            .into_iter()
-            .flatten()
-            .filter_map(|f| self.records.get(f))
+    /// Where this content lives, on every machine.
+    pub fn places_of(&self, fingerprint: &str) -> &[Place] {
+        self.places.get(fingerprint).map_or(&[], Vec::as_slice)
     }
 
-    /// Every path listed, in no particular order.
-    pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.claims.keys()
+    /// This machine's place at this path.
+    pub fn mine_at(&self, key: &str) -> Option<&Place> {
+        self.mine.get(key)
     }
 
-    /// Stores a new or updated record and remembers it.
-    pub fn insert(
-        &mut self,
-        store: &dyn VectorStore,
-        record: FileRecord,
-    ) -> Result<(), StoreError> {
-        put(store, &record)?;
-        self.forget_claims(&record.fingerprint);
-        self.remember(record);
-        Ok(())
+    /// This machine's places.
+    pub fn mine(&self) -> impl Iterator<Item = &Place> {
+        self.mine.values()
     }
 
-    /// Takes a path away from every file but the one with fingerprint `keep` (its content there
-    /// has changed, or is gone). Files left with no path are removed; their fingerprints are
-    /// returned.
-    pub fn detach(
-        &mut self,
-        store: &dyn VectorStore,
-        path: &str,
-        keep: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let holders: Vec<String> = self
-            .claims
-            .get(path)
-            .into_iter()
-            .flatten()
-            .filter(|f| f.as_str() != keep)
-            .cloned()
-            .collect();
-        let mut emptied = Vec::new();
-        for fingerprint in holders {
-            let Some(mut record) = self.records.get(&fingerprint).cloned() else {
-                continue;
-            };
-            record.places.retain(|p| p.path != path);
-            if record.places.is_empty() {
-                remove(store, &fingerprint)?;
-                self.forget_claims(&fingerprint);
-                self.records.remove(&fingerprint);
-                emptied.push(fingerprint);
-            } else {
-                self.insert(store, record)?;
-            }
-        }
-        Ok(emptied)
+    /// Every place, of every machine.
+    pub fn all_places(&self) -> impl Iterator<Item = &Place> {
+        self.places.values().flatten()
     }
 
-    fn remember(&mut self, record: FileRecord) {
-        for place in &record.places {
-            self.claims
-                .entry(place.path.clone())
-                .or_default()
-                .push(record.fingerprint.clone());
-        }
-        self.records.insert(record.fingerprint.clone(), record);
+    /// Places known only from records of scenedex 0.1: the next run writes them as points.
+    pub fn legacy(&self) -> &[Place] {
+        &self.legacy
     }
 
-    fn forget_claims(&mut self, fingerprint: &str) {
-        let Some(old) = self.records.get(fingerprint) else {
-            return;
-        };
-        for place in &old.places {
-            if let Some(holders) = self.claims.get_mut(&place.path) {
-                holders.retain(|f| f != fingerprint);
-                if holders.is_empty() {
-                    self.claims.remove(&place.path);
-                }
-            }
-        }
+    /// The machines that hold paths, sorted.
+    pub fn hosts(&self) -> Vec<&str> {
+        let mut hosts: Vec<&str> = self.all_places().map(|p| p.host.as_str()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        hosts
     }
 }
 
-/// Removes a file's segments and its record.
+/// Writes a file's record: the last write of indexing it.
+pub fn put_record(store: &dyn VectorStore, record: &FileRecord) -> Result<(), StoreError> {
+    let mut payload = object(record);
+    payload.insert("record".into(), FILE.into());
+    store.upsert(vec![Point {
+        id: file_id(&record.fingerprint),
+        vectors: None,
+        payload,
+    }])
+}
+
+/// Writes places; a place replaces whatever this machine had at the same path.
+pub fn put_places(store: &dyn VectorStore, places: &[Place]) -> Result<(), StoreError> {
+    if places.is_empty() {
+        return Ok(());
+    }
+    store.upsert(places.iter().map(Place::point).collect())
+}
+
+/// Removes one machine's place at one path.
+pub fn drop_place(store: &dyn VectorStore, place: &Place) -> Result<(), StoreError> {
+    store.delete(&[Condition::Ids(vec![place.id()])])
+}
+
+/// Whether no machine holds this content at any path any more, read from the store itself
+/// rather than from a catalog loaded earlier, which another machine may have outdated.
+pub fn unplaced(store: &dyn VectorStore, fingerprint: &str) -> Result<bool, StoreError> {
+    let count = store.count(&[
+        Condition::equals("record", PLACE),
+        Condition::equals("fingerprint", fingerprint),
+    ])?;
+    Ok(count == 0)
+}
+
+/// Removes everything of one content but its lease: segments, places, record.
 pub fn remove(store: &dyn VectorStore, fingerprint: &str) -> Result<(), StoreError> {
-    store.delete(&[Condition::equals("fingerprint", fingerprint)])
+    store.delete(&[
+        Condition::equals("fingerprint", fingerprint),
+        Condition::AnyOf(
+            "record".into(),
+            vec![SEGMENT.into(), PLACE.into(), FILE.into()],
+        ),
+    ])
+}
+
+/// The records of these fingerprints that exist, by fingerprint; unreadable ones are left out.
+pub fn records_of(
+    store: &dyn VectorStore,
+    fingerprints: &[String],
+) -> Result<HashMap<String, FileRecord>, StoreError> {
+    let ids: Vec<u64> = fingerprints.iter().map(|f| file_id(f)).collect();
+    Ok(store
+        .get(&ids)?
+        .into_iter()
+        .filter_map(|r| serde_json::from_value::<FileRecord>(Value::Object(r.payload)).ok())
+        .map(|r| (r.fingerprint.clone(), r))
+        .collect())
+}
+
+/// The places of these fingerprints, on every machine.
+pub fn places_of(
+    store: &dyn VectorStore,
+    fingerprints: &[String],
+) -> Result<Vec<Place>, StoreError> {
+    if fingerprints.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .scroll(&[
+            Condition::equals("record", PLACE),
+            Condition::AnyOf("fingerprint".into(), fingerprints.to_vec()),
+        ])?
+        .into_iter()
+        .filter_map(|r| serde_json::from_value::<Place>(Value::Object(r.payload)).ok())
+        .collect())
 }
 
 /// A path as the index writes it: absolute with links resolved, or, for a path that no longer
 /// exists (a file to forget), just absolute.
-pub fn indexed_form(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+pub fn indexed_form(path: &Path) -> std::io::Result<PathBuf> {
     std::fs::canonicalize(path).or_else(|_| std::path::absolute(path))
 }
 
-/// The payload fields that say where a file is: its first path (`path`), every path (`paths`)
-/// and every folder above them (`dirs`), which is what a path-prefix filter matches.
-pub fn location(paths: &[String]) -> Map<String, Value> {
-    let mut dirs: Vec<String> = Vec::new();
-    for path in paths {
-        for dir in std::path::Path::new(path).ancestors().skip(1) {
-            let dir = dir.to_string_lossy().into_owned();
-            if !dir.is_empty() && !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
-        }
-    }
-    let mut map = Map::new();
-    map.insert(
-        "path".into(),
-        paths.first().cloned().unwrap_or_default().into(),
-    );
-    map.insert("paths".into(), paths.into());
-    map.insert("dirs".into(), dirs.into());
-    map
+/// The condition on place points that keeps the file at `key`, or every file under it.
+pub fn at_or_under(key: &str) -> Condition {
+    let key = if key.len() > 1 {
+        key.trim_end_matches('/')
+    } else {
+        key
+    };
+    Condition::Either(vec![
+        Condition::equals("path", key),
+        Condition::equals("dirs", key),
+    ])
 }
 
 #[cfg(test)]
@@ -233,9 +376,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_ancestor_folder_of_every_path_is_listed_once() {
-        let map = location(&["/a/b/c.mp4".into(), "/a/d/c.mp4".into()]);
-        assert_eq!(map["path"], "/a/b/c.mp4");
-        assert_eq!(map["dirs"], serde_json::json!(["/a/b", "/a", "/", "/a/d"]));
+    fn paths_that_are_not_utf8_are_kept_byte_for_byte() {
+        let bytes = b"/archive/caf\xe9 2019.mp4";
+        let path = Path::new(OsStr::from_bytes(bytes));
+        let key = path_key(path);
+        assert!(key.starts_with("b64:"), "{key}");
+        assert_eq!(key_path(&key).as_os_str().as_bytes(), bytes);
+        assert_eq!(shown(&key), "/archive/caf\u{fffd} 2019.mp4");
+        assert_eq!(path_key(Path::new("/a/b.mp4")), "/a/b.mp4");
+        assert_eq!(key_path("/a/b.mp4"), Path::new("/a/b.mp4"));
+    }
+
+    #[test]
+    fn every_ancestor_folder_is_a_key_too() {
+        assert_eq!(ancestors("/a/b/c.mp4"), ["/a/b", "/a", "/"]);
+        let odd = path_key(Path::new(OsStr::from_bytes(b"/x\xff/c.mp4")));
+        let dirs = ancestors(&odd);
+        assert_eq!(key_path(&dirs[0]).as_os_str().as_bytes(), b"/x\xff");
+        assert_eq!(&dirs[1..], ["/"]);
+    }
+
+    #[test]
+    fn a_record_of_scenedex_0_1_still_reads_with_its_paths() {
+        let old = serde_json::json!({
+            "fingerprint": "0123456789abcdef0123456789abcdef", "size": 10, "duration": 1.0,
+            "frames_sampled": 1, "frames_kept": 1, "frames_captioned": 1, "segments": 1,
+            "captioner": "tagger/x", "prompt": "none", "style": "tags", "indexed_at": 1,
+            "indexer": "scenedex 0.1.0", "record": "file", "path": "/v/a.mp4",
+            "paths": ["/v/a.mp4"], "dirs": ["/v", "/"],
+            "places": [{"path": "/v/a.mp4", "mtime_ns": 5}]
+        });
+        let mut catalog = Catalog {
+            host: "here".into(),
+            ..Default::default()
+        };
+        catalog.add_record(serde_json::from_value(old).unwrap());
+        let place = catalog.mine_at("/v/a.mp4").unwrap();
+        assert_eq!((place.host.as_str(), place.mtime_ns), ("here", 5));
+        assert_eq!(catalog.legacy().len(), 1);
     }
 }

@@ -11,7 +11,7 @@ mod server;
 use std::path::PathBuf;
 
 pub use edge::EdgeStore;
-pub use server::ServerStore;
+pub use server::{Cluster, ServerStore};
 
 /// A point to store: segments carry vectors, file records do not.
 #[derive(Clone, Debug)]
@@ -57,6 +57,12 @@ pub enum Condition {
         min: Option<f64>,
         max: Option<f64>,
     },
+    /// The keyword field (or one element of it) is one of these.
+    AnyOf(String, Vec<String>),
+    /// The point is one of these.
+    Ids(Vec<u64>),
+    /// At least one of these holds.
+    Either(Vec<Condition>),
 }
 
 impl Condition {
@@ -75,10 +81,11 @@ pub struct Query<'a> {
 }
 
 /// Payload fields that filters use, and so get an index: (name, kind).
-pub const INDEXED_FIELDS: [(&str, FieldKind); 10] = [
+pub const INDEXED_FIELDS: [(&str, FieldKind); 11] = [
     ("record", FieldKind::Keyword),
     ("fingerprint", FieldKind::Keyword),
-    ("paths", FieldKind::Keyword),
+    ("host", FieldKind::Keyword),
+    ("path", FieldKind::Keyword),
     ("dirs", FieldKind::Keyword),
     ("start", FieldKind::Float),
     ("end", FieldKind::Float),
@@ -96,22 +103,25 @@ pub enum FieldKind {
     Bool,
 }
 
-/// Storage backends: the embedded engine, and a Qdrant server.
-pub trait VectorStore {
+/// Storage backends: the embedded engine, and a Qdrant server. Several threads of one run use
+/// a store at once (workers claim files while the run's thread writes).
+pub trait VectorStore: Send + Sync {
     /// A short name for messages: the index folder, or the server's URL and collection.
     fn describe(&self) -> String;
     /// The embedding model that built the index.
     fn model(&self) -> String;
     /// Inserts or replaces points; the same id twice is one point.
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError>;
+    /// Qdrant's conditional upsert: new points are inserted, and a point that exists is
+    /// replaced only if it matches `filter`. Ordered strictly against every other write to the
+    /// same points, so two processes racing for one point see one winner.
+    fn upsert_where(&self, points: Vec<Point>, filter: &[Condition]) -> Result<(), StoreError>;
+    /// These points, as far as they exist, read from a majority of a cluster's replicas.
+    fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError>;
+    /// The distinct values of a keyword field over the points that match.
+    fn distinct(&self, field: &str, filter: &[Condition]) -> Result<Vec<String>, StoreError>;
     /// Removes every point that matches.
     fn delete(&self, filter: &[Condition]) -> Result<(), StoreError>;
-    /// Sets these payload fields (others are kept) on every point that matches.
-    fn set_payload(
-        &self,
-        filter: &[Condition],
-        payload: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), StoreError>;
     /// Every point that matches, without vectors.
     fn scroll(&self, filter: &[Condition]) -> Result<Vec<Record>, StoreError>;
     fn search(&self, query: &Query) -> Result<Vec<Hit>, StoreError>;
@@ -147,6 +157,10 @@ pub enum StoreError {
     Io { dir: PathBuf, detail: String },
     #[error("cannot reach the Qdrant server at {url} ({detail}); is it running, and is this its gRPC port (6334 by default)?")]
     Unreachable { url: String, detail: String },
+    #[error("the Qdrant server at {url} refused the API key; set QDRANT_API_KEY to the key the server was started with")]
+    KeyRefused { url: String },
+    #[error("{dir}: the disk is full ({detail}); free some space and run again: what was written before is kept")]
+    DiskFull { dir: PathBuf, detail: String },
     #[error("the vector store failed: {0}")]
     Engine(String),
 }
@@ -161,6 +175,17 @@ pub fn point_id(fingerprint: &str, start: f64) -> u64 {
 /// The id of a file's record point.
 pub fn file_id(fingerprint: &str) -> u64 {
     hash_id(&format!("{fingerprint}#file"))
+}
+
+/// The id of the lease point through which one indexer at a time works on a file.
+pub fn lease_id(fingerprint: &str) -> u64 {
+    hash_id(&format!("{fingerprint}#lease"))
+}
+
+/// The id of a place point: one path of one machine.
+pub fn place_id(host: &str, path: &str) -> u64 {
+    // Length-prefixed, so no host and path pair hashes like another.
+    hash_id(&format!("place#{}#{host}#{path}", host.len()))
 }
 
 pub(crate) fn hash_id(text: &str) -> u64 {
@@ -179,5 +204,7 @@ mod tests {
         assert_ne!(point_id("f", 1.0), point_id("f", 1.001));
         assert_ne!(point_id("f", 1.0), point_id("g", 1.0));
         assert_ne!(point_id("f", 0.0), file_id("f"));
+        assert_ne!(file_id("f"), lease_id("f"));
+        assert_ne!(place_id("a#b", "/c"), place_id("a", "b#/c"));
     }
 }

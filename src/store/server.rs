@@ -1,18 +1,26 @@
 //! A Qdrant server (or cluster) through qdrant-client over gRPC. The collection is created on
 //! first use with the same vectors and payload indexes as the embedded store, and a meta point
-//! records the embedding model. Every write waits for the server to apply it, so a file's record
+//! records the embedding model. Every write waits for the cluster to apply it, so a file's record
 //! still lands after its segments; several machines may index into one collection at once.
+//!
+//! A cluster is reached through any of its nodes: a request that finds its node gone, or times
+//! out, is sent again to the next node listed, with backoff. Writes are idempotent (fixed point
+//! ids, filters), so sending one twice does no harm.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, vector_output, CountPointsBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter, Fusion,
-    GetPointsBuilder, Modifier, PointId, PointStruct, PrefetchQueryBuilder, Query as QdrantQuery,
-    QueryPointsBuilder, Range, ScrollPointsBuilder, SetPayloadPointsBuilder,
+    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FacetCountsBuilder,
+    FieldType, Filter, Fusion, GetPointsBuilder, Modifier, PointId, PointStruct,
+    PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range, ScrollPointsBuilder,
     SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector,
-    VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
+    VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector, WriteOrdering,
+    WriteOrderingType,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
@@ -29,58 +37,102 @@ const SPARSE: &str = "bm25";
 const PREFETCH_FACTOR: usize = 4;
 const PAGE: u32 = 1000;
 
+/// How a collection that scenedex creates is spread over a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub shards: u32,
+    /// Copies of each shard, on different nodes.
+    pub replicas: u32,
+}
+
+impl Cluster {
+    /// Replicas that must apply a write before it is acknowledged: all but one. An
+    /// acknowledged write then survives the loss of any one node, and the collection keeps
+    /// taking writes while one node is down.
+    pub fn write_consistency(&self) -> u32 {
+        self.replicas.saturating_sub(1).max(1)
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            shards: 1,
+            replicas: 1,
+        }
+    }
+}
+
 pub struct ServerStore {
-    url: String,
+    urls: Vec<String>,
+    clients: Vec<Qdrant>,
+    /// The node requests go to; moves on when one stops answering.
+    current: AtomicUsize,
     collection: String,
-    client: Qdrant,
     runtime: tokio::runtime::Runtime,
     bm25: EdgeBm25,
     model: String,
+    /// Total time spent retrying one request before giving up.
+    patience: Duration,
+    /// Whether claims still go through each shard's highest replica (strong ordering); they
+    /// go through its highest live one once a node is down, as strong ordering then refuses
+    /// every write to a shard whose highest replica was on that node.
+    strong: AtomicBool,
 }
 
 impl ServerStore {
-    /// Connects and opens the collection for this embedding model, creating it when `create`
-    /// is set. Without a model, it opens for reading and removing only.
+    /// Connects to the nodes and opens the collection for this embedding model, creating it
+    /// with `create`'s layout when it is given. Without a model, it opens for reading and
+    /// removing only.
     pub fn open(
-        url: &str,
+        urls: &[String],
         key: Option<&Secret>,
         collection: &str,
         model: Option<(&str, usize)>,
-        create: bool,
+        create: Option<Cluster>,
     ) -> Result<ServerStore, StoreError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| StoreError::Engine(e.to_string()))?;
-        let client = Qdrant::from_url(url)
-            .api_key(key.map(|k| k.expose().to_string()))
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(5))
-            .skip_compatibility_check()
-            .build()
-            .map_err(|e| unreachable(url, e))?;
+        let mut clients = Vec::new();
+        for url in urls {
+            let client = Qdrant::from_url(url)
+                .api_key(key.map(|k| k.expose().to_string()))
+                .timeout(Duration::from_secs(60))
+                .connect_timeout(Duration::from_secs(5))
+                .skip_compatibility_check()
+                .build()
+                .map_err(|e| unreachable(url, e))?;
+            clients.push(client);
+        }
         let mut store = ServerStore {
-            url: url.to_string(),
+            urls: urls.to_vec(),
+            clients,
+            current: AtomicUsize::new(0),
             collection: collection.to_string(),
-            client,
             runtime,
             bm25: EdgeBm25::new(EdgeBm25Config::default()).map_err(engine)?,
             model: String::new(),
+            patience: Duration::from_secs(60),
+            strong: AtomicBool::new(true),
         };
-        let exists = store
-            .runtime
-            .block_on(store.client.collection_exists(collection))
-            .map_err(|e| unreachable(url, e))?;
+        // A node that is down when the run starts is no reason to wait a minute: say so now.
+        let exists = store.call_with(Duration::from_secs(3), |c, name| async move {
+            c.collection_exists(name).await
+        })?;
         match (exists, create, model) {
-            (false, true, Some((_, dimension))) => store.create(dimension)?,
+            (false, Some(layout), Some((_, dimension))) => store.create(dimension, layout)?,
             (false, _, _) => return Err(StoreError::Missing(store.describe())),
             _ => {}
         }
+        store.create_indexes()?;
         let built = match (store.read_meta()?, create, model) {
             (Some(built), _, _) => built,
             // A collection made beforehand (say, with a cluster's sharding): adopt it.
-            (None, true, Some((name, dimension))) => {
-                store.prepare(name, dimension)?;
+            (None, Some(_), Some((name, dimension))) => {
+                store.write_meta(name, dimension)?;
                 (name.to_string(), dimension)
             }
             (None, _, _) => return Err(StoreError::Missing(store.describe())),
@@ -89,7 +141,7 @@ impl ServerStore {
         Ok(store)
     }
 
-    fn create(&self, dimension: usize) -> Result<(), StoreError> {
+    fn create(&self, dimension: usize, layout: Cluster) -> Result<(), StoreError> {
         let mut dense = VectorsConfigBuilder::default();
         dense.add_named_vector_params(
             DENSE,
@@ -100,49 +152,68 @@ impl ServerStore {
             SPARSE,
             SparseVectorParamsBuilder::default().modifier(Modifier::Idf as i32),
         );
-        let created = self.runtime.block_on(
-            self.client.create_collection(
-                CreateCollectionBuilder::new(&self.collection)
-                    .vectors_config(dense)
-                    .sparse_vectors_config(sparse),
-            ),
-        );
+        let request = CreateCollectionBuilder::new(&self.collection)
+            .vectors_config(dense)
+            .sparse_vectors_config(sparse)
+            .shard_number(layout.shards)
+            .replication_factor(layout.replicas)
+            .write_consistency_factor(layout.write_consistency());
+        let created = self.call(|c, _| {
+            let request = request.clone();
+            async move { c.create_collection(request).await }
+        });
         if let Err(e) = created {
             // Another machine may have created it a moment ago.
-            let exists = self.call(self.client.collection_exists(&self.collection))?;
+            let exists = self.call(|c, name| async move { c.collection_exists(name).await })?;
             if !exists {
-                return Err(self.failed(e));
+                return Err(e);
             }
         }
         Ok(())
     }
 
-    /// Payload indexes on the fields filters use, and the meta point naming the model.
-    fn prepare(&self, model: &str, dimension: usize) -> Result<(), StoreError> {
+    /// Payload indexes on the fields filters use; those that exist are left alone.
+    fn create_indexes(&self) -> Result<(), StoreError> {
+        let info = self.call(|c, name| async move { c.collection_info(name).await })?;
+        let existing = info.result.map(|r| r.payload_schema).unwrap_or_default();
         for (field, kind) in INDEXED_FIELDS {
+            if existing.contains_key(field) {
+                continue;
+            }
             let kind = match kind {
                 FieldKind::Keyword => FieldType::Keyword,
                 FieldKind::Float => FieldType::Float,
                 FieldKind::Integer => FieldType::Integer,
                 FieldKind::Bool => FieldType::Bool,
             };
-            self.call(self.client.create_field_index(
-                CreateFieldIndexCollectionBuilder::new(&self.collection, field, kind).wait(true),
-            ))?;
+            self.call(|c, name| async move {
+                c.create_field_index(
+                    CreateFieldIndexCollectionBuilder::new(name, field, kind).wait(true),
+                )
+                .await
+            })?;
         }
+        Ok(())
+    }
+
+    fn write_meta(&self, model: &str, dimension: usize) -> Result<(), StoreError> {
         let meta = serde_json::json!({"record": "meta", "model": model, "dimension": dimension});
-        self.upsert_raw(vec![PointStruct::new(
-            meta_id(),
-            HashMap::<String, Vector>::new(),
-            payload(meta.as_object().cloned().unwrap_or_default())?,
-        )])
+        self.upsert_raw(
+            vec![PointStruct::new(
+                meta_id(),
+                HashMap::<String, Vector>::new(),
+                payload(meta.as_object().cloned().unwrap_or_default())?,
+            )],
+            None,
+        )
     }
 
     /// The model and dimension that built the collection, if it is scenedex's.
     fn read_meta(&self) -> Result<Option<(String, usize)>, StoreError> {
-        let found = self.call(self.client.get_points(
-            GetPointsBuilder::new(&self.collection, vec![meta_id()]).with_payload(true),
-        ))?;
+        let found = self.call(|c, name| async move {
+            c.get_points(GetPointsBuilder::new(name, vec![meta_id()]).with_payload(true))
+                .await
+        })?;
         Ok(found.result.into_iter().next().map(|p| {
             let meta = json_map(p.payload);
             let model = meta
@@ -155,31 +226,155 @@ impl ServerStore {
         }))
     }
 
-    fn call<T>(
-        &self,
-        future: impl std::future::Future<Output = Result<T, QdrantError>>,
-    ) -> Result<T, StoreError> {
-        self.runtime.block_on(future).map_err(|e| self.failed(e))
+    /// Sends a request to the current node; when the node is gone or times out, to the next
+    /// one, with exponential backoff, for up to a minute.
+    fn call<T, F, Fut>(&self, request: F) -> Result<T, StoreError>
+    where
+        F: Fn(Qdrant, String) -> Fut,
+        Fut: Future<Output = Result<T, QdrantError>>,
+    {
+        self.call_with(self.patience, request)
     }
 
-    fn failed(&self, e: QdrantError) -> StoreError {
-        let text = e.to_string();
-        if text.contains("transport error")
-            || text.contains("Unavailable")
-            || text.contains("connect")
-        {
-            unreachable(&self.url, text)
-        } else {
-            StoreError::Engine(text)
+    fn call_with<T, F, Fut>(&self, patience: Duration, request: F) -> Result<T, StoreError>
+    where
+        F: Fn(Qdrant, String) -> Fut,
+        Fut: Future<Output = Result<T, QdrantError>>,
+    {
+        let attempt = || {
+            let node = self.current.load(Ordering::Relaxed);
+            let future = request(self.clients[node].clone(), self.collection.clone());
+            async move { future.await.map_err(|e| (node, e)) }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_total_delay(Some(patience))
+            .without_max_times()
+            .with_jitter();
+        let result = self.runtime.block_on(
+            attempt
+                .retry(backoff)
+                .sleep(tokio::time::sleep)
+                .when(|(_, e)| transient(e) && !crate::stop::requested())
+                .notify(|(node, _), _| {
+                    // The next attempt goes to the next node, unless another thread moved on.
+                    let next = (node + 1) % self.clients.len();
+                    let _ = self.current.compare_exchange(
+                        *node,
+                        next,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }),
+        );
+        result.map_err(|(node, e)| self.failed(node, e))
+    }
+
+    fn failed(&self, node: usize, e: QdrantError) -> StoreError {
+        let url = self.urls[node % self.urls.len()].clone();
+        match &e {
+            QdrantError::ResponseError { status }
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                ) =>
+            {
+                StoreError::KeyRefused { url }
+            }
+            e if transient(e) => unreachable(&self.urls.join(", "), e),
+            e => StoreError::Engine(e.to_string()),
         }
     }
 
-    fn upsert_raw(&self, points: Vec<PointStruct>) -> Result<(), StoreError> {
-        self.call(
-            self.client
-                .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true)),
-        )
+    fn upsert_raw(
+        &self,
+        points: Vec<PointStruct>,
+        condition: Option<Filter>,
+    ) -> Result<(), StoreError> {
+        self.call(|c, name| {
+            let mut request = UpsertPointsBuilder::new(name, points.clone()).wait(true);
+            if let Some(filter) = condition.clone() {
+                // Claims race: one replica of the shard orders them for all the others.
+                let ordering = match self.strong.load(Ordering::Relaxed) {
+                    true => WriteOrderingType::Strong,
+                    false => WriteOrderingType::Medium,
+                };
+                request = request.update_filter(filter).ordering(WriteOrdering {
+                    r#type: ordering as i32,
+                });
+            }
+            let strong = &self.strong;
+            async move {
+                let result = c.upsert_points(request).await;
+                if let Err(QdrantError::ResponseError { status }) = &result {
+                    if status.message().contains("Strong ordering") {
+                        strong.store(false, Ordering::Relaxed);
+                    }
+                }
+                result
+            }
+        })
         .map(|_| ())
+    }
+
+    fn points(&self, points: Vec<Point>) -> Result<Vec<PointStruct>, StoreError> {
+        let mut converted = Vec::with_capacity(points.len());
+        for p in points {
+            let mut vectors: HashMap<String, Vector> = HashMap::new();
+            if let Some(v) = p.vectors {
+                let sparse = self.bm25.embed_document(&v.text);
+                vectors.insert(DENSE.into(), Vector::from(v.dense));
+                vectors.insert(
+                    SPARSE.into(),
+                    Vector::from(
+                        sparse
+                            .indices
+                            .into_iter()
+                            .zip(sparse.values)
+                            .collect::<Vec<(u32, f32)>>(),
+                    ),
+                );
+            }
+            converted.push(PointStruct::new(p.id, vectors, payload(p.payload)?));
+        }
+        Ok(converted)
+    }
+}
+
+/// Failures worth trying again, perhaps on another node: the node is gone or overloaded, a
+/// request timed out, or the cluster is moving a shard away from a node that died.
+fn transient(e: &QdrantError) -> bool {
+    match e {
+        QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => true,
+        QdrantError::ResponseError { status } => match status.code() {
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::Aborted
+            | tonic::Code::Unknown
+            | tonic::Code::ResourceExhausted => true,
+            tonic::Code::Internal => {
+                let text = status.message().to_lowercase();
+                [
+                    "timeout",
+                    "timed out",
+                    "transport",
+                    "unavailable",
+                    "no active replica",
+                    "not have enough active replicas",
+                    "read operations failed",
+                    "failed to apply update",
+                    "no leader",
+                    "failed peer",
+                    "connect",
+                ]
+                .iter()
+                .any(|needle| text.contains(needle))
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -215,14 +410,6 @@ fn unreachable(url: &str, e: impl std::fmt::Display) -> StoreError {
         ("timed out", "timed out"),
         ("Timeout", "timed out"),
         ("dns error", "the host name does not resolve"),
-        (
-            "Unauthenticated",
-            "the server refused the API key (QDRANT_API_KEY)",
-        ),
-        (
-            "PermissionDenied",
-            "the server refused the API key (QDRANT_API_KEY)",
-        ),
     ]
     .iter()
     .find(|(needle, _)| text.contains(needle))
@@ -259,34 +446,42 @@ fn filter(conditions: &[Condition]) -> Result<Option<Filter>, StoreError> {
     if conditions.is_empty() {
         return Ok(None);
     }
-    let mut must = Vec::new();
-    for condition in conditions {
-        must.push(match condition {
-            Condition::Equals(field, Value::String(s)) => {
-                qdrant_client::qdrant::Condition::matches(field.as_str(), s.clone())
-            }
-            Condition::Equals(field, Value::Bool(b)) => {
-                qdrant_client::qdrant::Condition::matches(field.as_str(), *b)
-            }
-            Condition::Equals(field, Value::Number(n)) if n.is_i64() => {
-                qdrant_client::qdrant::Condition::matches(field.as_str(), n.as_i64().unwrap_or(0))
-            }
-            Condition::Equals(field, other) => {
-                return Err(StoreError::Engine(format!(
-                    "cannot filter {field} on {other}"
-                )))
-            }
-            Condition::Between { field, min, max } => qdrant_client::qdrant::Condition::range(
-                field.as_str(),
-                Range {
-                    gte: *min,
-                    lte: *max,
-                    ..Default::default()
-                },
-            ),
-        });
-    }
+    let must = conditions
+        .iter()
+        .map(condition)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Filter::must(must)))
+}
+
+fn condition(condition: &Condition) -> Result<qdrant_client::qdrant::Condition, StoreError> {
+    use qdrant_client::qdrant::Condition as Q;
+    Ok(match condition {
+        Condition::Equals(field, Value::String(s)) => Q::matches(field.as_str(), s.clone()),
+        Condition::Equals(field, Value::Bool(b)) => Q::matches(field.as_str(), *b),
+        Condition::Equals(field, Value::Number(n)) if n.is_i64() => {
+            Q::matches(field.as_str(), n.as_i64().unwrap_or(0))
+        }
+        Condition::Equals(field, other) => {
+            return Err(StoreError::Engine(format!(
+                "cannot filter {field} on {other}"
+            )))
+        }
+        Condition::Between { field, min, max } => Q::range(
+            field.as_str(),
+            Range {
+                gte: *min,
+                lte: *max,
+                ..Default::default()
+            },
+        ),
+        Condition::AnyOf(field, values) => Q::matches(field.as_str(), values.clone()),
+        Condition::Ids(ids) => Q::has_id(ids.iter().map(|&id| PointId::from(id))),
+        Condition::Either(any) => Q::from(Filter::should(
+            any.iter()
+                .map(self::condition)
+                .collect::<Result<Vec<_>, _>>()?,
+        )),
+    })
 }
 
 fn required(conditions: &[Condition]) -> Result<Filter, StoreError> {
@@ -297,7 +492,7 @@ fn required(conditions: &[Condition]) -> Result<Filter, StoreError> {
 
 impl VectorStore for ServerStore {
     fn describe(&self) -> String {
-        format!("{} collection {}", self.url, self.collection)
+        format!("{} collection {}", self.urls.join(","), self.collection)
     }
 
     fn model(&self) -> String {
@@ -305,53 +500,62 @@ impl VectorStore for ServerStore {
     }
 
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
-        let mut converted = Vec::with_capacity(points.len());
-        for p in points {
-            let mut vectors: HashMap<String, Vector> = HashMap::new();
-            if let Some(v) = p.vectors {
-                let sparse = self.bm25.embed_document(&v.text);
-                vectors.insert(DENSE.into(), Vector::from(v.dense));
-                vectors.insert(
-                    SPARSE.into(),
-                    Vector::from(
-                        sparse
-                            .indices
-                            .into_iter()
-                            .zip(sparse.values)
-                            .collect::<Vec<(u32, f32)>>(),
-                    ),
-                );
+        let points = self.points(points)?;
+        self.upsert_raw(points, None)
+    }
+
+    fn upsert_where(&self, points: Vec<Point>, conditions: &[Condition]) -> Result<(), StoreError> {
+        let points = self.points(points)?;
+        self.upsert_raw(points, Some(required(conditions)?))
+    }
+
+    fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError> {
+        let ids: Vec<PointId> = ids.iter().map(|&id| PointId::from(id)).collect();
+        let found = self.call(|c, name| {
+            // Writes wait for every active replica, so any one of them reads them back; a
+            // stricter read consistency would fail while a node is down.
+            let request = GetPointsBuilder::new(name, ids.clone()).with_payload(true);
+            async move { c.get_points(request).await }
+        })?;
+        Ok(found
+            .result
+            .into_iter()
+            .filter_map(|p| {
+                Some(Record {
+                    id: numeric(p.id)?,
+                    payload: json_map(p.payload),
+                })
+            })
+            .collect())
+    }
+
+    fn distinct(&self, field: &str, conditions: &[Condition]) -> Result<Vec<String>, StoreError> {
+        let filter = filter(conditions)?;
+        let answer = self.call(|c, name| {
+            let mut request = FacetCountsBuilder::new(name, field).limit(u64::from(u32::MAX));
+            if let Some(f) = filter.clone() {
+                request = request.filter(f);
             }
-            converted.push(PointStruct::new(p.id, vectors, payload(p.payload)?));
-        }
-        self.upsert_raw(converted)
+            async move { c.facet(request).await }
+        })?;
+        Ok(answer
+            .hits
+            .into_iter()
+            .filter_map(|hit| match hit.value?.variant? {
+                qdrant_client::qdrant::facet_value::Variant::StringValue(s) => Some(s),
+                _ => None,
+            })
+            .collect())
     }
 
     fn delete(&self, conditions: &[Condition]) -> Result<(), StoreError> {
         let filter = required(conditions)?;
-        self.call(
-            self.client.delete_points(
-                DeletePointsBuilder::new(&self.collection)
-                    .points(filter)
-                    .wait(true),
-            ),
-        )
-        .map(|_| ())
-    }
-
-    fn set_payload(
-        &self,
-        conditions: &[Condition],
-        fields: Map<String, Value>,
-    ) -> Result<(), StoreError> {
-        let filter = required(conditions)?;
-        self.call(
-            self.client.set_payload(
-                SetPayloadPointsBuilder::new(&self.collection, payload(fields)?)
-                    .points_selector(filter)
-                    .wait(true),
-            ),
-        )
+        self.call(|c, name| {
+            let request = DeletePointsBuilder::new(name)
+                .points(filter.clone())
+                .wait(true);
+            async move { c.delete_points(request).await }
+        })
         .map(|_| ())
     }
 
@@ -360,17 +564,19 @@ impl VectorStore for ServerStore {
         let mut records = Vec::new();
         let mut offset: Option<PointId> = None;
         loop {
-            let mut request = ScrollPointsBuilder::new(&self.collection)
-                .limit(PAGE)
-                .with_payload(true)
-                .with_vectors(false);
-            if let Some(f) = filter.clone() {
-                request = request.filter(f);
-            }
-            if let Some(o) = offset.take() {
-                request = request.offset(o);
-            }
-            let page = self.call(self.client.scroll(request))?;
+            let page = self.call(|c, name| {
+                let mut request = ScrollPointsBuilder::new(name)
+                    .limit(PAGE)
+                    .with_payload(true)
+                    .with_vectors(false);
+                if let Some(f) = filter.clone() {
+                    request = request.filter(f);
+                }
+                if let Some(o) = offset.clone() {
+                    request = request.offset(o);
+                }
+                async move { c.scroll(request).await }
+            })?;
             records.extend(page.result.into_iter().filter_map(|p| {
                 Some(Record {
                     id: numeric(p.id)?,
@@ -413,7 +619,10 @@ impl VectorStore for ServerStore {
         if let Some(f) = filter {
             request = request.filter(f);
         }
-        let answer = self.call(self.client.query(request))?;
+        let answer = self.call(|c, _| {
+            let request = request.clone();
+            async move { c.query(request).await }
+        })?;
         Ok(answer
             .result
             .into_iter()
@@ -436,16 +645,19 @@ impl VectorStore for ServerStore {
     }
 
     fn count(&self, conditions: &[Condition]) -> Result<u64, StoreError> {
-        let mut request = CountPointsBuilder::new(&self.collection).exact(true);
-        if let Some(f) = filter(conditions)? {
-            request = request.filter(f);
-        }
-        let answer = self.call(self.client.count(request))?;
+        let filter = filter(conditions)?;
+        let answer = self.call(|c, name| {
+            let mut request = CountPointsBuilder::new(name).exact(true);
+            if let Some(f) = filter.clone() {
+                request = request.filter(f);
+            }
+            async move { c.count(request).await }
+        })?;
         Ok(answer.result.map_or(0, |r| r.count))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        // Every write above waited for the server to apply it.
+        // Every write above waited for the cluster to apply it.
         Ok(())
     }
 }

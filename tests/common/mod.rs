@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary on the committed fixtures.
 #![allow(dead_code)]
 
+pub mod archive;
+pub mod qdrant;
 pub mod vlm;
 
 use std::path::PathBuf;

@@ -54,6 +54,8 @@ pub struct MockVlm {
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<VecDeque<Fault>>>,
     batches: Arc<Mutex<Batches>>,
+    /// How long every answer not scripted otherwise takes, as a real model's would.
+    latency: Arc<Mutex<Duration>>,
     server: Arc<tiny_http::Server>,
 }
 
@@ -71,7 +73,13 @@ pub const KEY: &str = "sk-test-0123456789abcdef";
 
 impl MockVlm {
     pub fn start(wire: Wire) -> MockVlm {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("a loopback port"));
+        Self::start_on(wire, 0)
+    }
+
+    /// Listens on this loopback port (0: any free one).
+    pub fn start_on(wire: Wire, port: u16) -> MockVlm {
+        let server =
+            Arc::new(tiny_http::Server::http(("127.0.0.1", port)).expect("a loopback port"));
         let port = server.server_addr().to_ip().unwrap().port();
         let url = match wire {
             Wire::OpenAi => format!("http://127.0.0.1:{port}/v1"),
@@ -83,13 +91,19 @@ impl MockVlm {
             seen: Arc::default(),
             script: Arc::default(),
             batches: Arc::default(),
+            latency: Arc::default(),
             server: server.clone(),
         };
-        let (seen, script, batches) =
-            (mock.seen.clone(), mock.script.clone(), mock.batches.clone());
+        let (seen, script, batches, latency) = (
+            mock.seen.clone(),
+            mock.script.clone(),
+            mock.batches.clone(),
+            mock.latency.clone(),
+        );
         std::thread::spawn(move || {
             for request in server.incoming_requests() {
                 let (seen, script, batches) = (seen.clone(), script.clone(), batches.clone());
+                let latency = *latency.lock().unwrap();
                 std::thread::spawn(move || {
                     let path = request.url().to_string();
                     if path.starts_with("/v1/files") || path.starts_with("/v1/batches") {
@@ -97,7 +111,7 @@ impl MockVlm {
                     } else if path == "/v1/embeddings" {
                         embeddings_api(request, &batches);
                     } else {
-                        handle(wire, request, &seen, &script);
+                        handle(wire, request, &seen, &script, latency);
                     }
                 });
             }
@@ -120,6 +134,11 @@ impl MockVlm {
     /// Calls to the Batch and embeddings endpoints, as "METHOD /path" (embeddings: and count).
     pub fn batch_calls(&self) -> Vec<String> {
         self.batches.lock().unwrap().calls.clone()
+    }
+
+    /// Makes every answer that is not scripted otherwise take this long.
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
     }
 
     pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
@@ -146,6 +165,7 @@ fn handle(
     mut request: tiny_http::Request,
     seen: &Mutex<Vec<Seen>>,
     script: &Mutex<VecDeque<Fault>>,
+    latency: Duration,
 ) {
     let mut text = String::new();
     let _ = request.as_reader().read_to_string(&mut text);
@@ -210,6 +230,7 @@ fn handle(
             let _ = request.respond(ok(wire, &text));
         }
         None => {
+            std::thread::sleep(latency);
             let _ = request.respond(ok(wire, &describe(&picture)));
         }
     }

@@ -1,6 +1,12 @@
-//! index: one video through the whole pipeline, decode → sample → dedup → caption → embed →
-//! segment, ending in the points to store. Writing them, and deciding which files need it, is
-//! the command's job (`cli::index`); this module only turns a file into segments.
+//! index: bringing an index up to date. `plan` decides what each file found needs, `lease`
+//! lets several indexers share one collection without doing a file twice, `run` carries a
+//! whole run out, and this module takes one video through the pipeline: decode → sample →
+//! dedup → caption → embed → segment, into segment points and thumbnails.
+
+pub mod lease;
+pub mod plan;
+pub mod run;
+pub mod thumbs;
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +20,9 @@ use crate::dedup::{DedupConfig, Deduper, FrameRecord, Verdict};
 use crate::embed::{normalize, EmbedError, Embedder};
 use crate::sample::{Reason, SampleConfig, Sampler};
 use crate::segment::{segments, Moment, Segment, SegmentConfig};
-use crate::store::files::{location, SEGMENT};
+use crate::store::files::SEGMENT;
 use crate::store::{point_id, Point, Vectors};
+use thumbs::Thumbs;
 
 /// Recorded in every point, so an index can tell which release wrote what.
 pub const INDEXER: &str = concat!("scenedex ", env!("CARGO_PKG_VERSION"));
@@ -30,8 +37,7 @@ pub struct Pipeline<'a> {
     pub cache: Option<&'a Cache>,
     pub embedder: &'a dyn Embedder,
     pub segmenting: SegmentConfig,
-    /// Thumbnails go in `thumbs/<fingerprint>/`.
-    pub thumbs: PathBuf,
+    pub thumbs: Thumbs,
 }
 
 /// How far one file has got, for a progress bar.
@@ -48,6 +54,8 @@ pub enum Progress {
         total: u64,
     },
     Embedding,
+    /// The file is done with, one way or another.
+    Done,
 }
 
 /// A file turned into segment points, and what it took.
@@ -87,29 +95,102 @@ pub enum FileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("interrupted")]
     Interrupted,
 }
 
 /// A frame on the timeline: kept (with its picture as sent) or uninformative.
-struct Frame {
-    time: f64,
-    span: (f64, f64),
-    starts_shot: bool,
-    picture: Option<usize>,
+pub struct Frame {
+    pub time: f64,
+    /// The stretch of timeline it stands for.
+    pub span: (f64, f64),
+    pub starts_shot: bool,
+    /// Its picture in `Timeline::pictures`, when it is kept.
+    pub picture: Option<usize>,
+}
+
+/// A video sampled and deduplicated: its timeline and the pictures worth captioning, encoded
+/// as they will be sent. `caption` and `index` both start here.
+pub struct Timeline {
+    pub frames: Vec<Frame>,
+    pub pictures: Vec<Encoded>,
+    /// Seconds of video: the declared duration, or the timeline's end if that is later.
+    pub duration: f64,
+    pub frames_sampled: u64,
+}
+
+/// Decodes and samples one video, reporting how far it got.
+pub fn sample(
+    path: &Path,
+    sampling: SampleConfig,
+    dedup: DedupConfig,
+    picture: Picture,
+    on: &(dyn Fn(Progress) + Sync),
+) -> Result<Timeline, FileError> {
+    let mut sampler = Sampler::open(path, sampling)?;
+    let duration = sampler.info().duration;
+    let mut deduper = Deduper::new(dedup);
+    let (mut frames, mut pictures, mut sampled) = (Vec::new(), Vec::new(), 0);
+    let mut take = |records: Vec<FrameRecord>| -> Result<(), FileError> {
+        for record in records {
+            sampled += 1;
+            let index = match record.verdict {
+                Verdict::Duplicate { .. } => continue,
+                Verdict::Uninformative { .. } => None,
+                Verdict::Kept => {
+                    let encoded = encode(&record.image, picture).map_err(FileError::Picture)?;
+                    pictures.push(encoded);
+                    Some(pictures.len() - 1)
+                }
+            };
+            frames.push(Frame {
+                time: record.time,
+                span: record.span,
+                starts_shot: matches!(record.reason, Reason::First | Reason::Scene),
+                picture: index,
+            });
+        }
+        Ok(())
+    };
+    while let Some(sample) = sampler.next_sample()? {
+        on(Progress::Sampling {
+            at: sample.time,
+            duration,
+        });
+        take(deduper.push(sample))?;
+    }
+    let end = sampler.timeline_end();
+    take(deduper.finish(end))?;
+    Ok(Timeline {
+        frames,
+        pictures,
+        duration: duration.unwrap_or(end).max(end),
+        frames_sampled: sampled,
+    })
 }
 
 impl Pipeline<'_> {
-    /// Turns one file into segment points; `paths` are where its content lives.
+    /// Turns one file into segment points.
     pub fn run(
         &self,
         path: &Path,
         fingerprint: &str,
-        paths: &[String],
         on: &(dyn Fn(Progress) + Sync),
     ) -> Result<Indexed, FileError> {
-        let mut stats = FileStats::default();
-        let (frames, pictures) = self.sample(path, &mut stats, on)?;
+        let Timeline {
+            frames,
+            pictures,
+            duration,
+            frames_sampled,
+        } = sample(path, self.sampling, self.dedup, self.picture, on)?;
+        let mut stats = FileStats {
+            duration,
+            frames_sampled,
+            frames_kept: pictures.len() as u64,
+            ..Default::default()
+        };
         let total = pictures.len() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
         let tick = || {
@@ -180,7 +261,6 @@ impl Pipeline<'_> {
                     &members,
                     &captions[representative],
                     fingerprint,
-                    paths,
                     &thumbnail,
                 ),
             });
@@ -190,55 +270,8 @@ impl Pipeline<'_> {
 
     /// The pictures that indexing the file would caption, for an estimate.
     pub fn pictures(&self, path: &Path) -> Result<Vec<Encoded>, FileError> {
-        let (_, pictures) = self.sample(path, &mut FileStats::default(), &|_| {})?;
-        Ok(pictures)
-    }
-
-    /// Decodes and samples the file: the frames on its timeline and the pictures to caption.
-    fn sample(
-        &self,
-        path: &Path,
-        stats: &mut FileStats,
-        on: &(dyn Fn(Progress) + Sync),
-    ) -> Result<(Vec<Frame>, Vec<Encoded>), FileError> {
-        let mut sampler = Sampler::open(path, self.sampling)?;
-        let duration = sampler.info().duration;
-        let mut deduper = Deduper::new(self.dedup);
-        let (mut frames, mut pictures) = (Vec::new(), Vec::new());
-        let mut take = |records: Vec<FrameRecord>| -> Result<(), FileError> {
-            for record in records {
-                stats.frames_sampled += 1;
-                let picture = match record.verdict {
-                    Verdict::Duplicate { .. } => continue,
-                    Verdict::Uninformative { .. } => None,
-                    Verdict::Kept => {
-                        let encoded =
-                            encode(&record.image, self.picture).map_err(FileError::Picture)?;
-                        pictures.push(encoded);
-                        Some(pictures.len() - 1)
-                    }
-                };
-                frames.push(Frame {
-                    time: record.time,
-                    span: record.span,
-                    starts_shot: matches!(record.reason, Reason::First | Reason::Scene),
-                    picture,
-                });
-            }
-            Ok(())
-        };
-        while let Some(sample) = sampler.next_sample()? {
-            on(Progress::Sampling {
-                at: sample.time,
-                duration,
-            });
-            take(deduper.push(sample))?;
-        }
-        let end = sampler.timeline_end();
-        take(deduper.finish(end))?;
-        stats.duration = duration.unwrap_or(end).max(end);
-        stats.frames_kept = pictures.len() as u64;
-        Ok((frames, pictures))
+        let timeline = sample(path, self.sampling, self.dedup, self.picture, &|_| {})?;
+        Ok(timeline.pictures)
     }
 
     /// One vector per caption; None for a caption that must not be searchable.
@@ -265,17 +298,9 @@ impl Pipeline<'_> {
         start: f64,
         picture: &Encoded,
     ) -> Result<PathBuf, FileError> {
-        let dir = self.thumbs.join(fingerprint);
-        let path = dir.join(format!("{}.jpg", (start * 1000.0).round() as u64));
-        let failed = |source| FileError::Thumbnail {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(failed)?;
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, &picture.jpeg).map_err(failed)?;
-        std::fs::rename(&partial, &path).map_err(failed)?;
-        Ok(path)
+        self.thumbs
+            .write(fingerprint, start, &picture.jpeg)
+            .map_err(|(path, source)| FileError::Thumbnail { path, source })
     }
 }
 
@@ -322,7 +347,6 @@ fn payload(
     members: &[&Caption],
     representative: &Caption,
     fingerprint: &str,
-    paths: &[String],
     thumbnail: &Path,
 ) -> Map<String, Value> {
     let round = |t: f64| (t * 1e6).round() / 1e6;
@@ -348,7 +372,6 @@ fn payload(
         "indexer": INDEXER,
     });
     let map_mut = map.as_object_mut().expect("an object");
-    map_mut.extend(location(paths));
     map_mut.extend(moderation(members, representative));
     map.as_object().expect("an object").clone()
 }

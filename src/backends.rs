@@ -1,0 +1,423 @@
+//! Choosing and opening the backends a command's settings ask for: the captioner (from
+//! settings and the ecosystem's environment variables), the caption cache, the embedder and
+//! the store. Every front end (the CLI's commands, a web page, a script) opens them here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::caption::cache::Cache;
+use crate::caption::{Anthropic, Captioner, Detail, HttpSettings, OpenAi, Secret, Tagger};
+use crate::embed::{Embedder, MiniLm, OpenAiEmbedder};
+use crate::index::thumbs::Thumbs;
+use crate::store::{Cluster, EdgeStore, ServerStore, StoreError, VectorStore};
+// The URI type tonic, and so qdrant-client, reads addresses with.
+use tonic::codegen::http::Uri;
+
+const OPENAI_DEFAULT_URL: &str = "https://api.openai.com/v1";
+const ANTHROPIC_DEFAULT_URL: &str = "https://api.anthropic.com";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptionerChoice {
+    /// OpenAI-compatible chat completions (OpenAI, Gemini, OpenRouter, Ollama, vLLM, llama.cpp, LM Studio).
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// A local image classifier: keywords, no network, no cost.
+    Tagger,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedderChoice {
+    /// all-MiniLM-L6-v2 on this machine: offline, free.
+    Local,
+    /// An OpenAI-compatible /v1/embeddings endpoint.
+    Openai,
+}
+
+/// Which model captions, and how it is reached.
+#[derive(Clone, Debug)]
+pub struct CaptionerSettings {
+    /// Without it: openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else anthropic when
+    /// ANTHROPIC_API_KEY is, else the tagger.
+    pub choice: Option<CaptionerChoice>,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    /// The environment variable that holds the key, instead of the vendor's usual one.
+    pub api_key_env: Option<String>,
+    pub detail: Detail,
+    pub http: HttpSettings,
+}
+
+/// Where the index lives and which model turns text into its vectors.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    /// The embedded index's folder [default: ~/.local/share/scenedex/index].
+    pub index: Option<PathBuf>,
+    pub embedder: EmbedderChoice,
+    pub embedding_model: Option<String>,
+    pub embedding_url: Option<String>,
+    /// A Qdrant server's or cluster's nodes; empty for the embedded index.
+    pub qdrant_urls: Vec<String>,
+    pub collection: String,
+    /// How a collection that scenedex creates is spread over a cluster.
+    pub cluster: Cluster,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Settings missing or contradictory (no key, no weights).
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Service(String),
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The environment variables the ecosystem uses, read once so tests can set their own.
+#[derive(Default)]
+pub struct Env {
+    pub openai_key: Option<String>,
+    pub openai_base: Option<String>,
+    pub anthropic_key: Option<String>,
+    pub anthropic_base: Option<String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        Env {
+            openai_key: var("OPENAI_API_KEY"),
+            openai_base: var("OPENAI_BASE_URL"),
+            anthropic_key: var("ANTHROPIC_API_KEY"),
+            anthropic_base: var("ANTHROPIC_BASE_URL"),
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A captioner and what is needed to price it.
+pub struct Chosen {
+    pub captioner: Arc<dyn Captioner>,
+    /// The same backend when it is OpenAI's, for the Batch API.
+    pub openai: Option<Arc<OpenAi>>,
+    pub base_url: String,
+    pub detail: String,
+    /// Said once to the user: which settings would give descriptions instead of keywords.
+    pub note: Option<String>,
+}
+
+pub fn captioner(settings: &CaptionerSettings, env: &Env) -> Result<Chosen, SetupError> {
+    let choice = settings.choice.or_else(|| {
+        if env.openai_key.is_some() || env.openai_base.is_some() {
+            Some(CaptionerChoice::Openai)
+        } else if env.anthropic_key.is_some() {
+            Some(CaptionerChoice::Anthropic)
+        } else {
+            None
+        }
+    });
+    let key_from = |default: Option<&String>| match &settings.api_key_env {
+        Some(name) => var(name),
+        None => default.cloned(),
+    };
+    let key_name = |vendor: &str| {
+        settings
+            .api_key_env
+            .clone()
+            .unwrap_or_else(|| vendor.to_string())
+    };
+    match choice {
+        Some(CaptionerChoice::Openai) => {
+            let base_url = settings
+                .base_url
+                .clone()
+                .or_else(|| env.openai_base.clone())
+                .unwrap_or(OPENAI_DEFAULT_URL.into());
+            let key = key_from(env.openai_key.as_ref());
+            if key.is_none() && base_url == OPENAI_DEFAULT_URL {
+                return Err(SetupError::Config(format!(
+                    "{} is not set: give an OpenAI API key, or point OPENAI_BASE_URL at a local server",
+                    key_name("OPENAI_API_KEY")
+                )));
+            }
+            let model = settings.model.clone().unwrap_or("gpt-4o-mini".into());
+            let openai = Arc::new(OpenAi::new(
+                &base_url,
+                &model,
+                key.map(Secret::new),
+                settings.detail,
+                settings.http,
+            ));
+            Ok(Chosen {
+                captioner: openai.clone(),
+                openai: Some(openai),
+                base_url,
+                detail: format!("{:?}", settings.detail).to_lowercase(),
+                note: None,
+            })
+        }
+        Some(CaptionerChoice::Anthropic) => {
+            let base_url = settings
+                .base_url
+                .clone()
+                .or_else(|| env.anthropic_base.clone())
+                .unwrap_or(ANTHROPIC_DEFAULT_URL.into());
+            let key = key_from(env.anthropic_key.as_ref()).ok_or_else(|| {
+                SetupError::Config(format!(
+                    "{} is not set: the Anthropic backend needs an API key",
+                    key_name("ANTHROPIC_API_KEY")
+                ))
+            })?;
+            let model = settings.model.clone().unwrap_or("claude-haiku-4-5".into());
+            let anthropic = Anthropic::new(&base_url, &model, Secret::new(key), settings.http);
+            Ok(Chosen {
+                captioner: Arc::new(anthropic),
+                openai: None,
+                base_url,
+                detail: String::new(),
+                note: None,
+            })
+        }
+        Some(CaptionerChoice::Tagger) => tagger(None),
+        None => tagger(Some(
+            "captioning with the offline tagger (keywords only); for descriptions set OPENAI_API_KEY, \
+             or OPENAI_BASE_URL for a local server (Ollama: http://localhost:11434/v1), or ANTHROPIC_API_KEY"
+                .into(),
+        )),
+    }
+}
+
+fn tagger(note: Option<String>) -> Result<Chosen, SetupError> {
+    let dir = Tagger::default_dir().ok_or_else(|| {
+        SetupError::Config(
+            "no data directory for the offline tagger: set SCENEDEX_TAGGER_DIR".into(),
+        )
+    })?;
+    let tagger = Tagger::load(&dir).map_err(|e| SetupError::Config(e.to_string()))?;
+    Ok(Chosen {
+        captioner: Arc::new(tagger),
+        openai: None,
+        base_url: "local".into(),
+        detail: String::new(),
+        note,
+    })
+}
+
+/// The caption cache: `dir`, or the user's cache folder; none when `disabled`.
+pub fn cache(dir: Option<&Path>, disabled: bool) -> Result<Option<Cache>, SetupError> {
+    if disabled {
+        return Ok(None);
+    }
+    let Some(dir) = dir.map(Path::to_path_buf).or_else(Cache::default_dir) else {
+        return Ok(None);
+    };
+    Cache::open(&dir)
+        .map(Some)
+        .map_err(|source| SetupError::Write { path: dir, source })
+}
+
+pub fn embedder(settings: &StoreSettings) -> Result<Arc<dyn Embedder>, SetupError> {
+    match settings.embedder {
+        EmbedderChoice::Local => {
+            let dir = MiniLm::default_dir().ok_or_else(|| {
+                SetupError::Config(
+                    "no data directory for the embedding model: set SCENEDEX_MINILM_DIR".into(),
+                )
+            })?;
+            let model = MiniLm::load(&dir).map_err(|e| SetupError::Config(e.to_string()))?;
+            Ok(Arc::new(model))
+        }
+        EmbedderChoice::Openai => {
+            let base = settings
+                .embedding_url
+                .clone()
+                .or_else(|| var("OPENAI_BASE_URL"))
+                .unwrap_or(OPENAI_DEFAULT_URL.into());
+            let key = var("OPENAI_API_KEY");
+            if key.is_none() && base == OPENAI_DEFAULT_URL {
+                return Err(SetupError::Config(
+                    "OPENAI_API_KEY is not set: the openai embedder needs a key, or SCENEDEX_EMBEDDING_URL pointing at a local server".into(),
+                ));
+            }
+            let model = settings
+                .embedding_model
+                .clone()
+                .unwrap_or("text-embedding-3-small".into());
+            let embedder =
+                OpenAiEmbedder::new(&base, &model, key.map(Secret::new), HttpSettings::default())
+                    .map_err(|e| SetupError::Service(e.to_string()))?;
+            Ok(Arc::new(embedder))
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The embedded index's folder, and the folder thumbnails go under either way.
+    pub fn index_dir(&self) -> Result<PathBuf, SetupError> {
+        self.index
+            .clone()
+            .or_else(|| dirs::data_dir().map(|d| d.join("scenedex").join("index")))
+            .ok_or_else(|| {
+                SetupError::Config("no data directory for the index: give --index DIR".into())
+            })
+    }
+
+    /// Where thumbnails go: beside the embedded index, or in the data folder for a server.
+    pub fn thumbs(&self) -> Result<Thumbs, SetupError> {
+        let dir = self.index_dir()?.join("thumbs");
+        Ok(Thumbs::new(match self.qdrant_urls.is_empty() {
+            true => dir,
+            false => dir.join(&self.collection),
+        }))
+    }
+
+    pub fn is_server(&self) -> bool {
+        !self.qdrant_urls.is_empty()
+    }
+
+    /// The index, for this embedder; created on first use when `create` is set.
+    pub fn open(
+        &self,
+        embedder: &dyn Embedder,
+        create: bool,
+    ) -> Result<Box<dyn VectorStore>, SetupError> {
+        self.open_for(Some((embedder.model(), embedder.dimension())), create)
+    }
+
+    /// The index, whatever model built it: for commands that neither add nor search.
+    pub fn open_existing(&self) -> Result<Box<dyn VectorStore>, SetupError> {
+        self.open_for(None, false)
+    }
+
+    /// Fails early, before any model is loaded, when the embedded index does not exist.
+    pub fn check_exists(&self) -> Result<(), SetupError> {
+        let dir = self.index_dir()?;
+        if !self.is_server() && !EdgeStore::exists(&dir) {
+            return Err(StoreError::Missing(dir.display().to_string()).into());
+        }
+        Ok(())
+    }
+
+    fn open_for(
+        &self,
+        model: Option<(&str, usize)>,
+        create: bool,
+    ) -> Result<Box<dyn VectorStore>, SetupError> {
+        if !self.is_server() {
+            let dir = self.index_dir()?;
+            return Ok(Box::new(EdgeStore::open(&dir, model, create)?));
+        }
+        let key = var("QDRANT_API_KEY").map(Secret::new);
+        let layout = create.then_some(self.cluster);
+        let store = ServerStore::open(
+            &self.qdrant_urls,
+            key.as_ref(),
+            &self.collection,
+            model,
+            layout,
+        )?;
+        Ok(Box::new(store))
+    }
+
+    /// A warning when the Qdrant API key would cross a network in the clear.
+    pub fn key_warning(&self) -> Option<String> {
+        var("QDRANT_API_KEY")?;
+        let exposed: Vec<&str> = self
+            .qdrant_urls
+            .iter()
+            .filter(|url| plain_to_another_machine(url))
+            .map(String::as_str)
+            .collect();
+        (!exposed.is_empty()).then(|| {
+            format!(
+                "the Qdrant API key goes unencrypted to {}; use https:// (Qdrant's TLS) for a server on another machine",
+                exposed.join(", ")
+            )
+        })
+    }
+}
+
+/// `http://` to anything but this machine's loopback.
+fn plain_to_another_machine(url: &str) -> bool {
+    let Ok(uri) = url.parse::<Uri>() else {
+        return false;
+    };
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    uri.scheme_str() == Some("http") && !loopback
+}
+
+/// Reads a comma-separated list of Qdrant URLs, checking each is one.
+pub fn qdrant_urls(text: &str) -> Result<Vec<String>, String> {
+    let urls: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect();
+    if urls.is_empty() {
+        return Err("no URL given".into());
+    }
+    for url in &urls {
+        let valid = url
+            .parse::<Uri>()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if !valid {
+            return Err(format!(
+                "'{url}' is not a Qdrant URL; give its gRPC address, such as http://localhost:6334"
+            ));
+        }
+    }
+    Ok(urls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_in_the_clear_to_another_machine_is_warned_about_and_loopback_is_not() {
+        for url in [
+            "http://10.0.0.5:6334",
+            "http://qdrant-node-1:6334",
+            "http://[fd00::1]:6334",
+        ] {
+            assert!(plain_to_another_machine(url), "{url}");
+        }
+        for url in [
+            "http://localhost:6334",
+            "http://127.0.0.1:6334",
+            "http://[::1]:6334",
+            "https://q.example:6334",
+        ] {
+            assert!(!plain_to_another_machine(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn several_urls_are_read_and_a_malformed_one_is_refused() {
+        assert_eq!(
+            qdrant_urls("http://a:6334, http://b:6334").unwrap(),
+            ["http://a:6334", "http://b:6334"]
+        );
+        assert!(qdrant_urls("notaurl")
+            .unwrap_err()
+            .contains("not a Qdrant URL"));
+        assert!(qdrant_urls(" , ").is_err());
+    }
+}

@@ -1,0 +1,683 @@
+//! One index run, for any front end: plan what the files found need, claim and run new ones
+//! through the pipeline on worker threads while this thread alone writes to the store, prune
+//! what vanished, and report each file's fate to an `Observer` as it is decided.
+//!
+//! Writes for one file go in a fixed order: stale segments of its content removed, segments,
+//! places, then its record, then its lease given up. Whatever the moment a run dies, the next
+//! one sees either a finished file or an unrecorded one, which it does again (captions come
+//! from the cache), after sweeping what the dead run left.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::lease::{Claim, Holder, Leases, Owner};
+use super::plan::{self, Action, Job, Known, Refusal, Rules};
+use super::thumbs::Thumbs;
+use super::{FileError, FileStats, Indexed, Pipeline, Progress, INDEXER};
+use crate::caption::run::Estimate;
+use crate::caption::Usage;
+use crate::decode::find::Found;
+use crate::store::files::{self, Catalog, FileRecord, SEGMENT};
+use crate::store::{Condition, StoreError, VectorStore};
+
+/// Points written to the store in one request.
+const CHUNK: usize = 256;
+
+/// How a run goes about its work.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Files in flight at once.
+    pub jobs: usize,
+    pub rules: Rules,
+    /// How long a claim on a file lasts without renewal.
+    pub lease: Duration,
+    /// The name this machine's paths are tagged with.
+    pub host: String,
+}
+
+/// What made a file's captions, for its record (also when it has no segment to show it).
+#[derive(Clone, Debug)]
+pub struct Provenance {
+    /// `backend/model`
+    pub captioner: String,
+    /// `id@version`, or `none` for a tagger, which answers no prompt.
+    pub prompt: String,
+    pub style: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Indexed,
+    Unchanged,
+    Moved,
+    Copy,
+    Removed,
+    /// Another indexer is working on this content now.
+    Claimed,
+    Failed,
+}
+
+/// Why a path failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A path given that does not exist or cannot be listed.
+    Missing(String),
+    /// The file cannot be read.
+    Unreadable(std::io::Error),
+    File(Arc<FileError>),
+    /// A file indexed before that cannot be checked now; it stays in the index.
+    Unchecked(std::io::Error),
+    /// Files gone from a folder that looks unmounted rather than emptied; they stay.
+    Refused(Refusal),
+}
+
+/// One path's fate in a run.
+pub struct Outcome<'a> {
+    pub path: &'a Path,
+    pub status: Status,
+    pub fingerprint: Option<&'a str>,
+    pub segments: Option<u64>,
+    /// Who holds a file claimed by another indexer.
+    pub holder: Option<&'a Holder>,
+    pub failure: Option<&'a Failure>,
+}
+
+/// What a front end hears of a run while it goes.
+pub trait Observer: Sync {
+    /// A path's fate, as soon as it is decided; called on the run's own thread.
+    fn outcome(&self, outcome: &Outcome);
+    fn warning(&self, text: &str);
+    /// How many files will go through the pipeline.
+    fn jobs(&self, _count: usize) {}
+    /// A worker starts on a file; what it returns hears of the file's progress, last `Done`.
+    fn begin(&self, _path: &Path) -> Box<dyn Fn(Progress) + Send + Sync + '_> {
+        Box::new(|_| {})
+    }
+}
+
+/// What a run did, counted.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Videos found.
+    pub files: usize,
+    pub indexed: usize,
+    pub unchanged: usize,
+    pub moved: usize,
+    /// Files whose content is indexed at another path too.
+    pub copies: usize,
+    pub removed: usize,
+    /// Files another indexer was working on.
+    pub claimed: usize,
+    pub failed: usize,
+    /// Segments left by crashed writes, swept away.
+    pub orphans_removed: u64,
+    pub hours: f64,
+    pub frames_sampled: u64,
+    pub frames_kept: u64,
+    pub frames_captioned: u64,
+    pub cache_hits: u64,
+    pub calls: u64,
+    pub segments: u64,
+    #[serde(skip)]
+    pub usage: Usage,
+    /// Paths that got a status other than removed: what "N of M failed" counts against.
+    #[serde(skip)]
+    pub checked: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What a worker hands the run's thread about one job.
+enum Done {
+    Indexed(Result<Indexed, FileError>),
+    /// Another indexer holds it.
+    Claimed(Holder),
+    /// Another indexer finished it between planning and claiming.
+    Finished,
+    Store(StoreError),
+}
+
+/// Everything a run needs besides the files found.
+pub struct Context<'a> {
+    pub store: &'a dyn VectorStore,
+    pub pipeline: &'a Pipeline<'a>,
+    pub made_by: &'a Provenance,
+    pub settings: &'a Settings,
+    pub observer: &'a dyn Observer,
+}
+
+struct Run<'a> {
+    cx: &'a Context<'a>,
+    leases: &'a Leases<'a>,
+    summary: Summary,
+}
+
+/// Brings the index up to date with the videos found.
+pub fn run(found: &Found, cx: &Context) -> Result<Summary, RunError> {
+    let owner = Owner::this_process(&cx.settings.host);
+    let leases = Leases::new(cx.store, owner, cx.settings.lease);
+    let mut run = Run {
+        cx,
+        leases: &leases,
+        summary: Summary {
+            files: found.videos.len(),
+            ..Default::default()
+        },
+    };
+    run.summary.orphans_removed = leases.sweep(false)?.segments;
+    let catalog = Catalog::load(cx.store, &cx.settings.host)?;
+    if let Some(warning) = catalog.unreadable_warning() {
+        cx.observer.warning(&warning);
+    }
+    // An index of scenedex 0.1 lists paths inside records: they become places of this machine.
+    for chunk in catalog.legacy().chunks(CHUNK) {
+        files::put_places(cx.store, chunk)?;
+    }
+    for (path, why) in &found.problems {
+        run.failed(path, None, Failure::Missing(why.clone()));
+    }
+    let plan = plan::plan(&catalog, found, cx.settings.rules);
+    drop(catalog);
+    for action in &plan.actions {
+        run.apply(action, &plan.jobs)?;
+    }
+    run.prune(&plan)?;
+    run.jobs(&plan.jobs)?;
+    if crate::stop::requested() {
+        return Err(RunError::Interrupted);
+    }
+    if run.summary.indexed > 0 {
+        match cx.store.optimize() {
+            // Everything is written; only searching is slower until a run with more room.
+            Err(StoreError::DiskFull { detail, .. }) => cx.observer.warning(&format!(
+                "the index is up to date, but its search graph was not rebuilt ({detail}); \
+                 searches stay right, and get slower as it grows, until a run with more room"
+            )),
+            done => done?,
+        }
+    }
+    Ok(run.summary)
+}
+
+impl Run<'_> {
+    fn store(&self) -> &dyn VectorStore {
+        self.cx.store
+    }
+
+    fn thumbs(&self) -> &Thumbs {
+        &self.cx.pipeline.thumbs
+    }
+
+    fn report(&mut self, outcome: Outcome) {
+        let s = &mut self.summary;
+        match outcome.status {
+            Status::Indexed => s.indexed += 1,
+            Status::Unchanged => s.unchanged += 1,
+            Status::Moved => s.moved += 1,
+            Status::Copy => s.copies += 1,
+            Status::Removed => s.removed += 1,
+            Status::Claimed => s.claimed += 1,
+            Status::Failed => s.failed += 1,
+        }
+        if outcome.status != Status::Removed {
+            s.checked += 1;
+        }
+        self.cx.observer.outcome(&outcome);
+    }
+
+    fn simple(&mut self, path: &Path, status: Status, fingerprint: Option<&str>) {
+        self.report(Outcome {
+            path,
+            status,
+            fingerprint,
+            segments: None,
+            holder: None,
+            failure: None,
+        });
+    }
+
+    fn failed(&mut self, path: &Path, fingerprint: Option<&str>, failure: Failure) {
+        self.report(Outcome {
+            path,
+            status: Status::Failed,
+            fingerprint,
+            segments: None,
+            holder: None,
+            failure: Some(&failure),
+        });
+    }
+
+    fn apply(&mut self, action: &Action, jobs: &[Job]) -> Result<(), StoreError> {
+        match action {
+            Action::Unchanged { path, fingerprint } => {
+                self.simple(path, Status::Unchanged, Some(fingerprint));
+            }
+            Action::Known {
+                path,
+                how,
+                place,
+                moved_from,
+                replaces,
+            } => {
+                // The new place first, the old ones after: a crash between leaves an extra
+                // path, which the next run prunes, never a file with no path.
+                files::put_places(self.store(), std::slice::from_ref(place))?;
+                for old in moved_from {
+                    files::drop_place(self.store(), old)?;
+                }
+                self.let_go(replaces.iter())?;
+                let status = match how {
+                    Known::Touched => Status::Unchanged,
+                    Known::Moved => Status::Moved,
+                    Known::Copy => Status::Copy,
+                };
+                self.simple(path, status, Some(&place.fingerprint));
+            }
+            Action::Failed { path, error } => {
+                let error = std::io::Error::new(error.kind(), error.to_string());
+                self.failed(path, None, Failure::Unreadable(error));
+            }
+            // Reported once their job is done.
+            Action::Index(_) => {}
+            Action::CopyOf { job, .. } => debug_assert!(*job < jobs.len()),
+        }
+        Ok(())
+    }
+
+    fn let_go<'s>(&self, fingerprints: impl Iterator<Item = &'s String>) -> Result<(), StoreError> {
+        for fingerprint in fingerprints {
+            let_go(self.store(), self.thumbs(), fingerprint, &|w| {
+                self.cx.observer.warning(w)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn prune(&mut self, plan: &plan::Plan) -> Result<(), StoreError> {
+        for place in &plan.vanished {
+            files::drop_place(self.store(), place)?;
+            self.let_go(std::iter::once(&place.fingerprint))?;
+            self.simple(&place.os_path(), Status::Removed, Some(&place.fingerprint));
+        }
+        for (place, error) in &plan.unreachable {
+            let error = std::io::Error::new(error.kind(), error.to_string());
+            self.failed(
+                &place.os_path(),
+                Some(&place.fingerprint),
+                Failure::Unchecked(error),
+            );
+        }
+        for refusal in &plan.refused {
+            self.failed(&refusal.folder, None, Failure::Refused(refusal.clone()));
+        }
+        Ok(())
+    }
+
+    /// Runs the jobs; those another indexer held are tried once more at the end, in case it
+    /// finished them (or died) meanwhile.
+    fn jobs(&mut self, jobs: &[Job]) -> Result<(), RunError> {
+        self.cx.observer.jobs(jobs.len());
+        let all: Vec<usize> = (0..jobs.len()).collect();
+        let held = self.pass(jobs, &all)?;
+        let again: Vec<usize> = held.iter().map(|(i, _)| *i).collect();
+        let still = if again.is_empty() || crate::stop::requested() {
+            held
+        } else {
+            self.pass(jobs, &again)?
+        };
+        for (i, holder) in still {
+            for place in &jobs[i].places {
+                self.report(Outcome {
+                    path: &place.os_path(),
+                    status: Status::Claimed,
+                    fingerprint: Some(&jobs[i].fingerprint),
+                    segments: None,
+                    holder: Some(&holder),
+                    failure: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs these jobs on worker threads, `settings.jobs` at a time, writing each as it
+    /// finishes; the leases held meanwhile are renewed by a thread of their own. Returns the
+    /// jobs another indexer holds.
+    fn pass(&mut self, jobs: &[Job], order: &[usize]) -> Result<Vec<(usize, Holder)>, RunError> {
+        let cx = self.cx;
+        let leases = self.leases;
+        let next = AtomicUsize::new(0);
+        let working = AtomicBool::new(true);
+        let (sender, receiver) = mpsc::channel::<(usize, Done)>();
+        let mut held = Vec::new();
+        let mut written: Result<(), StoreError> = Ok(());
+        std::thread::scope(|scope| {
+            scope.spawn(|| renew(leases, &working, cx.observer));
+            for _ in 0..cx.settings.jobs.clamp(1, order.len().max(1)) {
+                let sender = sender.clone();
+                let next = &next;
+                scope.spawn(move || {
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if crate::stop::requested() {
+                            break;
+                        }
+                        let done = work(cx, leases, &jobs[i]);
+                        if sender.send((i, done)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            for (i, done) in receiver {
+                // After a store failure nothing more is written; the workers are let finish.
+                if written.is_err() {
+                    continue;
+                }
+                match done {
+                    Done::Claimed(holder) => held.push((i, holder)),
+                    done => {
+                        written = self.take(&jobs[i], done);
+                        if written.is_err() {
+                            crate::stop::request();
+                        }
+                    }
+                }
+            }
+            working.store(false, Ordering::Relaxed);
+        });
+        written?;
+        Ok(held)
+    }
+
+    /// Writes one finished job, or reports why it failed.
+    fn take(&mut self, job: &Job, done: Done) -> Result<(), StoreError> {
+        let fingerprint = job.fingerprint.as_str();
+        match done {
+            Done::Store(e) => return Err(e),
+            Done::Claimed(_) => unreachable!("held jobs are kept for later"),
+            Done::Finished => {
+                files::put_places(self.store(), &job.places)?;
+                self.leases.release(fingerprint)?;
+                self.let_go(job.replaces.iter())?;
+                for place in &job.places {
+                    self.simple(&place.os_path(), Status::Copy, Some(fingerprint));
+                }
+            }
+            Done::Indexed(Err(
+                FileError::Interrupted | FileError::Decode(crate::decode::DecodeError::Interrupted),
+            )) => self.leases.release(fingerprint)?,
+            Done::Indexed(Err(FileError::Store(e))) => return Err(e),
+            Done::Indexed(Err(error)) => {
+                // What an earlier, crashed attempt left of this content goes too.
+                files::remove(self.store(), fingerprint)?;
+                self.leases.release(fingerprint)?;
+                let error = Arc::new(error);
+                for place in &job.places {
+                    self.failed(
+                        &place.os_path(),
+                        Some(fingerprint),
+                        Failure::File(error.clone()),
+                    );
+                }
+            }
+            Done::Indexed(Ok(indexed)) => self.write(job, indexed)?,
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, job: &Job, indexed: Indexed) -> Result<(), StoreError> {
+        let store = self.store();
+        let fingerprint = job.fingerprint.as_str();
+        // Segments left by a run that stopped before this content's record was written.
+        store.delete(&[
+            Condition::equals("fingerprint", fingerprint),
+            Condition::equals("record", SEGMENT),
+        ])?;
+        for chunk in indexed.points.chunks(CHUNK) {
+            store.upsert(chunk.to_vec())?;
+        }
+        fail::fail_point!("index-before-record");
+        files::put_places(store, &job.places)?;
+        files::put_record(store, &record(job, &indexed.stats, self.cx.made_by))?;
+        store.flush()?;
+        self.leases.release(fingerprint)?;
+        self.let_go(job.replaces.iter())?;
+        self.add(&indexed.stats);
+        for (n, place) in job.places.iter().enumerate() {
+            let (status, segments) = match n {
+                0 => (Status::Indexed, Some(indexed.stats.segments)),
+                _ => (Status::Copy, None),
+            };
+            self.report(Outcome {
+                path: &place.os_path(),
+                status,
+                fingerprint: Some(fingerprint),
+                segments,
+                holder: None,
+                failure: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, stats: &FileStats) {
+        let s = &mut self.summary;
+        s.hours += stats.duration / 3600.0;
+        s.frames_sampled += stats.frames_sampled;
+        s.frames_kept += stats.frames_kept;
+        s.frames_captioned += stats.frames_captioned;
+        s.cache_hits += stats.captioning.cache_hits;
+        s.calls += stats.captioning.calls;
+        s.segments += stats.segments;
+        s.usage += stats.captioning.usage;
+    }
+}
+
+/// Forgets content that no machine holds at any path any more: its segments, record and
+/// thumbnails. Whether it was forgotten.
+fn let_go(
+    store: &dyn VectorStore,
+    thumbs: &Thumbs,
+    fingerprint: &str,
+    warn: &dyn Fn(&str),
+) -> Result<bool, StoreError> {
+    if !files::unplaced(store, fingerprint)? {
+        return Ok(false);
+    }
+    files::remove(store, fingerprint)?;
+    if let Err(e) = thumbs.remove(fingerprint) {
+        warn(&format!(
+            "cannot remove the thumbnails of {fingerprint}: {e}"
+        ));
+    }
+    Ok(true)
+}
+
+/// What `forget` took out of the index.
+#[derive(Debug, Default)]
+pub struct Forgotten {
+    /// This machine's paths removed.
+    pub paths: usize,
+    /// Contents no machine holds any more, removed with their segments.
+    pub files: usize,
+    /// Paths asked for under which nothing of this machine's was indexed.
+    pub nothing_at: Vec<std::path::PathBuf>,
+}
+
+/// Removes this machine's paths at or under `targets` (they need not exist any more), and
+/// every content left with no path on any machine.
+pub fn forget(
+    store: &dyn VectorStore,
+    thumbs: &Thumbs,
+    host: &str,
+    targets: &[std::path::PathBuf],
+    warn: &dyn Fn(&str),
+) -> Result<Forgotten, StoreError> {
+    let catalog = Catalog::load(store, host)?;
+    if let Some(warning) = catalog.unreadable_warning() {
+        warn(&warning);
+    }
+    let mut forgotten = Forgotten::default();
+    let mut done = std::collections::HashSet::new();
+    for target in targets {
+        let target = files::indexed_form(target).unwrap_or_else(|_| target.clone());
+        let matching: Vec<_> = catalog
+            .mine()
+            .filter(|p| p.os_path().starts_with(&target) && !done.contains(&p.path))
+            .cloned()
+            .collect();
+        if matching.is_empty() {
+            forgotten.nothing_at.push(target);
+        }
+        for place in matching {
+            files::drop_place(store, &place)?;
+            done.insert(place.path.clone());
+            forgotten.paths += 1;
+            if let_go(store, thumbs, &place.fingerprint, warn)? {
+                forgotten.files += 1;
+            }
+        }
+    }
+    store.flush()?;
+    Ok(forgotten)
+}
+
+/// A worker's part of one job: claim it, and if it is still to do, run it.
+fn work(cx: &Context, leases: &Leases, job: &Job) -> Done {
+    match leases.claim(&job.fingerprint) {
+        Err(e) => Done::Store(e),
+        Ok(Claim::Held(holder)) => Done::Claimed(holder),
+        Ok(Claim::Won) => match files::records_of(cx.store, std::slice::from_ref(&job.fingerprint))
+        {
+            Err(e) => Done::Store(e),
+            Ok(records) if !records.is_empty() => Done::Finished,
+            Ok(_) => {
+                let progress = cx.observer.begin(&job.path);
+                let result = cx.pipeline.run(&job.path, &job.fingerprint, &*progress);
+                progress(Progress::Done);
+                Done::Indexed(result)
+            }
+        },
+    }
+}
+
+/// Renews the leases held until `working` goes false.
+fn renew(leases: &Leases, working: &AtomicBool, observer: &dyn Observer) {
+    let mut last = Instant::now();
+    while working.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() >= leases.renewal_interval() {
+            last = Instant::now();
+            if let Err(e) = leases.renew() {
+                observer.warning(&format!("cannot renew this run's claims: {e}"));
+            }
+        }
+    }
+}
+
+fn record(job: &Job, stats: &FileStats, made_by: &Provenance) -> FileRecord {
+    FileRecord {
+        fingerprint: job.fingerprint.clone(),
+        size: job.size,
+        duration: (stats.duration * 1e6).round() / 1e6,
+        frames_sampled: stats.frames_sampled,
+        frames_kept: stats.frames_kept,
+        frames_captioned: stats.frames_captioned,
+        segments: stats.segments,
+        captioner: made_by.captioner.clone(),
+        prompt: made_by.prompt.clone(),
+        style: made_by.style.clone(),
+        indexed_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        indexer: INDEXER.to_string(),
+        places: Vec::new(),
+    }
+}
+
+/// What indexing would caption and cost, with nothing written and nothing spent.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct DryRun {
+    pub files: usize,
+    pub files_to_index: usize,
+    pub failed: usize,
+    #[serde(flatten)]
+    pub estimate: Estimate,
+}
+
+/// Counts what indexing would caption and cost: files the index already holds (unchanged, or
+/// the same content elsewhere) are free; the rest are decoded and sampled, and their pictures
+/// looked up in the caption cache. Failures are reported as they happen.
+pub fn dry_run(
+    found: &Found,
+    catalog: &Catalog,
+    pipeline: &Pipeline,
+    observer: &dyn Observer,
+) -> Result<DryRun, RunError> {
+    let rules = Rules {
+        keep_missing: true,
+        prune_all: false,
+    };
+    let plan = plan::plan(catalog, found, rules);
+    let mut dry = DryRun {
+        files: found.videos.len(),
+        ..Default::default()
+    };
+    let report = |path: &Path, failure: Failure| {
+        observer.outcome(&Outcome {
+            path,
+            status: Status::Failed,
+            fingerprint: None,
+            segments: None,
+            holder: None,
+            failure: Some(&failure),
+        })
+    };
+    for (path, why) in &found.problems {
+        dry.failed += 1;
+        report(path, Failure::Missing(why.clone()));
+    }
+    for action in &plan.actions {
+        if let Action::Failed { path, error } = action {
+            dry.failed += 1;
+            let error = std::io::Error::new(error.kind(), error.to_string());
+            report(path, Failure::Unreadable(error));
+        }
+    }
+    let mut seen = Default::default();
+    for job in &plan.jobs {
+        if crate::stop::requested() {
+            return Err(RunError::Interrupted);
+        }
+        match pipeline.pictures(&job.path) {
+            Ok(pictures) => {
+                dry.files_to_index += 1;
+                dry.estimate.add(
+                    &pictures,
+                    pipeline.captioner,
+                    pipeline.settings,
+                    pipeline.cache,
+                    &mut seen,
+                );
+            }
+            Err(e) => {
+                dry.failed += 1;
+                report(&job.path, Failure::File(Arc::new(e)));
+            }
+        }
+    }
+    Ok(dry)
+}
