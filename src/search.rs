@@ -33,7 +33,7 @@ pub struct Request {
 #[derive(Clone, Debug)]
 pub struct Found {
     pub hit: Hit,
-    pub place: Option<Place>,
+    pub place: Place,
     pub places: Vec<Place>,
 }
 
@@ -123,7 +123,7 @@ fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Fou
             .push(place);
     }
     // A record of scenedex 0.1 lists its paths itself, until the next run writes places.
-    for record in records.values() {
+    for record in records.values().flatten() {
         let listed = places.entry(record.fingerprint.clone()).or_default();
         if listed.is_empty() {
             listed.extend(record.places.iter().map(|old| Place {
@@ -139,14 +139,15 @@ fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Fou
         .filter_map(|hit| {
             let fingerprint = hit.payload.get("fingerprint")?.as_str()?.to_string();
             records.get(&fingerprint)?;
-            let mut places = places.get(&fingerprint).cloned().unwrap_or_default();
+            // A file no machine holds at any path any more is no answer either.
+            let mut places = places.get(&fingerprint).filter(|p| !p.is_empty())?.clone();
             // This machine's paths first, then by machine and path.
             places.sort_by(|a, b| {
                 (a.host != host, &a.host, &a.path).cmp(&(b.host != host, &b.host, &b.path))
             });
             Some(Found {
                 hit,
-                place: places.first().cloned(),
+                place: places[0].clone(),
                 places,
             })
         })
@@ -214,7 +215,12 @@ mod tests {
                     .unwrap()
                     .clone(),
             },
-            place: None,
+            place: Place {
+                fingerprint: fingerprint.into(),
+                host: "h".into(),
+                path: "/p".into(),
+                mtime_ns: 0,
+            },
             places: vec![],
         }
     }

@@ -100,10 +100,9 @@ fn text<'a>(payload: &'a Map<String, Value>, field: &str) -> &'a str {
 
 /// Where the hit's file is, for people: `HOST:PATH` when the index spans machines.
 fn place(hit: &Found, many_hosts: bool) -> String {
-    match &hit.place {
-        Some(p) if many_hosts => format!("{}:{}", p.host, p.shown()),
-        Some(p) => p.shown(),
-        None => "(no path: every machine that held it has forgotten it)".into(),
+    match many_hosts {
+        true => format!("{}:{}", hit.place.host, hit.place.shown()),
+        false => hit.place.shown(),
     }
 }
 
@@ -111,7 +110,7 @@ fn place(hit: &Found, many_hosts: bool) -> String {
 /// `$'…'` for a name that is not UTF-8, so that every byte survives a copy and paste.
 fn mpv_line(hit: &Found) -> String {
     let p = &hit.hit.payload;
-    let path = hit.place.as_ref().map(|p| p.os_path()).unwrap_or_default();
+    let path = hit.place.os_path();
     let quoted = match path.to_str() {
         Some(text) => shlex::try_quote(text).map_or_else(|_| text.to_string(), |q| q.into_owned()),
         None => bash_quoted(&path),
@@ -135,18 +134,12 @@ fn json_hit(rank: usize, hit: &Found) -> Value {
     map.insert("rank".into(), rank.into());
     map.insert("score".into(), round(hit.hit.score).into());
     map.insert("similarity".into(), round(hit.hit.similarity).into());
-    let shown = hit.place.as_ref().map(|p| p.shown());
-    map.insert("path".into(), shown.map_or(Value::Null, Value::from));
-    if let Some(bytes) = hit.place.as_ref().and_then(|p| raw_bytes(&p.path)) {
+    map.insert("path".into(), hit.place.shown().into());
+    if let Some(bytes) = raw_bytes(&hit.place.path) {
         let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
         map.insert("path_bytes".into(), encoded.into());
     }
-    map.insert(
-        "host".into(),
-        hit.place
-            .as_ref()
-            .map_or(Value::Null, |p| p.host.clone().into()),
-    );
+    map.insert("host".into(), hit.place.host.clone().into());
     for field in ["start", "end", "caption"] {
         map.insert(
             field.into(),

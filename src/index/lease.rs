@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::files::{self, LEASE, PLACE, SEGMENT};
+use crate::store::files::{self, FILE, LEASE, PLACE, SEGMENT};
 use crate::store::{lease_id, Condition, Point, StoreError, VectorStore};
 
 /// How long a lease lasts without renewal.
@@ -185,30 +185,53 @@ impl<'a> Leases<'a> {
             }
         }
         let mut candidates = stale.clone();
+        let mut placed: HashSet<String> = HashSet::new();
         if everything {
-            for kind in [SEGMENT, PLACE] {
-                let found = self
-                    .store
-                    .distinct("fingerprint", &[Condition::equals("record", kind)])?;
-                candidates.extend(found);
-            }
+            let of = |kind| {
+                self.store
+                    .distinct("fingerprint", &[Condition::equals("record", kind)])
+            };
+            placed.extend(of(PLACE)?);
+            candidates.extend(of(SEGMENT)?);
+            candidates.extend(of(FILE)?);
+            candidates.extend(placed.iter().cloned());
         }
         let mut swept = Swept::default();
-        let candidates: Vec<String> = candidates.into_iter().collect();
+        // A point of some other program's in a shared collection is not scenedex's to remove.
+        let candidates: Vec<String> = candidates
+            .into_iter()
+            .filter(|f| super::thumbs::is_fingerprint(f))
+            .collect();
         for chunk in candidates.chunks(1000) {
             let recorded = files::records_of(self.store, chunk)?;
             for fingerprint in chunk {
-                if !recorded.contains_key(fingerprint) {
-                    let segments = self.take_over_and_release(fingerprint, |store| {
-                        remove_unrecorded(store, fingerprint)
-                    })?;
-                    if let Some(n) = segments.filter(|&n| n > 0) {
-                        swept.segments += n;
-                        swept.files += 1;
+                let removed = match recorded.get(fingerprint) {
+                    // A crash before the record was written.
+                    None => self.take_over_and_release(fingerprint, |store| {
+                        remove_if(store, fingerprint, |r| r.is_none())
+                    })?,
+                    // A crash between taking a file's last path away and removing it.
+                    Some(Some(record))
+                        if everything
+                            && record.places.is_empty()
+                            && !placed.contains(fingerprint) =>
+                    {
+                        self.take_over_and_release(fingerprint, |store| {
+                            let unplaced = files::unplaced(store, fingerprint)?;
+                            remove_if(store, fingerprint, |r| {
+                                unplaced && matches!(r, Some(Some(r)) if r.places.is_empty())
+                            })
+                        })?
                     }
-                } else if stale.contains(fingerprint) {
                     // A crash after the record was written: only the lease is left.
-                    self.take_over_and_release(fingerprint, |_| Ok(()))?;
+                    Some(_) if stale.contains(fingerprint) => {
+                        self.take_over_and_release(fingerprint, |_| Ok(None))?
+                    }
+                    Some(_) => None,
+                };
+                if let Some(Some(segments)) = removed {
+                    swept.segments += segments;
+                    swept.files += 1;
                 }
             }
         }
@@ -270,18 +293,23 @@ impl<'a> Leases<'a> {
     }
 }
 
-/// Removes the segments and places of a file that has no record; how many segments. The
-/// caller holds the file's lease, so nobody is writing it meanwhile.
-fn remove_unrecorded(store: &dyn VectorStore, fingerprint: &str) -> Result<u64, StoreError> {
-    if !files::records_of(store, &[fingerprint.to_string()])?.is_empty() {
-        return Ok(0);
+/// Removes everything of a content, if its record (looked at again now: the caller holds its
+/// lease, so nobody else is writing it) passes the test; how many segments went.
+fn remove_if(
+    store: &dyn VectorStore,
+    fingerprint: &str,
+    test: impl FnOnce(Option<&Option<files::FileRecord>>) -> bool,
+) -> Result<Option<u64>, StoreError> {
+    let records = files::records_of(store, &[fingerprint.to_string()])?;
+    if !test(records.get(fingerprint)) {
+        return Ok(None);
     }
     let segments = store.count(&[
         Condition::equals("fingerprint", fingerprint),
         Condition::equals("record", SEGMENT),
     ])?;
     files::remove(store, fingerprint)?;
-    Ok(segments)
+    Ok(Some(segments))
 }
 
 fn holder(lease: &Lease) -> Holder {
@@ -401,5 +429,108 @@ mod tests {
         assert!(matches!(live_elsewhere.claim("f").unwrap(), Claim::Held(_)));
         let here = Leases::new(&store, other("here", 1), Duration::from_secs(60));
         assert_eq!(here.claim("f").unwrap(), Claim::Won);
+    }
+
+    const CRASHED: &str = "c0000000000000000000000000000001";
+    const WORKING: &str = "c0000000000000000000000000000002";
+    const WHOLE: &str = "c0000000000000000000000000000003";
+    const UNRECORDED: &str = "c0000000000000000000000000000004";
+    const UNPLACED: &str = "c0000000000000000000000000000005";
+
+    fn segment(fingerprint: &str, start: f64) -> Point {
+        let payload =
+            serde_json::json!({"record": SEGMENT, "fingerprint": fingerprint, "start": start});
+        Point {
+            id: crate::store::point_id(fingerprint, start),
+            vectors: Some(crate::store::Vectors {
+                dense: vec![0.5; 4],
+                text: "words".into(),
+            }),
+            payload: payload.as_object().unwrap().clone(),
+        }
+    }
+
+    fn record(fingerprint: &str) -> files::FileRecord {
+        serde_json::from_value(serde_json::json!({
+            "fingerprint": fingerprint, "size": 1, "duration": 1.0, "frames_sampled": 1,
+            "frames_kept": 1, "frames_captioned": 1, "segments": 1, "captioner": "c",
+            "prompt": "p", "style": "s", "indexed_at": 0, "indexer": "test"
+        }))
+        .unwrap()
+    }
+
+    fn segments_of(store: &EdgeStore, fingerprint: &str) -> u64 {
+        store
+            .count(&[
+                Condition::equals("record", SEGMENT),
+                Condition::equals("fingerprint", fingerprint),
+            ])
+            .unwrap()
+    }
+
+    #[test]
+    fn a_crashed_write_is_swept_once_its_lease_lapses_and_a_live_one_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let crashed = Leases::new(&store, other("a", 1), Duration::from_millis(100));
+        let working = Leases::new(&store, other("b", 2), Duration::from_secs(60));
+        for (leases, fingerprint) in [(&crashed, CRASHED), (&working, WORKING)] {
+            assert_eq!(leases.claim(fingerprint).unwrap(), Claim::Won);
+            store
+                .upsert(vec![segment(fingerprint, 0.0), segment(fingerprint, 2.0)])
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let sweeper = Leases::new(&store, other("c", 3), Duration::from_secs(60));
+        let swept = sweeper.sweep(false).unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                segments: 2,
+                files: 1
+            }
+        );
+        assert_eq!(segments_of(&store, CRASHED), 0);
+        assert_eq!(segments_of(&store, WORKING), 2);
+        assert_eq!(sweeper.sweep(false).unwrap(), Swept::default());
+    }
+
+    #[test]
+    fn a_full_sweep_removes_what_no_record_or_no_path_holds_and_keeps_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        // Whole: segments, a place, a record. Unrecorded: segments alone (an older crash).
+        // Unplaced: a record and segments whose last path went away.
+        for fingerprint in [WHOLE, UNRECORDED, UNPLACED] {
+            store.upsert(vec![segment(fingerprint, 0.0)]).unwrap();
+        }
+        let place = files::Place {
+            fingerprint: WHOLE.into(),
+            host: "a".into(),
+            path: "/v/whole.mp4".into(),
+            mtime_ns: 1,
+        };
+        files::put_places(&store, &[place]).unwrap();
+        files::put_record(&store, &record(WHOLE)).unwrap();
+        files::put_record(&store, &record(UNPLACED)).unwrap();
+        let sweeper = Leases::new(&store, other("c", 3), Duration::from_secs(60));
+        assert_eq!(
+            sweeper.sweep(false).unwrap(),
+            Swept::default(),
+            "no lease, no look"
+        );
+        assert_eq!(
+            sweeper.sweep(true).unwrap(),
+            Swept {
+                segments: 2,
+                files: 2
+            }
+        );
+        assert_eq!(segments_of(&store, WHOLE), 1);
+        assert_eq!(segments_of(&store, UNRECORDED), 0);
+        assert_eq!(segments_of(&store, UNPLACED), 0);
+        assert!(files::records_of(&store, &[UNPLACED.to_string()])
+            .unwrap()
+            .is_empty());
     }
 }

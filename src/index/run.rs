@@ -22,7 +22,7 @@ use super::{FileError, FileStats, Indexed, Pipeline, Progress, INDEXER};
 use crate::caption::run::Estimate;
 use crate::caption::Usage;
 use crate::decode::find::Found;
-use crate::store::files::{self, Catalog, FileRecord, SEGMENT};
+use crate::store::files::{self, Catalog, FileRecord, Place, SEGMENT};
 use crate::store::{Condition, StoreError, VectorStore};
 
 /// Points written to the store in one request.
@@ -190,10 +190,10 @@ pub fn run(found: &Found, cx: &Context) -> Result<Summary, RunError> {
     }
     let plan = plan::plan(&catalog, found, cx.settings.rules);
     drop(catalog);
-    for action in &plan.actions {
-        run.apply(action, &plan.jobs)?;
+    for action in plan.actions {
+        run.apply(action)?;
     }
-    run.prune(&plan)?;
+    run.prune(plan.vanished, plan.unreachable, plan.refused)?;
     run.jobs(&plan.jobs)?;
     if crate::stop::requested() {
         return Err(RunError::Interrupted);
@@ -259,10 +259,10 @@ impl Run<'_> {
         });
     }
 
-    fn apply(&mut self, action: &Action, jobs: &[Job]) -> Result<(), StoreError> {
+    fn apply(&mut self, action: Action) -> Result<(), StoreError> {
         match action {
             Action::Unchanged { path, fingerprint } => {
-                self.simple(path, Status::Unchanged, Some(fingerprint));
+                self.simple(&path, Status::Unchanged, Some(&fingerprint));
             }
             Action::Known {
                 path,
@@ -273,8 +273,8 @@ impl Run<'_> {
             } => {
                 // The new place first, the old ones after: a crash between leaves an extra
                 // path, which the next run prunes, never a file with no path.
-                files::put_places(self.store(), std::slice::from_ref(place))?;
-                for old in moved_from {
+                files::put_places(self.store(), std::slice::from_ref(&place))?;
+                for old in &moved_from {
                     files::drop_place(self.store(), old)?;
                 }
                 self.let_go(replaces.iter())?;
@@ -283,15 +283,13 @@ impl Run<'_> {
                     Known::Moved => Status::Moved,
                     Known::Copy => Status::Copy,
                 };
-                self.simple(path, status, Some(&place.fingerprint));
+                self.simple(&path, status, Some(&place.fingerprint));
             }
             Action::Failed { path, error } => {
-                let error = std::io::Error::new(error.kind(), error.to_string());
-                self.failed(path, None, Failure::Unreadable(error));
+                self.failed(&path, None, Failure::Unreadable(error));
             }
             // Reported once their job is done.
-            Action::Index(_) => {}
-            Action::CopyOf { job, .. } => debug_assert!(*job < jobs.len()),
+            Action::Index(_) | Action::CopyOf { .. } => {}
         }
         Ok(())
     }
@@ -305,22 +303,24 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn prune(&mut self, plan: &plan::Plan) -> Result<(), StoreError> {
-        for place in &plan.vanished {
+    fn prune(
+        &mut self,
+        vanished: Vec<Place>,
+        unreachable: Vec<(Place, std::io::Error)>,
+        refused: Vec<Refusal>,
+    ) -> Result<(), StoreError> {
+        for place in &vanished {
             files::drop_place(self.store(), place)?;
             self.let_go(std::iter::once(&place.fingerprint))?;
             self.simple(&place.os_path(), Status::Removed, Some(&place.fingerprint));
         }
-        for (place, error) in &plan.unreachable {
-            let error = std::io::Error::new(error.kind(), error.to_string());
-            self.failed(
-                &place.os_path(),
-                Some(&place.fingerprint),
-                Failure::Unchecked(error),
-            );
+        for (place, error) in unreachable {
+            let path = place.os_path();
+            self.failed(&path, Some(&place.fingerprint), Failure::Unchecked(error));
         }
-        for refusal in &plan.refused {
-            self.failed(&refusal.folder, None, Failure::Refused(refusal.clone()));
+        for refusal in refused {
+            let folder = refusal.folder.clone();
+            self.failed(&folder, None, Failure::Refused(refusal));
         }
         Ok(())
     }
@@ -650,11 +650,10 @@ pub fn dry_run(
         dry.failed += 1;
         report(path, Failure::Missing(why.clone()));
     }
-    for action in &plan.actions {
+    for action in plan.actions {
         if let Action::Failed { path, error } = action {
             dry.failed += 1;
-            let error = std::io::Error::new(error.kind(), error.to_string());
-            report(path, Failure::Unreadable(error));
+            report(&path, Failure::Unreadable(error));
         }
     }
     let mut seen = Default::default();

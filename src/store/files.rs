@@ -320,17 +320,22 @@ pub fn remove(store: &dyn VectorStore, fingerprint: &str) -> Result<(), StoreErr
     ])
 }
 
-/// The records of these fingerprints that exist, by fingerprint; unreadable ones are left out.
+/// The records of these fingerprints that exist, by fingerprint: each as read, or None where
+/// this version cannot read it (such a record is still there, and is left alone).
 pub fn records_of(
     store: &dyn VectorStore,
     fingerprints: &[String],
-) -> Result<HashMap<String, FileRecord>, StoreError> {
-    let ids: Vec<u64> = fingerprints.iter().map(|f| file_id(f)).collect();
+) -> Result<HashMap<String, Option<FileRecord>>, StoreError> {
+    let by_id: HashMap<u64, &String> = fingerprints.iter().map(|f| (file_id(f), f)).collect();
+    let ids: Vec<u64> = by_id.keys().copied().collect();
     Ok(store
         .get(&ids)?
         .into_iter()
-        .filter_map(|r| serde_json::from_value::<FileRecord>(Value::Object(r.payload)).ok())
-        .map(|r| (r.fingerprint.clone(), r))
+        .filter_map(|r| {
+            let fingerprint = by_id.get(&r.id)?;
+            let record = serde_json::from_value::<FileRecord>(Value::Object(r.payload)).ok();
+            Some((fingerprint.to_string(), record))
+        })
         .collect())
 }
 
