@@ -85,21 +85,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     }
     super::warn_about_key(&store_settings);
     let store = store_settings.open(embedder.as_ref(), true)?;
-    let captioner = format!(
-        "{}/{}",
-        chosen.captioner.backend(),
-        chosen.captioner.model()
-    );
-    let tags = chosen.captioner.makes_tags();
-    let made_by = Provenance {
-        captioner: captioner.clone(),
-        prompt: if tags { "none".into() } else { prompt.tag() },
-        style: if tags {
-            "tags".into()
-        } else {
-            args.captioner.style.name().into()
-        },
-    };
+    let made_by = Provenance::new(chosen.captioner.as_ref(), &prompt, args.captioner.style);
     let run_settings = run::Settings {
         jobs: args.jobs,
         rules: Rules {
@@ -126,7 +112,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         cost: price.map(|p| (cost::dollars(summary.usage, p) * 1e6).round() / 1e6),
         wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         speed: 0.0,
-        captioner,
+        captioner: made_by.captioner.clone(),
         embedder: embedder.model().to_string(),
         index: store.describe(),
         failures: report.failures(),

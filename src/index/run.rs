@@ -20,7 +20,7 @@ use super::plan::{self, Action, Job, Known, Refusal, Rules};
 use super::thumbs::Thumbs;
 use super::{FileError, FileStats, Indexed, Pipeline, Progress, INDEXER};
 use crate::caption::run::Estimate;
-use crate::caption::Usage;
+use crate::caption::{Captioner, Prompt, Style, Usage};
 use crate::decode::find::Found;
 use crate::store::files::{self, Catalog, FileRecord, Place, SEGMENT};
 use crate::store::{Condition, StoreError, VectorStore};
@@ -48,6 +48,17 @@ pub struct Provenance {
     /// `id@version`, or `none` for a tagger, which answers no prompt.
     pub prompt: String,
     pub style: String,
+}
+
+impl Provenance {
+    pub fn new(captioner: &dyn Captioner, prompt: &Prompt, style: Style) -> Provenance {
+        let tags = captioner.makes_tags();
+        Provenance {
+            captioner: format!("{}/{}", captioner.backend(), captioner.model()),
+            prompt: if tags { "none".into() } else { prompt.tag() },
+            style: if tags { "tags" } else { style.name() }.into(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
