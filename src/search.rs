@@ -11,6 +11,10 @@ use crate::store::{Condition, Hit, Query, StoreError, VectorStore};
 
 /// Candidates fetched per hit wanted when some will be dropped (by similarity or per file).
 const OVERFETCH: usize = 8;
+/// all-MiniLM-L6-v2's similarity under which a hit is no close match: the least similar of the
+/// hand-judged relevant pairs in tests/data/relevance.jsonl (0.36) less a margin, as missing a
+/// scene is worse than showing a weak one (`cargo run --example calibrate_floor` derives it).
+pub const MINILM_FLOOR: f32 = 0.25;
 /// The most candidates one search looks at before it settles for fewer hits than asked.
 const MOST: usize = 10_000;
 
@@ -20,7 +24,8 @@ pub struct Request {
     pub limit: usize,
     /// At most this many hits from one file.
     pub per_file: Option<usize>,
-    /// Hits less similar than this (cosine, -1 to 1) to the query are dropped.
+    /// Hits less similar than this (cosine, -1 to 1) to the query, and sharing none of its
+    /// words, are no close match: they are kept apart, as `Answer::weak`.
     pub min_similarity: Option<f32>,
     /// Only files at or under this path, on any machine.
     pub path: Option<PathBuf>,
@@ -47,6 +52,19 @@ impl Found {
     }
 }
 
+/// The hits that are close matches, best first, and the weaker ones that would have been among
+/// them without the similarity floor.
+#[derive(Clone, Debug, Default)]
+pub struct Answer {
+    pub hits: Vec<Found>,
+    pub weak: Vec<Found>,
+}
+
+/// The floor under which a hit of this embedding model is no close match, when one is known.
+pub fn default_floor(model: &str) -> Option<f32> {
+    (model == crate::embed::MiniLm::NAME).then_some(MINILM_FLOOR)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     #[error("the query is empty; say what the scene shows, e.g. scenedex search \"a dog jumps into a pool\"")]
@@ -64,7 +82,7 @@ pub fn search(
     embedder: &dyn Embedder,
     request: &Request,
     host: &str,
-) -> Result<Vec<Found>, SearchError> {
+) -> Result<Answer, SearchError> {
     let text = request.query.trim();
     if text.is_empty() {
         return Err(SearchError::EmptyQuery);
@@ -82,7 +100,7 @@ pub fn search(
             ],
         )?;
         if fingerprints.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Answer::default());
         }
         filter.push(Condition::AnyOf("fingerprint".into(), fingerprints));
     }
@@ -96,9 +114,9 @@ pub fn search(
             filter: filter.clone(),
         })?;
         let exhausted = hits.len() < fetch;
-        let kept = keep(locate(store, hits, host)?, request);
-        if kept.len() >= request.limit || exhausted || fetch >= MOST {
-            return Ok(kept);
+        let answer = keep(locate(store, hits, host)?, request);
+        if answer.hits.len() >= request.limit || exhausted || fetch >= MOST {
+            return Ok(answer);
         }
         fetch = (fetch * 4).min(MOST);
     }
@@ -154,12 +172,12 @@ fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Fou
         .collect())
 }
 
-/// Applies the similarity floor and the per-file cap, then the limit.
-fn keep(found: Vec<Found>, request: &Request) -> Vec<Found> {
+/// Applies the per-file cap, then the similarity floor and the limit: the weak hits are those
+/// under the floor that the limit would have shown.
+fn keep(found: Vec<Found>, request: &Request) -> Answer {
     let mut per_file: HashMap<String, usize> = HashMap::new();
-    found
+    let capped: Vec<Found> = found
         .into_iter()
-        .filter(|f| request.min_similarity.is_none_or(|m| f.hit.similarity >= m))
         .filter(|f| {
             let Some(cap) = request.per_file else {
                 return true;
@@ -168,8 +186,23 @@ fn keep(found: Vec<Found>, request: &Request) -> Vec<Found> {
             *seen += 1;
             *seen <= cap
         })
-        .take(request.limit)
-        .collect()
+        .collect();
+    let close = |f: &Found| {
+        f.hit.shares_words || request.min_similarity.is_none_or(|m| f.hit.similarity >= m)
+    };
+    Answer {
+        weak: capped
+            .iter()
+            .take(request.limit)
+            .filter(|f| !close(f))
+            .cloned()
+            .collect(),
+        hits: capped
+            .into_iter()
+            .filter(close)
+            .take(request.limit)
+            .collect(),
+    }
 }
 
 /// The machines that hold paths in the index, sorted.
@@ -210,6 +243,7 @@ mod tests {
                 id: 0,
                 score: 0.0,
                 similarity,
+                shares_words: false,
                 payload: json!({ "fingerprint": fingerprint })
                     .as_object()
                     .unwrap()
@@ -240,6 +274,7 @@ mod tests {
             ..Default::default()
         };
         let kept: Vec<String> = keep(hits, &request)
+            .hits
             .iter()
             .map(|f| f.fingerprint().to_string())
             .collect();
@@ -247,15 +282,26 @@ mod tests {
     }
 
     #[test]
-    fn hits_below_the_similarity_floor_are_dropped() {
+    fn hits_below_the_similarity_floor_are_kept_apart_as_weak_ones_unless_they_share_a_word() {
         let request = Request {
-            limit: 10,
+            limit: 2,
             min_similarity: Some(0.65),
             ..Default::default()
         };
+        let mut named = found("e", 0.1);
+        named.hit.shares_words = true;
+        let hits = vec![found("a", 0.6), found("b", 0.9), found("c", 0.5), named];
+        let answer = keep(hits, &request);
+        let names = |f: &[Found]| {
+            f.iter()
+                .map(|f| f.fingerprint().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&answer.hits), ["b", "e"]);
         assert_eq!(
-            keep(vec![found("a", 0.9), found("b", 0.6)], &request).len(),
-            1
+            names(&answer.weak),
+            ["a"],
+            "only the weak ones the limit would show"
         );
     }
 }

@@ -527,7 +527,15 @@ fn a_full_disk_under_the_index_is_one_line_and_exit_5_and_keeps_what_was_written
         (Some(1), Some(1))
     );
     let search = archive
-        .command(&["search", "Kowalczyk", "--json", "--limit", "50"])
+        .command(&[
+            "search",
+            "Kowalczyk",
+            "--json",
+            "--limit",
+            "50",
+            "--min-score",
+            "0",
+        ])
         .args(index_arg)
         .output()
         .unwrap();
@@ -593,4 +601,31 @@ fn a_point_this_version_cannot_read_is_left_alone_with_a_warning() {
     }
     let hits = archive.search("Kowalczyk", &["--limit", "1"]);
     assert_eq!(file_name(&hits[0]), "colors.mp4");
+}
+
+#[test]
+fn a_query_with_no_close_match_says_so_and_min_score_0_shows_the_weak_hits() {
+    let archive = Archive::new(&["colors.mp4", "cuts.mp4"]);
+    archive.index(&[]);
+    let query = "a dog jumps into a swimming pool";
+    let output = archive
+        .command(&["search", query, "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.is_empty(), "weak hits shown as answers");
+    let note = stderr(&output);
+    assert!(
+        note.starts_with("no close match: ")
+            && note.contains("(similarity below 0.25) hidden; --min-score 0 shows them"),
+        "{note}"
+    );
+    let all = archive.search(query, &["--min-score", "0"]);
+    assert!(!all.is_empty());
+    assert!(all.iter().all(|h| h["similarity"].as_f64().unwrap() < 0.25));
+    let refused = archive
+        .command(&["search", query, "--min-score", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
 }

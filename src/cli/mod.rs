@@ -163,8 +163,10 @@ pub struct SearchArgs {
     #[arg(long, value_name = "TIME", value_parser = time_of_day)]
     pub to: Option<f64>,
 
-    /// Drop hits whose similarity to the query (cosine of the embeddings, up to 1) is below this.
-    #[arg(long, value_name = "SIMILARITY")]
+    /// Hide hits whose similarity to the query (cosine of the embeddings, up to 1) is below
+    /// this and that share none of its words; 0 shows them all [default: 0.25 for the local
+    /// model, a calibrated "no close match"].
+    #[arg(long, value_name = "SIMILARITY", value_parser = similarity)]
     pub min_score: Option<f32>,
 
     /// Only segments whose field has this value, e.g. contains_people=false, people_count=2,
@@ -459,6 +461,15 @@ pub struct Urls(pub Vec<String>);
 
 fn urls(s: &str) -> Result<Urls, String> {
     crate::backends::qdrant_urls(s).map(Urls)
+}
+
+fn similarity(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "'{s}' is not a similarity from 0 to 1 (0 shows every hit)"
+        )),
+    }
 }
 
 fn positive_number(s: &str) -> Result<f64, String> {

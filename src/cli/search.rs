@@ -9,7 +9,9 @@ use super::output::{clock, Out};
 use super::{Error, SearchArgs};
 use crate::backends::SetupError;
 use crate::index::lease::host_name;
-use crate::search::{hosts, overlapping, search, Found, Request, SearchError};
+use crate::search::{
+    default_floor, hosts, overlapping, search, Answer, Found, Request, SearchError,
+};
 use crate::store::files::raw_bytes;
 use crate::store::Condition;
 
@@ -27,17 +29,24 @@ pub fn run(args: &SearchArgs) -> Result<(), Error> {
     let embedder = crate::backends::embedder(&settings)?;
     let store = settings.open(embedder.as_ref(), false)?;
     let host = host_name();
-    let found =
-        search(store.as_ref(), embedder.as_ref(), &request(args), &host).map_err(|e| match e {
+    let mut request = request(args);
+    // 0 shows every hit: a negative similarity is as unrelated as 0.
+    request.min_similarity = match args.min_score {
+        Some(floor) => Some(floor).filter(|&f| f > 0.0),
+        None => default_floor(embedder.model()),
+    };
+    let answer =
+        search(store.as_ref(), embedder.as_ref(), &request, &host).map_err(|e| match e {
             SearchError::EmptyQuery => Error::Config(e.to_string()),
             SearchError::Embed(e) => Error::Service(e.to_string()),
             SearchError::Store(e) => Error::from(SetupError::Store(e)),
         })?;
     let many_hosts = hosts(store.as_ref())?.len() > 1;
     let mut out = Out::new();
-    if found.is_empty() && !args.json {
-        eprintln!("no segment matches; try other words, or fewer filters");
+    if let Some(note) = note(&answer, request.min_similarity) {
+        eprintln!("{note}");
     }
+    let found = answer.hits;
     let found = if args.per_file.is_some() {
         grouped(found)
     } else {
@@ -58,6 +67,24 @@ pub fn run(args: &SearchArgs) -> Result<(), Error> {
         }
     }
     out.flush()
+}
+
+/// What standard error says of hits that are missing or hidden.
+fn note(answer: &Answer, floor: Option<f32>) -> Option<String> {
+    let hidden = answer.weak.len();
+    let floor = floor.unwrap_or(0.0);
+    match (answer.hits.is_empty(), hidden) {
+        (true, 0) => Some("no segment matches; try other words, or fewer filters".into()),
+        (true, n) => Some(format!(
+            "no close match: {n} weaker {} (similarity below {floor:.2}) hidden; --min-score 0 shows them",
+            if n == 1 { "hit" } else { "hits" }
+        )),
+        (false, 0) => None,
+        (false, n) => Some(format!(
+            "{n} weaker {} (similarity below {floor:.2}) hidden; --min-score 0 shows them",
+            if n == 1 { "hit" } else { "hits" }
+        )),
+    }
 }
 
 fn request(args: &SearchArgs) -> Request {

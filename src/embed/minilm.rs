@@ -22,6 +22,9 @@ pub struct MiniLm {
 }
 
 impl MiniLm {
+    /// The model's name, as indexes record it.
+    pub const NAME: &'static str = "all-MiniLM-L6-v2";
+
     /// `$SCENEDEX_MINILM_DIR`, or `~/.local/share/scenedex/minilm` where set-up puts the files.
     pub fn default_dir() -> Option<PathBuf> {
         std::env::var_os("SCENEDEX_MINILM_DIR")
@@ -89,7 +92,7 @@ fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Vec<Vec<f32>
 
 impl Embedder for MiniLm {
     fn model(&self) -> &str {
-        "all-MiniLM-L6-v2"
+        Self::NAME
     }
 
     fn dimension(&self) -> usize {

@@ -437,14 +437,20 @@ fn numeric_id(id: PointId) -> Option<u64> {
     }
 }
 
-fn dense_of(vector: Option<VectorStructInternal>) -> Option<Vec<f32>> {
-    match vector? {
-        VectorStructInternal::Named(mut named) => match named.remove(DENSE)? {
-            VectorInternal::Dense(v) => Some(v),
-            _ => None,
-        },
+/// A hit's dense vector and the words (BM25 token ids) of its sparse one.
+fn vectors_of(vector: Option<VectorStructInternal>) -> (Option<Vec<f32>>, Vec<u32>) {
+    let Some(VectorStructInternal::Named(mut named)) = vector else {
+        return (None, Vec::new());
+    };
+    let dense = match named.remove(DENSE) {
+        Some(VectorInternal::Dense(v)) => Some(v),
         _ => None,
-    }
+    };
+    let words = match named.remove(SPARSE) {
+        Some(VectorInternal::Sparse(v)) => v.indices,
+        _ => Vec::new(),
+    };
+    (dense, words)
 }
 
 impl VectorStore for EdgeStore {
@@ -542,7 +548,8 @@ impl VectorStore for EdgeStore {
         let filter = filter(&query.filter)?;
         let candidates = query.limit * PREFETCH_FACTOR;
         let dense = VectorInternal::from(query.dense.to_vec());
-        let sparse = VectorInternal::from(self.bm25.embed_query(query.text));
+        let words = self.bm25.embed_query(query.text);
+        let sparse = VectorInternal::from(words.clone());
         let request = QueryRequest {
             prefetches: vec![
                 self.nearest(DENSE, dense, candidates, filter.clone()),
@@ -557,19 +564,19 @@ impl VectorStore for EdgeStore {
             limit: query.limit,
             offset: 0,
             params: None,
-            with_vector: WithVector::Selector(vec![DENSE.to_string()]),
+            with_vector: WithVector::Selector(vec![DENSE.to_string(), SPARSE.to_string()]),
             with_payload: WithPayloadInterface::Bool(true),
         };
         let points = self.shard.query(request).map_err(engine)?;
         Ok(points
             .into_iter()
             .filter_map(|p| {
-                let similarity =
-                    dense_of(p.vector).map_or(0.0, |v| crate::embed::cosine(&v, query.dense));
+                let (dense, hit_words) = vectors_of(p.vector);
                 Some(Hit {
                     id: numeric_id(p.id)?,
                     score: p.score,
-                    similarity,
+                    similarity: dense.map_or(0.0, |v| crate::embed::cosine(&v, query.dense)),
+                    shares_words: hit_words.iter().any(|w| words.indices.contains(w)),
                     payload: p.payload.map(|Payload(map)| map).unwrap_or_default(),
                 })
             })

@@ -43,6 +43,9 @@ pub struct Hit {
     pub id: u64,
     pub score: f32,
     pub similarity: f32,
+    /// Whether the segment's words include one of the query's (after stemming and stopwords):
+    /// an exact word on screen or a name is a match whatever the similarity.
+    pub shares_words: bool,
     pub payload: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -594,6 +594,7 @@ impl VectorStore for ServerStore {
         let filter = filter(&query.filter)?;
         let candidates = (query.limit * PREFETCH_FACTOR) as u64;
         let sparse = self.bm25.embed_query(query.text);
+        let words = sparse.indices.clone();
         let nearest = |using: &str, input: VectorInput| {
             let mut prefetch = PrefetchQueryBuilder::default()
                 .query(QdrantQuery::new_nearest(input))
@@ -614,7 +615,7 @@ impl VectorStore for ServerStore {
             .limit(query.limit as u64)
             .with_payload(true)
             .with_vectors(VectorsSelector {
-                names: vec![DENSE.to_string()],
+                names: vec![DENSE.to_string(), SPARSE.to_string()],
             });
         if let Some(f) = filter {
             request = request.filter(f);
@@ -627,17 +628,24 @@ impl VectorStore for ServerStore {
             .result
             .into_iter()
             .filter_map(|p| {
-                let dense = p.vectors.as_ref().and_then(|v| v.get_vector_by_name(DENSE));
-                let similarity = match dense {
+                let vector = |name| p.vectors.as_ref().and_then(|v| v.get_vector_by_name(name));
+                let similarity = match vector(DENSE) {
                     Some(vector_output::Vector::Dense(d)) => {
                         crate::embed::cosine(&d.data, query.dense)
                     }
                     _ => 0.0,
                 };
+                let shares_words = match vector(SPARSE) {
+                    Some(vector_output::Vector::Sparse(s)) => {
+                        s.indices.iter().any(|w| words.contains(w))
+                    }
+                    _ => false,
+                };
                 Some(Hit {
                     id: numeric(p.id)?,
                     score: p.score,
                     similarity,
+                    shares_words,
                     payload: json_map(p.payload),
                 })
             })

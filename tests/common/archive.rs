@@ -169,7 +169,7 @@ impl Archive {
     /// Every segment search can find, as (file name, start, end, fingerprint), sorted.
     pub fn segments(&self) -> Vec<(String, i64, i64, String)> {
         let mut all: Vec<_> = self
-            .search("anything", &["--limit", "1000"])
+            .search("anything", &["--limit", "1000", "--min-score", "0"])
             .iter()
             .map(|h| {
                 let name = Path::new(h["path"].as_str().unwrap())
