@@ -18,3 +18,4 @@ pub mod search;
 pub mod segment;
 pub mod stop;
 pub mod store;
+pub mod track;

@@ -2,6 +2,7 @@
 
 pub mod caption;
 mod config;
+mod export;
 mod frames;
 mod index;
 mod output;
@@ -67,6 +68,9 @@ pub enum Command {
     Stats(StatsArgs),
     /// Remove files (or every file under a folder) from the index.
     Forget(ForgetArgs),
+    /// Write indexed files' segments as timed text tracks (WebVTT, SubRip or JSON lines) that
+    /// players load beside the video, e.g. as `<track kind="descriptions">`.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +191,29 @@ pub struct StatsArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Indexed files, or folders whose indexed files all get a track.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// vtt (WebVTT), srt (SubRip) or jsonl (one JSON object per cue, with every field).
+    #[arg(long, value_name = "FORMAT", default_value = "vtt", value_parser = export::format)]
+    pub format: crate::track::Format,
+
+    /// Write one track per file into this folder (named after the file, as players look for
+    /// it) instead of one track to standard output.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Replace tracks that exist already.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -655,6 +682,7 @@ pub fn main() -> i32 {
         Command::Search(args) => search::run(&args),
         Command::Stats(args) => stats::run(&args),
         Command::Forget(args) => stats::forget(&args),
+        Command::Export(args) => export::run(&args),
     };
     match result {
         Ok(()) => exit::OK,

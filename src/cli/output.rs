@@ -40,6 +40,10 @@ impl Out {
         writeln!(self.stdout.lock(), "{text}").map_err(Error::Stdout)
     }
 
+    pub fn raw(&mut self, text: &str) -> Result<(), Error> {
+        write!(self.stdout.lock(), "{text}").map_err(Error::Stdout)
+    }
+
     pub fn json<T: Serialize>(&mut self, value: &T) -> Result<(), Error> {
         let text = serde_json::to_string(value).expect("output types serialize");
         self.line(&text)

@@ -306,11 +306,16 @@ impl Pipeline<'_> {
 
 /// The words a caption contributes to search: a tagger's confidence numbers are left out.
 pub fn searchable_text(caption: &Caption) -> String {
-    if caption.kind != Kind::Tags {
-        return caption.text.clone();
+    readable(&caption.text, caption.kind)
+}
+
+/// A caption's text for reading and searching: a tagger's labels without their confidences.
+pub fn readable(text: &str, kind: Kind) -> String {
+    if kind != Kind::Tags {
+        return text.to_string();
     }
     let mut lines = Vec::new();
-    for line in caption.text.lines() {
+    for line in text.lines() {
         let Some(tags) = line.strip_prefix("tags:") else {
             lines.push(line.trim().to_string());
             continue;
