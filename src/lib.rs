@@ -16,6 +16,7 @@ mod private;
 pub mod sample;
 pub mod search;
 pub mod segment;
+pub mod serve;
 pub mod stop;
 pub mod store;
 pub mod track;

@@ -212,6 +212,42 @@ pub fn hosts(store: &dyn VectorStore) -> Result<Vec<String>, StoreError> {
     Ok(hosts)
 }
 
+/// `FIELD=VALUE` as a condition on a segment field: booleans and whole numbers as such,
+/// anything else as text.
+pub fn field_value(s: &str) -> Result<(String, serde_json::Value), String> {
+    let (field, value) = s
+        .split_once('=')
+        .filter(|(f, _)| !f.is_empty())
+        .ok_or_else(|| format!("'{s}' is not FIELD=VALUE"))?;
+    let value = match value {
+        "true" | "yes" => serde_json::Value::Bool(true),
+        "false" | "no" => serde_json::Value::Bool(false),
+        v => v.parse::<i64>().map_or_else(
+            |_| serde_json::Value::String(v.into()),
+            serde_json::Value::from,
+        ),
+    };
+    Ok((field.to_string(), value))
+}
+
+/// What an index holds, in brief.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Overview {
+    pub files: usize,
+    pub hours: f64,
+    pub segments: u64,
+}
+
+pub fn overview(store: &dyn VectorStore, host: &str) -> Result<Overview, StoreError> {
+    let catalog = files::Catalog::load(store, host)?;
+    let seconds: f64 = catalog.records().map(|r| r.duration).sum();
+    Ok(Overview {
+        files: catalog.records().count(),
+        hours: (seconds / 3600.0 * 1e4).round() / 1e4,
+        segments: store.count(&[Condition::equals("record", SEGMENT)])?,
+    })
+}
+
 /// The condition that keeps segments overlapping `[from, to]` seconds of their file.
 pub fn overlapping(from: Option<f64>, to: Option<f64>) -> Vec<Condition> {
     let mut conditions = Vec::new();

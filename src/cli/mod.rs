@@ -7,6 +7,7 @@ mod frames;
 mod index;
 mod output;
 mod search;
+mod serve;
 mod stats;
 
 use std::path::PathBuf;
@@ -71,6 +72,8 @@ pub enum Command {
     /// Write indexed files' segments as timed text tracks (WebVTT, SubRip or JSON lines) that
     /// players load beside the video, e.g. as `<track kind="descriptions">`.
     Export(ExportArgs),
+    /// Serve a web page over the index: search as you type, and play the scene found.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +194,32 @@ pub struct StatsArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Address and port to listen on; port 0 picks a free one. Anything but loopback needs
+    /// --token.
+    #[arg(
+        long,
+        env = "SCENEDEX_BIND",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8731"
+    )]
+    pub bind: std::net::SocketAddr,
+
+    /// A secret every request must carry (a header, or a cookie that opening the page once as
+    /// /?token=SECRET sets). Prefer the variable: a flag shows in the process list.
+    #[arg(
+        long,
+        env = "SCENEDEX_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -527,19 +556,7 @@ fn time_of_day(s: &str) -> Result<f64, String> {
 
 /// `FIELD=VALUE`, the value read as a bool or a whole number when it is one.
 fn field_value(s: &str) -> Result<(String, serde_json::Value), String> {
-    let (field, value) = s
-        .split_once('=')
-        .filter(|(f, _)| !f.is_empty())
-        .ok_or_else(|| format!("'{s}' is not FIELD=VALUE"))?;
-    let value = match value {
-        "true" | "yes" => serde_json::Value::Bool(true),
-        "false" | "no" => serde_json::Value::Bool(false),
-        v => v.parse::<i64>().map_or_else(
-            |_| serde_json::Value::String(v.into()),
-            serde_json::Value::from,
-        ),
-    };
-    Ok((field.to_string(), value))
+    crate::search::field_value(s)
 }
 
 fn non_negative_number(s: &str) -> Result<f64, String> {
@@ -683,6 +700,7 @@ pub fn main() -> i32 {
         Command::Stats(args) => stats::run(&args),
         Command::Forget(args) => stats::forget(&args),
         Command::Export(args) => export::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => exit::OK,

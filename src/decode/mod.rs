@@ -445,7 +445,11 @@ fn ffmpeg_error(path: &Path, doing: &'static str, source: ffmpeg::Error) -> Deco
 }
 
 /// Players count time from the container's start (mpv rebases it to 0), so that is our zero.
-fn start_seconds(input: &ffmpeg::format::context::Input, index: usize, time_base: f64) -> f64 {
+pub(crate) fn start_seconds(
+    input: &ffmpeg::format::context::Input,
+    index: usize,
+    time_base: f64,
+) -> f64 {
     // SAFETY: the pointer comes from a live, opened input context.
     let format_start = unsafe { (*input.as_ptr()).start_time };
     if format_start != ffmpeg::ffi::AV_NOPTS_VALUE {

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod qdrant;
+pub mod serve;
 pub mod vlm;
 
 use std::path::PathBuf;

@@ -1,0 +1,282 @@
+//! `scenedex serve` over HTTP: what a request can reach, the token, range requests, video made
+//! playable, thumbnails made on demand, and an index held by another process.
+
+mod common;
+
+use std::process::Command;
+
+use common::archive::{stderr, Archive};
+use common::fixture;
+use common::serve::Served;
+use serde_json::Value;
+
+fn serve(archive: &Archive, extra: &[&str]) -> Command {
+    let mut command = archive.command(&["serve", "--bind", "127.0.0.1:0"]);
+    command
+        .args(extra)
+        .env("XDG_CACHE_HOME", archive.dir.path().join("xdg-cache"));
+    command
+}
+
+fn indexed(files: &[&str]) -> Archive {
+    let archive = Archive::new(files);
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    archive
+}
+
+fn search(served: &Served, query: &str) -> Value {
+    let reply = served.get(&format!("/api/search?q={query}&min_score=0"), &[]);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+#[test]
+fn only_files_the_index_holds_can_be_reached_and_everything_else_is_404() {
+    let archive = indexed(&["colors.mp4"]);
+    let served = Served::start(serve(&archive, &[]));
+    let answer = search(&served, "red+background");
+    let hit = &answer["hits"][0];
+    let fingerprint = hit["fingerprint"].as_str().unwrap();
+    assert!(served.get(&format!("/video/{fingerprint}"), &[]).status == 200);
+
+    // A secret beside the thumbnails, and a link out of the thumbnails folder.
+    let secret = archive.dir.path().join("secret.txt");
+    std::fs::write(&secret, "private").unwrap();
+    let thumbs = archive.index.join("thumbs");
+    let inside = thumbs.join(fingerprint);
+    std::os::unix::fs::symlink(&secret, inside.join("99999.jpg")).unwrap();
+    for path in [
+        "/video/../../../../etc/passwd".to_string(),
+        "/video/%2Fetc%2Fpasswd".into(),
+        "/thumb/..%2F..%2F..%2Fsecret.txt/0".into(),
+        format!("/thumb/{fingerprint}/..%2F..%2F..%2Fsecret.txt"),
+        format!("/thumb/{fingerprint}/99999"),
+        format!("/stretch/{fingerprint}/..%2F..%2Fsecret.txt"),
+        "/video/0123456789abcdef0123456789abcdef".into(),
+        format!("/track/{}", "a".repeat(32)),
+        "/../../secret.txt".into(),
+        "/static/../secret.txt".into(),
+    ] {
+        let reply = served.get(&path, &[]);
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text());
+        assert!(!reply.text().contains("private"), "{path}");
+    }
+}
+
+#[test]
+fn video_is_served_with_range_requests_and_the_page_with_a_strict_policy() {
+    let archive = indexed(&["colors.mp4"]);
+    let served = Served::start(serve(&archive, &[]));
+    let answer = search(&served, "red+background");
+    let video = answer["hits"][0]["url"].as_str().unwrap();
+    assert_eq!(answer["hits"][0]["play"], "native");
+    let size = std::fs::metadata(fixture("colors.mp4")).unwrap().len();
+
+    // Safari asks for two bytes first, and plays only if it gets exactly those.
+    let reply = served.get(video, &[("Range", "bytes=0-1")]);
+    assert_eq!(reply.status, 206);
+    assert_eq!(reply.body.len(), 2);
+    assert_eq!(
+        reply.header("content-range"),
+        Some(format!("bytes 0-1/{size}"))
+    );
+    assert_eq!(reply.header("accept-ranges").as_deref(), Some("bytes"));
+    let tail = served.get(video, &[("Range", &format!("bytes={}-", size - 100))]);
+    assert_eq!((tail.status, tail.body.len()), (206, 100));
+    let whole = std::fs::read(fixture("colors.mp4")).unwrap();
+    assert_eq!(tail.body, whole[whole.len() - 100..]);
+
+    let page = served.get("/", &[]);
+    assert_eq!(page.status, 200);
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("script-src 'self'"),
+        "{policy}"
+    );
+    assert!(
+        !page.text().contains("<script>"),
+        "no inline script: the policy forbids it"
+    );
+    let stats: Value = serde_json::from_slice(&served.get("/api/stats", &[]).body).unwrap();
+    assert_eq!(
+        (stats["files"].as_u64(), stats["segments"].as_u64()),
+        (Some(1), Some(2))
+    );
+}
+
+#[test]
+fn a_wide_bind_needs_a_token_and_a_request_without_it_gets_401() {
+    let archive = indexed(&["colors.mp4"]);
+    let mut command = archive.command(&["serve", "--bind", "0.0.0.0:0"]);
+    let refused = command.output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(
+        message.starts_with("Error: --bind 0.0.0.0:0 lets other machines see your footage"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+
+    const TOKEN: &str = "correct-horse-battery-staple";
+    let mut command = archive.command(&["serve", "--bind", "0.0.0.0:0"]);
+    command.env("SCENEDEX_TOKEN", TOKEN);
+    let mut served = Served::start(command);
+    served.base = served.base.replace("0.0.0.0", "127.0.0.1");
+    for path in ["/", "/api/search?q=red", "/app.js", "/nothing-here"] {
+        let reply = served.get(path, &[]);
+        assert_eq!(reply.status, 401, "{path}");
+        assert!(!reply.text().contains(TOKEN));
+    }
+    let wrong = served.get("/api/stats", &[("Authorization", "Bearer correct-horse")]);
+    assert_eq!(wrong.status, 401);
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        served
+            .get("/api/stats", &[("Authorization", &bearer)])
+            .status,
+        200
+    );
+    assert_eq!(
+        served
+            .get("/api/stats", &[("X-Scenedex-Token", TOKEN)])
+            .status,
+        200
+    );
+
+    let login = served.get(&format!("/?token={TOKEN}"), &[]);
+    assert_eq!(login.status, 303);
+    assert_eq!(login.header("location").as_deref(), Some("/"));
+    let cookie = login.header("set-cookie").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    assert_eq!(served.get("/api/stats", &[("Cookie", pair)]).status, 200);
+
+    assert_eq!(served.stop(), Some(130));
+    assert!(!served.stderr.contains(TOKEN), "{}", served.stderr);
+}
+
+#[test]
+fn serve_on_an_index_another_process_holds_is_one_line_and_exit_7() {
+    let archive = indexed(&["colors.mp4"]);
+    let _first = Served::start(serve(&archive, &[]));
+    let second = serve(&archive, &[]).output().unwrap();
+    assert_eq!(second.status.code(), Some(7), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("is in use by process"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(stderr(&second).lines().count(), 1);
+}
+
+#[test]
+fn mkv_is_remuxed_and_mpeg4_part_2_transcoded_into_mp4_that_ffmpeg_reads_and_kept_for_next_time() {
+    let archive = Archive::new(&[]);
+    for name in ["colors_h264.mkv", "colors_mpeg4.mkv"] {
+        std::fs::copy(
+            fixture(&format!("formats/{name}")),
+            archive.videos.join(name),
+        )
+        .unwrap();
+    }
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let served = Served::start(serve(&archive, &[]));
+    let answer = search(&served, "white+square+on+a+deep+blue+background");
+    let mut seen = Vec::new();
+    for hit in answer["hits"].as_array().unwrap() {
+        let name = hit["path"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        if seen.contains(&name) {
+            continue;
+        }
+        let url = format!(
+            "{}?from={}&to={}",
+            hit["url"].as_str().unwrap(),
+            hit["start"],
+            hit["end"]
+        );
+        let made = served.get(&url, &[]);
+        assert_eq!(made.status, 200, "{name}: {}", made.text());
+        let made: Value = serde_json::from_slice(&made.body).unwrap();
+        let file = archive.dir.path().join(format!("{name}.mp4"));
+        let stream = served.get(made["url"].as_str().unwrap(), &[]);
+        std::fs::write(&file, &stream.body).unwrap();
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=codec_name:format=format_name,duration",
+                "-of",
+                "json",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+        assert_eq!(probe["streams"][0]["codec_name"], "h264", "{name}: {probe}");
+        assert!(probe["format"]["format_name"]
+            .as_str()
+            .unwrap()
+            .contains("mp4"));
+        let seconds: f64 = probe["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            seconds >= 2.0,
+            "{name}: the scene (2-4 s) is in the stretch: {probe}"
+        );
+        let how = if name.contains("mpeg4") {
+            "transcode"
+        } else {
+            "remux"
+        };
+        assert_eq!(
+            (hit["play"].as_str(), made["how"].as_str()),
+            (Some(how), Some(how)),
+            "{name}"
+        );
+        // The second click reads the stretch from disk: same answer, same bytes.
+        let again: Value = serde_json::from_slice(&served.get(&url, &[]).body).unwrap();
+        assert_eq!(again, made);
+        seen.push(name);
+    }
+    assert_eq!(seen.len(), 2, "{answer}");
+}
+
+#[test]
+fn a_thumbnail_made_on_another_machine_is_made_here_on_demand_and_kept() {
+    let archive = indexed(&["colors.mp4"]);
+    let thumbs = archive.index.join("thumbs");
+    std::fs::remove_dir_all(&thumbs).unwrap();
+    std::fs::create_dir_all(&thumbs).unwrap();
+    let served = Served::start(serve(&archive, &[]));
+    let answer = search(&served, "red+background");
+    let thumb = answer["hits"][0]["thumb"].as_str().unwrap().to_string();
+    let reply = served.get(&thumb, &[]);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let picture = image::load_from_memory(&reply.body).unwrap().to_rgb8();
+    let (r, g, b) = common::vlm::mean_colour(&picture);
+    assert!(
+        r > g + 60.0 && r > b + 60.0,
+        "the red scene's picture: {r} {g} {b}"
+    );
+    let kept = thumbs
+        .join(thumb.trim_start_matches("/thumb/"))
+        .with_extension("jpg");
+    assert!(kept.is_file(), "{}", kept.display());
+}
