@@ -10,6 +10,7 @@ packages=(
   curl                                                            # scripts/cluster.sh asks Qdrant nodes how they are
   tesseract-ocr                                                   # on-screen text for the offline tagger
   python3 python3-pip                                             # converts the tagger's weights, once
+  chromium chromium-driver fonts-dejavu-core                      # the browser tests of `scenedex serve`
 )
 
 missing=()

@@ -4,7 +4,8 @@
 #
 # The Qdrant server tests (tests/server.rs) run against QDRANT_URL when it is set, and start
 # clusters of their own on loopback from a Qdrant binary: SCENEDEX_QDRANT_BIN, else `qdrant` on
-# PATH or in ~/.local/bin. Without either they say they were skipped.
+# PATH or in ~/.local/bin. Without either they say they were skipped. The page of `scenedex serve`
+# is tested in a real headless Chromium (tests/browser.rs), which setup.sh installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -21,4 +22,6 @@ else
   echo "note: no Qdrant server or binary, so tests/server.rs skips its server tests" \
        "(set QDRANT_URL=http://localhost:6334 for a running server, or SCENEDEX_QDRANT_BIN to a Qdrant 1.16+ binary)"
 fi
+# setup.sh installed Chromium and chromedriver, so the browser tests (tests/browser.rs) must run.
+export SCENEDEX_REQUIRE_BROWSER=1
 cargo test --locked --features failpoints "$@"

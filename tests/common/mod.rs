@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod browser;
 pub mod qdrant;
 pub mod serve;
 pub mod vlm;

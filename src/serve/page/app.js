@@ -152,6 +152,7 @@ async function play(index) {
     $('#now').textContent = `${hit.path}  ${clock(hit.start)} – ${clock(hit.end)}`;
   }
   playing = { hit, offset };
+  video.dataset.offset = String(offset);
   for (const old of video.querySelectorAll('track')) old.remove();
   const track = element('track');
   track.kind = 'captions';
@@ -215,7 +216,10 @@ document.addEventListener('keydown', (e) => {
     e.preventDefault();
     input.focus();
     input.select();
-  } else if (e.key === 'ArrowDown' && (!typing || e.target === input)) {
+  } else if (e.key === 'ArrowDown' && e.target === input) {
+    e.preventDefault();
+    select(0);
+  } else if (e.key === 'ArrowDown' && !typing) {
     e.preventDefault();
     select(Math.min(selected + 1, shown.length - 1));
   } else if (e.key === 'ArrowUp' && !typing) {
