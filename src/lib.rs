@@ -8,6 +8,7 @@
 pub mod backends;
 pub mod caption;
 pub mod cli;
+pub mod clip;
 pub mod decode;
 pub mod dedup;
 pub mod embed;

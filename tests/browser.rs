@@ -81,7 +81,10 @@ fn watch_playing(browser: &Browser) {
 
 fn played_at(browser: &Browser) -> f64 {
     browser
-        .until("return window.firstPlaying === undefined ? null : window.firstPlaying;", 60)
+        .until(
+            "return window.firstPlaying === undefined ? null : window.firstPlaying;",
+            60,
+        )
         .as_f64()
         .unwrap()
 }
@@ -98,9 +101,15 @@ fn typing_shows_the_right_thumbnail_first_and_a_click_plays_the_scene_from_its_s
         return;
     };
     open(&browser, &served);
-    let stats = browser.until("const s = document.querySelector('#stats').textContent; return s || null;", 30);
+    let stats = browser.until(
+        "const s = document.querySelector('#stats').textContent; return s || null;",
+        30,
+    );
     assert!(stats.as_str().unwrap().starts_with("2 files"), "{stats}");
-    assert_eq!(browser.js("return document.querySelectorAll('video').length;"), 1);
+    assert_eq!(
+        browser.js("return document.querySelectorAll('video').length;"),
+        1
+    );
 
     type_query(&browser, "a white square on a deep blue background");
     let first = browser.until(
@@ -110,12 +119,22 @@ fn typing_shows_the_right_thumbnail_first_and_a_click_plays_the_scene_from_its_s
            : null;",
         60,
     );
-    assert!(first["path"].as_str().unwrap().ends_with("/colors.mp4"), "{first}");
-    assert_eq!((first["start"].as_str(), first["end"].as_str()), (Some("2"), Some("4")), "{first}");
+    assert!(
+        first["path"].as_str().unwrap().ends_with("/colors.mp4"),
+        "{first}"
+    );
+    assert_eq!(
+        (first["start"].as_str(), first["end"].as_str()),
+        (Some("2"), Some("4")),
+        "{first}"
+    );
     let thumb = served.get(first["thumb"].as_str().unwrap(), &[]);
     let picture = image::load_from_memory(&thumb.body).unwrap().to_rgb8();
     let (r, g, b) = mean_colour(&picture);
-    assert!(b > r + 60.0 && b > g + 60.0, "the first thumbnail is the blue scene: {r} {g} {b}");
+    assert!(
+        b > r + 60.0 && b > g + 60.0,
+        "the first thumbnail is the blue scene: {r} {g} {b}"
+    );
 
     watch_playing(&browser);
     browser.runtime.block_on(async {
@@ -123,8 +142,14 @@ fn typing_shows_the_right_thumbnail_first_and_a_click_plays_the_scene_from_its_s
         hit.click().await.unwrap();
     });
     let at = played_at(&browser);
-    assert!((at - 2.0).abs() < 0.5, "playback started at {at}, the scene at 2.0");
-    assert_eq!(browser.js("return document.querySelector('video').paused;"), false);
+    assert!(
+        (at - 2.0).abs() < 0.5,
+        "playback started at {at}, the scene at 2.0"
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('video').paused;"),
+        false
+    );
     // The scene's range is marked on the timeline: 2-4 s of a 5 s file.
     let range = browser.until(
         "const r = document.querySelector('#range'); const w = parseFloat(r.style.width);
@@ -132,11 +157,18 @@ fn typing_shows_the_right_thumbnail_first_and_a_click_plays_the_scene_from_its_s
         10,
     );
     let (left, width) = (range[0].as_f64().unwrap(), range[1].as_f64().unwrap());
-    assert!((left - 40.0).abs() < 3.0 && (width - 40.0).abs() < 3.0, "{range}");
+    assert!(
+        (left - 40.0).abs() < 3.0 && (width - 40.0).abs() < 3.0,
+        "{range}"
+    );
 
     // Captions over the video: the file's track, loaded and shown.
     browser.runtime.block_on(async {
-        let toggle = browser.client.find(Locator::Css("#captions")).await.unwrap();
+        let toggle = browser
+            .client
+            .find(Locator::Css("#captions"))
+            .await
+            .unwrap();
         toggle.click().await.unwrap();
     });
     let cues = browser.until(
@@ -154,21 +186,25 @@ fn typing_shows_the_right_thumbnail_first_and_a_click_plays_the_scene_from_its_s
     assert_eq!(focused, true);
     keys(&browser, ARROW_DOWN);
     keys(&browser, ARROW_DOWN);
-    let selected = browser.js(
-        "const s = document.querySelector('.hit.selected');
-         return [...document.querySelectorAll('.hit')].indexOf(s);",
-    );
+    let selected = browser.js("const s = document.querySelector('.hit.selected');
+         return [...document.querySelectorAll('.hit')].indexOf(s);");
     assert_eq!(selected, 1);
     watch_playing(&browser);
     keys(&browser, ENTER);
     let second = browser.js("return document.querySelectorAll('.hit')[1].dataset.start;");
     let second: f64 = second.as_str().unwrap().parse().unwrap();
     let at = played_at(&browser);
-    assert!((at - second).abs() < 0.5, "Enter played the second hit from {at}, not {second}");
+    assert!(
+        (at - second).abs() < 0.5,
+        "Enter played the second hit from {at}, not {second}"
+    );
 
     if let Some(path) = std::env::var_os("SCENEDEX_SCREENSHOT") {
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let png = browser.runtime.block_on(browser.client.screenshot()).unwrap();
+        let png = browser
+            .runtime
+            .block_on(browser.client.screenshot())
+            .unwrap();
         std::fs::write(path, png).unwrap();
     }
 }
@@ -194,9 +230,15 @@ fn a_matroska_file_of_mpeg4_part_2_plays_in_the_page_too() {
          return { src: v.getAttribute('src'), offset: parseFloat(v.dataset.offset), paused: v.paused,
                   start: parseFloat(document.querySelector('.hit').dataset.start) };",
     );
-    assert!(played["src"].as_str().unwrap().starts_with("/stretch/"), "{played}");
+    assert!(
+        played["src"].as_str().unwrap().starts_with("/stretch/"),
+        "{played}"
+    );
     let wanted = played["start"].as_f64().unwrap() - played["offset"].as_f64().unwrap();
-    assert!((at - wanted).abs() < 0.5, "played from {at}, the scene at {wanted}: {played}");
+    assert!(
+        (at - wanted).abs() < 0.5,
+        "played from {at}, the scene at {wanted}: {played}"
+    );
     assert_eq!(played["paused"], false, "{played}");
 }
 
@@ -216,7 +258,10 @@ fn a_caption_and_a_file_name_holding_markup_show_as_text_and_run_nothing() {
                       file: document.querySelector('.file h2').textContent } : null;",
         60,
     );
-    assert!(shown["caption"].as_str().unwrap().ends_with(HOSTILE), "{shown}");
+    assert!(
+        shown["caption"].as_str().unwrap().ends_with(HOSTILE),
+        "{shown}"
+    );
     assert!(shown["file"].as_str().unwrap().ends_with(name), "{shown}");
     std::thread::sleep(std::time::Duration::from_millis(500));
     let page = browser.js(
@@ -227,5 +272,8 @@ fn a_caption_and_a_file_name_holding_markup_show_as_text_and_run_nothing() {
     );
     assert_eq!(page["pwned"], serde_json::Value::Null, "{page}");
     assert_eq!(page["scripts"], 1, "only the page's own script: {page}");
-    assert_eq!(page["images"], page["hits"], "one thumbnail per hit, nothing else: {page}");
+    assert_eq!(
+        page["images"], page["hits"],
+        "one thumbnail per hit, nothing else: {page}"
+    );
 }

@@ -74,6 +74,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Serve a web page over the index: search as you type, and play the scene found.
     Serve(ServeArgs),
+    /// Write the best hits of a search as video files of their own: copied where a scene
+    /// starts on a key frame, re-encoded from its exact first frame where not.
+    Cut(CutArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,7 +153,18 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// Most hits to print.
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// Print one JSON object per hit.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which hits a search keeps, for `search` and `cut` alike.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Most hits to keep.
     #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub limit: u64,
 
@@ -180,10 +194,30 @@ pub struct SearchArgs {
     /// contains_text=true, setting=office (fields of the moderation style). Repeatable.
     #[arg(long = "where", value_name = "FIELD=VALUE", value_parser = field_value)]
     pub conditions: Vec<(String, serde_json::Value)>,
+}
 
-    /// Print one JSON object per hit.
+#[derive(Debug, Args)]
+pub struct CutArgs {
+    /// What the scene shows, in words.
+    pub query: String,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
+    /// The folder the clips are written to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Seconds added before and after each scene.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0, value_parser = non_negative_number)]
+    pub pad: f64,
+
+    /// Replace clips that exist already.
     #[arg(long)]
-    pub json: bool,
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -701,6 +735,7 @@ pub fn main() -> i32 {
         Command::Forget(args) => stats::forget(&args),
         Command::Export(args) => export::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Cut(args) => search::cut(&args),
     };
     match result {
         Ok(()) => exit::OK,

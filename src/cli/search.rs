@@ -6,48 +6,28 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::output::{clock, Out};
-use super::{Error, SearchArgs};
+use super::{CutArgs, Error, FilterArgs, SearchArgs};
 use crate::backends::SetupError;
 use crate::index::lease::host_name;
 use crate::search::{
     default_floor, hosts, overlapping, search, Answer, Found, Request, SearchError,
 };
 use crate::store::files::raw_bytes;
-use crate::store::Condition;
+use crate::store::{Condition, VectorStore};
 
 /// Payload fields that are for filtering, not for reading, or that only an index written by
 /// scenedex 0.1 still has on its segments (paths now come from the file's places).
 const INTERNAL: [&str; 4] = ["record", "dirs", "path", "paths"];
 
 pub fn run(args: &SearchArgs) -> Result<(), Error> {
-    if args.query.trim().is_empty() {
-        return Err(Error::Config(SearchError::EmptyQuery.to_string()));
-    }
-    let settings = args.store.settings();
-    settings.check_exists()?;
-    super::warn_about_key(&settings);
-    let embedder = crate::backends::embedder(&settings)?;
-    let store = settings.open(embedder.as_ref(), false)?;
-    let host = host_name();
-    let mut request = request(args);
-    // 0 shows every hit: a negative similarity is as unrelated as 0.
-    request.min_similarity = match args.min_score {
-        Some(floor) => Some(floor).filter(|&f| f > 0.0),
-        None => default_floor(embedder.model()),
-    };
-    let answer =
-        search(store.as_ref(), embedder.as_ref(), &request, &host).map_err(|e| match e {
-            SearchError::EmptyQuery => Error::Config(e.to_string()),
-            SearchError::Embed(e) => Error::Service(e.to_string()),
-            SearchError::Store(e) => Error::from(SetupError::Store(e)),
-        })?;
+    let (answer, store, floor) = find(&args.query, &args.store, &args.filters)?;
     let many_hosts = hosts(store.as_ref())?.len() > 1;
     let mut out = Out::new();
-    if let Some(note) = note(&answer, request.min_similarity) {
+    if let Some(note) = note(&answer, floor) {
         eprintln!("{note}");
     }
     let found = answer.hits;
-    let found = if args.per_file.is_some() {
+    let found = if args.filters.per_file.is_some() {
         grouped(found)
     } else {
         found
@@ -58,13 +38,97 @@ pub fn run(args: &SearchArgs) -> Result<(), Error> {
             out.json(&json_hit(rank + 1, hit))?;
             continue;
         }
-        if args.per_file.is_some() && last_file != Some(hit.fingerprint()) {
+        if args.filters.per_file.is_some() && last_file != Some(hit.fingerprint()) {
             out.line(&place(hit, many_hosts))?;
             last_file = Some(hit.fingerprint());
         }
-        for line in human_hit(rank + 1, hit, args.per_file.is_some(), many_hosts) {
+        for line in human_hit(rank + 1, hit, args.filters.per_file.is_some(), many_hosts) {
             out.line(&line)?;
         }
+    }
+    out.flush()
+}
+
+/// A search's answer, the store it came from, and the similarity floor it applied.
+type Searched = (Answer, Box<dyn VectorStore>, Option<f32>);
+
+/// The search, as the flags ask it.
+fn find(
+    query: &str,
+    store_args: &super::StoreArgs,
+    filters: &FilterArgs,
+) -> Result<Searched, Error> {
+    if query.trim().is_empty() {
+        return Err(Error::Config(SearchError::EmptyQuery.to_string()));
+    }
+    let settings = store_args.settings();
+    settings.check_exists()?;
+    super::warn_about_key(&settings);
+    let embedder = crate::backends::embedder(&settings)?;
+    let store = settings.open(embedder.as_ref(), false)?;
+    let mut request = request(query, filters);
+    // 0 shows every hit: a negative similarity is as unrelated as 0.
+    request.min_similarity = match filters.min_score {
+        Some(floor) => Some(floor).filter(|&f| f > 0.0),
+        None => default_floor(embedder.model()),
+    };
+    let answer =
+        search(store.as_ref(), embedder.as_ref(), &request, &host_name()).map_err(|e| match e {
+            SearchError::EmptyQuery => Error::Config(e.to_string()),
+            SearchError::Embed(e) => Error::Service(e.to_string()),
+            SearchError::Store(e) => Error::from(SetupError::Store(e)),
+        })?;
+    Ok((answer, store, request.min_similarity))
+}
+
+/// `scenedex cut`: the hits of a search written as clips, copied or re-encoded.
+pub fn cut(args: &CutArgs) -> Result<(), Error> {
+    let (answer, _store, floor) = find(&args.query, &args.store, &args.filters)?;
+    if let Some(note) = note(&answer, floor) {
+        eprintln!("{note}");
+    }
+    let host = host_name();
+    let mut plans = Vec::new();
+    for hit in &answer.hits {
+        let Some(place) = hit
+            .places
+            .iter()
+            .find(|p| p.host == host && p.os_path().is_file())
+        else {
+            eprintln!(
+                "note: {} is not on this machine; no clip of it",
+                hit.place.shown()
+            );
+            continue;
+        };
+        let p = &hit.hit.payload;
+        let from = (seconds(p, "start") - args.pad).max(0.0);
+        let to = seconds(p, "end") + args.pad;
+        let plan = crate::clip::plan(&place.os_path(), from, to, &args.out)
+            .map_err(|e| Error::Input(e.to_string()))?;
+        plans.push(plan);
+    }
+    if !args.force {
+        if let Some(plan) = plans.iter().find(|p| p.out.symlink_metadata().is_ok()) {
+            return Err(Error::Write {
+                path: plan.out.clone(),
+                source: std::io::Error::other("exists already; --force replaces it"),
+            });
+        }
+    }
+    std::fs::create_dir_all(&args.out).map_err(|source| Error::Write {
+        path: args.out.clone(),
+        source,
+    })?;
+    let mut out = Out::new();
+    for plan in &plans {
+        crate::clip::write(plan).map_err(|e| match e {
+            crate::clip::ClipError::Interrupted => Error::Interrupted,
+            crate::clip::ClipError::Write(path, source) => Error::Write { path, source },
+            e => Error::Input(e.to_string()),
+        })?;
+        let how = if plan.copy { "copied" } else { "re-encoded" };
+        out.line(&format!("{}  ({how})", plan.out.display()))?;
     }
     out.flush()
 }
@@ -87,7 +151,7 @@ fn note(answer: &Answer, floor: Option<f32>) -> Option<String> {
     }
 }
 
-fn request(args: &SearchArgs) -> Request {
+fn request(query: &str, args: &FilterArgs) -> Request {
     let mut filter: Vec<Condition> = args
         .conditions
         .iter()
@@ -95,7 +159,7 @@ fn request(args: &SearchArgs) -> Request {
         .collect();
     filter.extend(overlapping(args.from, args.to));
     Request {
-        query: args.query.clone(),
+        query: query.to_string(),
         limit: args.limit as usize,
         per_file: args.per_file.map(|n| n as usize),
         min_similarity: args.min_score,

@@ -19,12 +19,16 @@ pub struct Browser {
 }
 
 fn program(names: &[&str]) -> Option<PathBuf> {
-    names.iter().map(PathBuf::from).find(|p| p.is_file()).or_else(|| {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path)
-            .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-            .find(|p| p.is_file())
-    })
+    names
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path)
+                .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+                .find(|p| p.is_file())
+        })
 }
 
 fn free_port() -> u16 {
@@ -39,14 +43,16 @@ impl Browser {
     /// A headless Chromium, or None (with a note) when this machine has none.
     pub fn start() -> Option<Browser> {
         let driver = program(&["chromedriver", "/usr/bin/chromedriver"]);
-        let chromium = std::env::var_os("CHROME").map(PathBuf::from).or_else(|| {
-            program(&["/usr/lib/chromium/chromium", "chromium", "google-chrome"])
-        });
+        let chromium = std::env::var_os("CHROME")
+            .map(PathBuf::from)
+            .or_else(|| program(&["/usr/lib/chromium/chromium", "chromium", "google-chrome"]));
         let (Some(driver), Some(chromium)) = (driver, chromium) else {
             if std::env::var_os("SCENEDEX_REQUIRE_BROWSER").is_some() {
                 panic!("chromium and chromedriver are needed: run scripts/setup.sh");
             }
-            eprintln!("skipped: no chromium and chromedriver here (scripts/setup.sh installs them)");
+            eprintln!(
+                "skipped: no chromium and chromedriver here (scripts/setup.sh installs them)"
+            );
             return None;
         };
         let port = free_port();

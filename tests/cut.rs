@@ -1,0 +1,155 @@
+//! `scenedex cut`: the hits of a search as clips that play on their own, starting at the
+//! scene's first frame, with their sound, whether the scene starts on a key frame or not.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::archive::{stderr, Archive};
+use common::vlm::mean_colour;
+use serde_json::Value;
+
+fn probe(clip: &Path) -> Value {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=codec_type,codec_name,nb_read_frames:format=duration")
+        .args(["-of", "json"])
+        .arg(clip)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The clip's first and last pictures, as FFmpeg decodes them.
+fn end_pictures(clip: &Path) -> (image::RgbImage, image::RgbImage) {
+    let picture = |args: &[&str]| {
+        let output = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin"])
+            .args(args)
+            .arg("-i")
+            .arg(clip)
+            .args(["-frames:v", "1", "-f", "image2pipe", "-vcodec", "png", "-"])
+            .output()
+            .unwrap();
+        image::load_from_memory(&output.stdout).unwrap().to_rgb8()
+    };
+    (picture(&[]), picture(&["-sseof", "-0.15"]))
+}
+
+fn is_blue(picture: &image::RgbImage) -> bool {
+    let (r, g, b) = mean_colour(picture);
+    b > r + 60.0 && b > g + 60.0
+}
+
+fn is_red(picture: &image::RgbImage) -> bool {
+    let (r, g, b) = mean_colour(picture);
+    r > g + 60.0 && r > b + 60.0
+}
+
+fn cut(archive: &Archive, query: &str, extra: &[&str]) -> (std::process::Output, Vec<PathBuf>) {
+    let out = archive.dir.path().join("clips");
+    let mut args = vec!["cut", query, "--limit", "1", "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    let output = archive.command(&args).output().unwrap();
+    let clips = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| PathBuf::from(l.split("  (").next().unwrap()))
+        .collect();
+    (output, clips)
+}
+
+/// The picture `at` seconds into a clip.
+fn picture_at(clip: &Path, at: f64) -> image::RgbImage {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(clip)
+        .args([
+            "-ss",
+            &at.to_string(),
+            "-frames:v",
+            "1",
+            "-f",
+            "image2pipe",
+            "-vcodec",
+            "png",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    image::load_from_memory(&output.stdout).unwrap().to_rgb8()
+}
+
+fn streams(clip: &Path) -> (Value, u64, bool) {
+    let probe = probe(clip);
+    let streams = probe["streams"].as_array().unwrap().clone();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .unwrap()
+        .clone();
+    let frames = video["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    let audio = streams.iter().any(|s| s["codec_type"] == "audio");
+    (video, frames, audio)
+}
+
+#[test]
+fn a_clip_between_key_frames_is_re_encoded_from_its_exact_first_frame_and_keeps_its_sound() {
+    let archive = Archive::new(&["colors_audio.mp4"]);
+    archive.index(&[]);
+    // The blue scene is 2-4 s; half a second either side starts and ends between key frames
+    // (0, 2 and 4 s): in the red scene, and in the black tail.
+    let (output, clips) = cut(
+        &archive,
+        "a name tag that reads Kowalczyk",
+        &["--pad", "0.5"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(clips.len(), 1);
+    let clip = &clips[0];
+    assert_eq!(
+        clip.file_name().unwrap(),
+        "colors_audio_00h00m01.500s-00h00m04.500s.mp4"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("(re-encoded)"));
+    // Red until 0.5 s into the clip, blue from there: it starts at 1.5 s to the frame.
+    assert!(is_red(&picture_at(clip, 0.0)) && is_red(&picture_at(clip, 0.46)));
+    assert!(is_blue(&picture_at(clip, 0.5)) && is_blue(&picture_at(clip, 2.46)));
+    let (video, frames, audio) = streams(clip);
+    assert_eq!(video["codec_name"], "h264");
+    // The frame on screen at 1.5 s (shown from 1.48 s), then the 75 that start in 1.5-4.5 s.
+    assert_eq!(frames, 76);
+    assert!(audio, "the sound is kept");
+}
+
+#[test]
+fn a_scene_from_key_frame_to_key_frame_is_copied_and_an_existing_clip_is_kept_without_force() {
+    let archive = Archive::new(&["colors_audio.mp4"]);
+    archive.index(&[]);
+    let (output, clips) = cut(&archive, "a name tag that reads Kowalczyk", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("(copied)"));
+    let clip = &clips[0];
+    assert_eq!(
+        clip.file_name().unwrap(),
+        "colors_audio_00h00m02.000s-00h00m04.000s.mp4"
+    );
+    let (first, last) = end_pictures(clip);
+    assert!(is_blue(&first) && is_blue(&last));
+    let (_, frames, audio) = streams(clip);
+    assert_eq!(
+        frames, 50,
+        "2 s at 25 fps, every frame of the scene and none after it"
+    );
+    assert!(audio);
+
+    std::fs::write(clip, b"mine").unwrap();
+    let (again, _) = cut(&archive, "a name tag that reads Kowalczyk", &[]);
+    assert_eq!(again.status.code(), Some(5), "{}", stderr(&again));
+    assert!(stderr(&again).contains("exists already; --force replaces it"));
+    assert_eq!(std::fs::read(clip).unwrap(), b"mine");
+    let (forced, _) = cut(&archive, "a name tag that reads Kowalczyk", &["--force"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(is_blue(&end_pictures(clip).0));
+}
