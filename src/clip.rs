@@ -642,3 +642,34 @@ pub fn write(plan: &Plan) -> Result<Made, ClipError> {
     std::fs::rename(&partial, &plan.out).map_err(|e| ClipError::Write(plan.out.clone(), e))?;
     Ok(made)
 }
+
+/// The clips of a search's hits, from this machine's copies, `pad` seconds wider on each side;
+/// and the hits this machine has no copy of, by where they are.
+pub fn plans_for(
+    hits: &[crate::search::Found],
+    host: &str,
+    pad: f64,
+    dir: &Path,
+) -> Result<(Vec<Plan>, Vec<String>), ClipError> {
+    let (mut plans, mut elsewhere) = (Vec::new(), Vec::new());
+    for hit in hits {
+        let here = hit.places.iter().map(|p| (p, p.os_path()));
+        let Some((_, path)) = here
+            .filter(|(p, _)| p.host == host)
+            .find(|(_, path)| path.is_file())
+        else {
+            elsewhere.push(format!("{}:{}", hit.place.host, hit.place.shown()));
+            continue;
+        };
+        let time = |field| {
+            hit.hit
+                .payload
+                .get(field)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0)
+        };
+        let from = (time("start") - pad).max(0.0);
+        plans.push(plan(&path, from, time("end") + pad, dir)?);
+    }
+    Ok((plans, elsewhere))
+}

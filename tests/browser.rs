@@ -277,3 +277,241 @@ fn a_caption_and_a_file_name_holding_markup_show_as_text_and_run_nothing() {
         "one thumbnail per hit, nothing else: {page}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark behind the README's `serve` table: scripts/bench_serve.sh runs it, in release.
+
+/// Milliseconds from a click on the first hit to the video's first `playing`.
+fn click_to_first_frame(browser: &Browser) -> f64 {
+    browser.js(
+        "const v = document.querySelector('video'); v.pause(); v.removeAttribute('src'); v.load();
+         window.clickedAt = undefined; window.playingAt = undefined;
+         v.addEventListener('playing', () => { window.playingAt = performance.now(); }, { once: true });",
+    );
+    browser.js("window.clickedAt = performance.now(); document.querySelector('.hit').click();");
+    browser
+        .until(
+            "return window.playingAt === undefined ? null : window.playingAt - window.clickedAt;",
+            120,
+        )
+        .as_f64()
+        .unwrap()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn percentile(mut xs: Vec<f64>, p: f64) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[((xs.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A two-minute 1280x720 recording: a pattern, a blue scene from 60 to 90 s, a pattern again.
+fn long_recording(dir: &std::path::Path) -> std::path::PathBuf {
+    let mp4 = dir.join("recording.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=60"])
+        .args(["-f", "lavfi", "-i", "color=c=blue:s=1280x720:r=30:d=30"])
+        .args(["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=30"])
+        .args(["-filter_complex", "[1:v]drawbox=x=500+100*sin(t):y=260:w=280:h=200:color=white:t=fill[b];[0:v][b][2:v]concat=n=3:v=1:a=0,format=yuv420p"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "250"])
+        .arg(&mp4)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    mp4
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap()
+}
+
+#[test]
+#[ignore = "a benchmark: scripts/bench_serve.sh runs it"]
+fn bench_serve() {
+    let Some(browser) = Browser::start() else {
+        panic!("the benchmark needs chromium and chromedriver: run scripts/setup.sh");
+    };
+    println!("| what | measured |");
+    println!("|---|---|");
+
+    // Time to first frame: a native MP4, and the same recording in Matroska (remuxed on click).
+    use_scene_book(hostile_book);
+    let archive = Archive::new(&[]);
+    let mp4 = long_recording(archive.dir.path());
+    std::fs::copy(&mp4, archive.videos.join("recording.mp4")).unwrap();
+    let mkv = archive.videos.join("recording.mkv");
+    let copied = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&mp4)
+        .args(["-c", "copy"])
+        .arg(&mkv)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let served = serve(&archive);
+    open(&browser, &served);
+    let streams = archive.dir.path().join("xdg-cache/scenedex/streams");
+    for (name, path) in [
+        ("recording.mp4", "native MP4"),
+        ("recording.mkv", "MKV, remuxed"),
+    ] {
+        let query = "a white square on a deep blue background";
+        browser.js(&format!(
+            "const i = document.querySelector('input[type=search]'); i.value = {query:?};
+             document.querySelector('#path').value = {:?}; i.dispatchEvent(new Event('input'));",
+            archive.videos.join(name).display().to_string()
+        ));
+        browser.until("return document.querySelector('.hit') ? true : null;", 60);
+        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let _ = std::fs::remove_dir_all(&streams);
+            cold.push(click_to_first_frame(&browser));
+            warm.push(click_to_first_frame(&browser));
+        }
+        let start = browser.js("return document.querySelector('.hit').dataset.start;");
+        println!(
+            "| time to first frame, {path} (scene at {} s of 120 s, 720p), median of 5 | {:.0} ms first click, {:.0} ms again |",
+            start.as_str().unwrap(),
+            median(cold),
+            median(warm)
+        );
+    }
+    drop(served);
+
+    // Search as you type at 100k segments, and the server's memory.
+    let index = tempfile::tempdir().unwrap();
+    fill_index(index.path(), 100_000);
+    let mut command = common::command();
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--index"])
+        .arg(index.path());
+    let mut served = Served::start(command);
+    let pid = served.child.id();
+    served.get("/api/search?q=warm+up", &[]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let idle = rss_kib(pid, "VmRSS:");
+    open(&browser, &served);
+    let mut latencies = Vec::new();
+    for n in 0..40 {
+        let query = format!("w{} w{} w{}", n * 7 % 5000, n * 13 % 5000, n * 31 % 5000);
+        let ms = browser.js(&format!(
+            "const i = document.querySelector('input[type=search]'); const hits = document.querySelector('#hits');
+             return new Promise((resolve) => {{
+               const t0 = performance.now();
+               new MutationObserver((_, o) => {{ o.disconnect(); resolve(performance.now() - t0); }})
+                 .observe(hits, {{ childList: true }});
+               i.value = {query:?}; i.dispatchEvent(new Event('input'));
+             }});"
+        ));
+        latencies.push(ms.as_f64().unwrap());
+    }
+    println!(
+        "| search as you type at 100k segments: keystroke to hits on the page (200 ms of it the debounce), p50 / p95 of 40 | {:.0} / {:.0} ms |",
+        median(latencies.clone()),
+        percentile(latencies, 0.95)
+    );
+    let base = served.base.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..20)
+        .map(|w| {
+            let (base, stop) = (base.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut done = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let reply = common::serve::get(
+                        &base,
+                        &format!("/api/search?q=w{}+w{}", w * 17 + done, done * 3),
+                        &[],
+                    );
+                    assert_eq!(reply.status, 200);
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let searches: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = rss_kib(pid, "VmHWM:");
+    println!(
+        "| memory of serve at 100k segments: idle / peak under 20 concurrent searches | {:.0} MB / {:.0} MB ({:.0} searches/s) |",
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        f64::from(searches) / seconds
+    );
+    served.stop();
+}
+
+/// An index of `n` segments over `n / 100` files, with random vectors and eight-word captions,
+/// as the MiniLM model would have built it (its name and size), with records and places.
+fn fill_index(dir: &std::path::Path, n: usize) {
+    use rand::{Rng, SeedableRng};
+    use scenedex::store::files::{put_places, put_record, FileRecord, Place};
+    use scenedex::store::{point_id, EdgeStore, Point, VectorStore, Vectors};
+    let store = EdgeStore::open(dir, Some((scenedex::embed::MiniLm::NAME, 384)), true).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let files = n / 100;
+    for f in 0..files {
+        let fingerprint = format!("{f:032x}");
+        let points: Vec<Point> = (0..100)
+            .map(|s| {
+                let mut dense: Vec<f32> = (0..384).map(|_| rng.random::<f32>() - 0.5).collect();
+                scenedex::embed::normalize(&mut dense);
+                let caption = (0..8)
+                    .map(|_| format!("w{}", rng.random_range(0..5000)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let start = s as f64 * 10.0;
+                let payload = serde_json::json!({
+                    "record": "segment", "fingerprint": fingerprint, "start": start, "end": start + 10.0,
+                    "caption": caption, "kind": "description", "frames": [start],
+                });
+                Point {
+                    id: point_id(&fingerprint, start),
+                    vectors: Some(Vectors { dense, text: caption }),
+                    payload: payload.as_object().unwrap().clone(),
+                }
+            })
+            .collect();
+        store.upsert(points).unwrap();
+        let record: FileRecord = serde_json::from_value(serde_json::json!({
+            "fingerprint": fingerprint, "size": 1, "duration": 1000.0, "frames_sampled": 100,
+            "frames_kept": 100, "frames_captioned": 100, "segments": 100, "captioner": "bench/none",
+            "prompt": "search@1", "style": "search", "indexed_at": 0, "indexer": "bench",
+        }))
+        .unwrap();
+        put_places(
+            &store,
+            &[Place {
+                fingerprint: fingerprint.clone(),
+                host: scenedex::index::lease::host_name(),
+                path: format!("/archive/file{f}.mp4"),
+                mtime_ns: 0,
+            }],
+        )
+        .unwrap();
+        put_record(&store, &record).unwrap();
+    }
+    store.optimize().unwrap();
+    store.flush().unwrap();
+}

@@ -94,10 +94,23 @@ fn streams(clip: &Path) -> (Value, u64, bool) {
     (video, frames, audio)
 }
 
+/// An archive of colors_audio.mp4: colors.mp4 with a tone and key frames at 0, 2 and 4 s.
+fn with_sound() -> Archive {
+    let archive = Archive::new(&[]);
+    let name = "colors_audio.mp4";
+    std::fs::copy(
+        common::fixture(&format!("formats/{name}")),
+        archive.videos.join(name),
+    )
+    .unwrap();
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    archive
+}
+
 #[test]
 fn a_clip_between_key_frames_is_re_encoded_from_its_exact_first_frame_and_keeps_its_sound() {
-    let archive = Archive::new(&["colors_audio.mp4"]);
-    archive.index(&[]);
+    let archive = with_sound();
     // The blue scene is 2-4 s; half a second either side starts and ends between key frames
     // (0, 2 and 4 s): in the red scene, and in the black tail.
     let (output, clips) = cut(
@@ -125,8 +138,7 @@ fn a_clip_between_key_frames_is_re_encoded_from_its_exact_first_frame_and_keeps_
 
 #[test]
 fn a_scene_from_key_frame_to_key_frame_is_copied_and_an_existing_clip_is_kept_without_force() {
-    let archive = Archive::new(&["colors_audio.mp4"]);
-    archive.index(&[]);
+    let archive = with_sound();
     let (output, clips) = cut(&archive, "a name tag that reads Kowalczyk", &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("(copied)"));

@@ -280,3 +280,49 @@ fn a_thumbnail_made_on_another_machine_is_made_here_on_demand_and_kept() {
         .with_extension("jpg");
     assert!(kept.is_file(), "{}", kept.display());
 }
+
+#[test]
+fn a_hit_this_machine_cannot_play_keeps_its_caption_and_times_and_says_why() {
+    let archive = indexed(&["colors.mp4", "cuts.mp4"]);
+    std::fs::remove_file(archive.videos.join("colors.mp4")).unwrap();
+    let served = Served::start(serve(&archive, &[]));
+    let answer = search(&served, "red+background");
+    let hit = &answer["hits"][0];
+    assert!(
+        hit["path"].as_str().unwrap().ends_with("colors.mp4"),
+        "{answer}"
+    );
+    assert!(hit["caption"].as_str().unwrap().contains("red"));
+    assert_eq!(
+        (hit["start"].as_f64(), hit["end"].as_f64()),
+        (Some(0.0), Some(2.0))
+    );
+    assert_eq!(hit["play"], Value::Null);
+    let why = hit["why"].as_str().unwrap();
+    assert!(
+        why.starts_with("the file is not at ") && why.ends_with("colors.mp4 any more"),
+        "{why}"
+    );
+    drop(served);
+
+    // Another machine sees the same index, and none of these paths.
+    let mut elsewhere = archive.command_on("elsewhere", &["serve", "--bind", "127.0.0.1:0"]);
+    elsewhere.env("XDG_CACHE_HOME", archive.dir.path().join("xdg-cache"));
+    let served = Served::start(elsewhere);
+    let answer = search(&served, "abstract+shapes");
+    let hit = &answer["hits"][0];
+    assert_eq!(hit["play"], Value::Null);
+    assert_eq!(
+        hit["why"], "the file is on here, not on this machine",
+        "{answer}"
+    );
+    assert_eq!(
+        served
+            .get(
+                &format!("/video/{}", hit["fingerprint"].as_str().unwrap()),
+                &[]
+            )
+            .status,
+        404
+    );
+}

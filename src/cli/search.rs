@@ -87,26 +87,11 @@ pub fn cut(args: &CutArgs) -> Result<(), Error> {
     if let Some(note) = note(&answer, floor) {
         eprintln!("{note}");
     }
-    let host = host_name();
-    let mut plans = Vec::new();
-    for hit in &answer.hits {
-        let Some(place) = hit
-            .places
-            .iter()
-            .find(|p| p.host == host && p.os_path().is_file())
-        else {
-            eprintln!(
-                "note: {} is not on this machine; no clip of it",
-                hit.place.shown()
-            );
-            continue;
-        };
-        let p = &hit.hit.payload;
-        let from = (seconds(p, "start") - args.pad).max(0.0);
-        let to = seconds(p, "end") + args.pad;
-        let plan = crate::clip::plan(&place.os_path(), from, to, &args.out)
+    let (plans, elsewhere) =
+        crate::clip::plans_for(&answer.hits, &host_name(), args.pad, &args.out)
             .map_err(|e| Error::Input(e.to_string()))?;
-        plans.push(plan);
+    for place in elsewhere {
+        eprintln!("note: {place} is not on this machine; no clip of it");
     }
     if !args.force {
         if let Some(plan) = plans.iter().find(|p| p.out.symlink_metadata().is_ok()) {

@@ -71,7 +71,11 @@ pub fn stretch(
         }
     }
     crate::private::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let partial = dir.join(format!("{name}.partial.mp4"));
+    // Two clicks on one scene may make it at once: each writes its own file, and the renames
+    // leave one whole stretch either way.
+    static MAKING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MAKING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = dir.join(format!("{name}.{}-{n}.partial.mp4", std::process::id()));
     let output = clip::Output {
         format: "mp4".into(),
         fragmented: true,
@@ -82,7 +86,10 @@ pub fn stretch(
         Playback::Transcode => clip::encode(source, from, to, &partial, &output),
         _ => clip::copy(source, from, to, &partial, &output),
     }
-    .map_err(|e| format!("cannot make {} playable: {e}", source.display()))?;
+    .map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        format!("cannot make {} playable: {e}", source.display())
+    })?;
     let offset = made.zero;
     std::fs::rename(&partial, &file).map_err(|e| e.to_string())?;
     let made = Stretch { file, offset };
