@@ -326,3 +326,32 @@ fn a_hit_this_machine_cannot_play_keeps_its_caption_and_times_and_says_why() {
         404
     );
 }
+
+#[test]
+fn the_page_search_takes_the_same_filters_as_the_command_line() {
+    let archive = indexed(&["colors.mp4", "cuts.mp4"]);
+    let served = Served::start(serve(&archive, &[]));
+    let starts = |query: &str| -> Vec<(String, f64)> {
+        let answer = search(&served, query);
+        answer["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let name = h["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+                (name, h["start"].as_f64().unwrap())
+            })
+            .collect()
+    };
+    let all = starts("white+square");
+    assert!(all.iter().any(|(f, _)| f == "cuts.mp4"), "{all:?}");
+    let colors = archive.videos.join("colors.mp4");
+    let only = starts(&format!("white+square&path={}", colors.display()));
+    assert!(!only.is_empty() && only.iter().all(|(f, _)| f == "colors.mp4"), "{only:?}");
+    let late = starts(&format!("white+square&path={}&from=2.5", colors.display()));
+    assert_eq!(late, [("colors.mp4".to_string(), 2.0)]);
+    // The stand-in answers in the search style: no moderation fields, so nothing has people.
+    assert!(starts("white+square&where=contains_people%3Dtrue").is_empty());
+    let bad = served.get("/api/search?q=x&where=nonsense", &[]);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+}
