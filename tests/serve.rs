@@ -305,6 +305,20 @@ fn a_hit_this_machine_cannot_play_keeps_its_caption_and_times_and_says_why() {
     );
     drop(served);
 
+    // Another file now stands at an indexed path: it is not served as the one indexed.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(archive.videos.join("cuts.mp4"), b"another file").unwrap();
+    let served = Served::start(serve(&archive, &[]));
+    let hit = &search(&served, "abstract+shapes")["hits"][0];
+    let why = hit["why"].as_str().unwrap();
+    assert!(
+        why.ends_with("cuts.mp4 changed since it was indexed; run `scenedex index` on it"),
+        "{why}"
+    );
+    let video = format!("/video/{}", hit["fingerprint"].as_str().unwrap());
+    assert_eq!(served.get(&video, &[]).status, 404);
+    drop(served);
+
     // Another machine sees the same index, and none of these paths.
     let mut elsewhere = archive.command_on("elsewhere", &["serve", "--bind", "127.0.0.1:0"]);
     elsewhere.env("XDG_CACHE_HOME", archive.dir.path().join("xdg-cache"));
@@ -338,7 +352,13 @@ fn the_page_search_takes_the_same_filters_as_the_command_line() {
             .unwrap()
             .iter()
             .map(|h| {
-                let name = h["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+                let name = h["path"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string();
                 (name, h["start"].as_f64().unwrap())
             })
             .collect()
@@ -347,7 +367,10 @@ fn the_page_search_takes_the_same_filters_as_the_command_line() {
     assert!(all.iter().any(|(f, _)| f == "cuts.mp4"), "{all:?}");
     let colors = archive.videos.join("colors.mp4");
     let only = starts(&format!("white+square&path={}", colors.display()));
-    assert!(!only.is_empty() && only.iter().all(|(f, _)| f == "colors.mp4"), "{only:?}");
+    assert!(
+        !only.is_empty() && only.iter().all(|(f, _)| f == "colors.mp4"),
+        "{only:?}"
+    );
     let late = starts(&format!("white+square&path={}&from=2.5", colors.display()));
     assert_eq!(late, [("colors.mp4".to_string(), 2.0)]);
     // The stand-in answers in the search style: no moderation fields, so nothing has people.

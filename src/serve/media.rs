@@ -82,9 +82,11 @@ pub fn stretch(
         side: Some(TRANSCODE_SIDE),
         preset: "ultrafast",
     };
+    // A container can hold a playable codec in a form MP4 cannot take as it is: re-encode then.
     let made = match how {
         Playback::Transcode => clip::encode(source, from, to, &partial, &output),
-        _ => clip::copy(source, from, to, &partial, &output),
+        _ => clip::copy(source, from, to, &partial, &output)
+            .or_else(|_| clip::encode(source, from, to, &partial, &output)),
     }
     .map_err(|e| {
         let _ = std::fs::remove_file(&partial);

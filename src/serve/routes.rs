@@ -199,13 +199,23 @@ impl App {
             .iter()
             .filter(|p| p.host == self.host)
             .collect();
-        let Some(place) = mine.iter().find(|p| p.os_path().is_file()) else {
-            return Err(match mine.first() {
-                Some(p) => format!("the file is not at {} any more", p.shown()),
-                None => format!("the file is on {}, not on this machine", found.place.host),
-            });
+        if mine.is_empty() {
+            return Err(format!(
+                "the file is on {}, not on this machine",
+                found.place.host
+            ));
+        }
+        // This machine's first copy that is still the file indexed, or why the first is not.
+        let checked: Vec<Result<PathBuf, String>> = mine.iter().map(|p| current(p)).collect();
+        let path = match checked.iter().find_map(|c| c.as_ref().ok()) {
+            Some(path) => path.clone(),
+            None => {
+                return Err(checked
+                    .into_iter()
+                    .find_map(Result::err)
+                    .unwrap_or_default())
+            }
         };
-        let path = place.os_path();
         let fingerprint = found.fingerprint().to_string();
         if let Some(how) = self
             .probed
@@ -238,8 +248,22 @@ impl App {
             .ok()?
             .into_iter()
             .filter(|p| p.host == self.host)
-            .map(|p| p.os_path())
-            .find(|p| p.is_file())
+            .find_map(|p| current(&p).ok())
+    }
+}
+
+/// The path of a place, if the file there is still the one indexed (as `index` judges it: the
+/// same modification time); else why not. A file replaced at the same path is not served as
+/// the one the index describes.
+fn current(place: &files::Place) -> Result<PathBuf, String> {
+    let path = place.os_path();
+    match crate::store::fingerprint::stat(&path) {
+        Ok(now) if now.mtime_ns == place.mtime_ns && path.is_file() => Ok(path),
+        Ok(_) => Err(format!(
+            "the file at {} changed since it was indexed; run `scenedex index` on it",
+            place.shown()
+        )),
+        Err(_) => Err(format!("the file is not at {} any more", place.shown())),
     }
 }
 
