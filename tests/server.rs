@@ -435,3 +435,51 @@ fn a_malformed_qdrant_url_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("not a Qdrant URL"));
 }
+
+#[test]
+fn serve_on_another_machine_makes_the_thumbnails_it_lacks_and_pays_for_nothing() {
+    let Some(cluster) = qdrant::shared() else {
+        return;
+    };
+    let archive = Archive::on(cluster, &["colors.mp4"]);
+    let (output, _, _) = archive.index_on("machine-a", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let asked = archive.mock.seen().len();
+    // Machine B sees the same files, and keeps its index folder (thumbnails) on its own disk.
+    let own = archive.dir.path().join("machine-b-index");
+    let output = archive
+        .command_on("machine-b", &["index", "--json"])
+        .env("SCENEDEX_INDEX", &own)
+        .arg(&archive.videos)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        archive.mock.seen().len(),
+        asked,
+        "machine B paid for a caption again"
+    );
+
+    let mut command = archive.command_on("machine-b", &["serve", "--bind", "127.0.0.1:0"]);
+    command
+        .env("SCENEDEX_INDEX", &own)
+        .env("XDG_CACHE_HOME", archive.dir.path().join("xdg-cache"));
+    let served = common::serve::Served::start(command);
+    let reply = served.get("/api/search?q=red+background", &[]);
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    let hit = &answer["hits"][0];
+    assert_eq!(hit["play"], "native", "{answer}");
+    let thumb = hit["thumb"].as_str().unwrap();
+    let kept = own
+        .join("thumbs")
+        .join(&archive.collection)
+        .join(thumb.trim_start_matches("/thumb/"))
+        .with_extension("jpg");
+    assert!(!kept.exists(), "machine B made no thumbnail while indexing");
+    let picture = served.get(thumb, &[]);
+    assert_eq!(picture.status, 200, "{}", picture.text());
+    let image = image::load_from_memory(&picture.body).unwrap().to_rgb8();
+    let (r, g, b) = common::vlm::mean_colour(&image);
+    assert!(r > g + 60.0 && r > b + 60.0, "the red scene: {r} {g} {b}");
+    assert!(kept.is_file(), "kept for next time: {}", kept.display());
+}
