@@ -96,7 +96,42 @@ pub fn stretch(
     std::fs::rename(&partial, &file).map_err(|e| e.to_string())?;
     let made = Stretch { file, offset };
     let _ = std::fs::write(&about, serde_json::to_string(&made).unwrap_or_default());
+    if let Some(root) = dir.parent() {
+        keep_under(root, STREAMS_LIMIT, &made.file);
+    }
     Ok(made)
+}
+
+/// The most bytes of playable stretches kept on disk; the least recently made go first.
+pub const STREAMS_LIMIT: u64 = 2 << 30;
+
+/// Removes the oldest stretches under `root` until they take at most `limit` bytes; `keep`
+/// (the one just made) stays whatever its size.
+pub fn keep_under(root: &Path, limit: u64, keep: &Path) {
+    let mut stretches: Vec<(std::time::SystemTime, u64, PathBuf)> = walkdir::WalkDir::new(root)
+        .max_depth(2)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "mp4"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.into_path()))
+        })
+        .collect();
+    let mut total: u64 = stretches.iter().map(|(_, size, _)| size).sum();
+    stretches.sort();
+    for (_, size, path) in stretches {
+        if total <= limit {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            let _ = std::fs::remove_file(path.with_extension("json"));
+            total -= size;
+        }
+    }
 }
 
 /// The picture at `time` seconds in `source`, as a JPEG whose longer side is `side`.
@@ -129,6 +164,34 @@ pub fn picture_at(source: &Path, time: f64, side: u32) -> Result<Vec<u8>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oldest_stretches_go_first_and_the_newest_always_stays() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("0123456789abcdef0123456789abcdef");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut paths = Vec::new();
+        for n in 0..4 {
+            let path = dir.join(format!("{n}000-{n}999.mp4"));
+            std::fs::write(&path, vec![0u8; 100]).unwrap();
+            std::fs::write(path.with_extension("json"), "{}").unwrap();
+            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + n);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+            paths.push(path);
+        }
+        keep_under(root.path(), 250, &paths[0]);
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        // 400 bytes over 250: the two oldest besides the one just made.
+        assert_eq!(left, [true, false, false, true]);
+        assert!(!paths[1].with_extension("json").exists());
+        keep_under(root.path(), 0, &paths[3]);
+        assert!(paths[3].exists() && !paths[0].exists());
+    }
 
     #[test]
     fn only_what_browsers_play_is_served_as_it_is() {
