@@ -669,7 +669,35 @@ pub fn plans_for(
                 .unwrap_or(0.0)
         };
         let from = (time("start") - pad).max(0.0);
-        plans.push(plan(&path, from, time("end") + pad, dir)?);
+        let mut planned = plan(&path, from, time("end") + pad, dir)?;
+        // Padding can make two hits one stretch: one clip. Files of one name in two folders
+        // get a number each.
+        if plans
+            .iter()
+            .any(|p: &Plan| p.out == planned.out && p.source == planned.source)
+        {
+            continue;
+        }
+        let (stem, extension) = (
+            planned
+                .out
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            planned
+                .out
+                .extension()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        let mut n = 1;
+        while plans.iter().any(|p: &Plan| p.out == planned.out) {
+            n += 1;
+            planned.out = dir.join(format!("{stem}-{n}.{extension}"));
+        }
+        plans.push(planned);
     }
     Ok((plans, elsewhere))
 }

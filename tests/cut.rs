@@ -165,3 +165,44 @@ fn a_scene_from_key_frame_to_key_frame_is_copied_and_an_existing_clip_is_kept_wi
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(is_blue(&end_pictures(clip).0));
 }
+
+#[test]
+fn scenes_of_two_files_of_one_name_get_a_clip_each_regression_name_clash() {
+    let archive = Archive::new(&[]);
+    let source = common::fixture("formats/colors_audio.mp4");
+    for folder in ["a", "b"] {
+        std::fs::create_dir_all(archive.videos.join(folder)).unwrap();
+    }
+    std::fs::copy(&source, archive.videos.join("a/colors_audio.mp4")).unwrap();
+    // The same pictures in other bytes: another file to the index, with the same scene times.
+    let remuxed = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&source)
+        .args(["-c", "copy", "-metadata", "title=b"])
+        .arg(archive.videos.join("b/colors_audio.mp4"))
+        .status()
+        .unwrap();
+    assert!(remuxed.success());
+    let (output, _, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["indexed"], 2, "{summary}");
+    let out = archive.dir.path().join("clips");
+    let output = archive
+        .command(&["cut", "a name tag that reads Kowalczyk", "--limit", "2", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "colors_audio_00h00m02.000s-00h00m04.000s-2.mp4",
+            "colors_audio_00h00m02.000s-00h00m04.000s.mp4"
+        ]
+    );
+}
