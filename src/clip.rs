@@ -198,6 +198,30 @@ fn copied_stream(
     Ok(stream.index())
 }
 
+/// Players turn a picture by its stream's display matrix (a phone held upright): the clip's
+/// video stream gets the source's, whether its packets are copied or re-encoded.
+fn carry_rotation(
+    source: &format::stream::Stream,
+    out: &mut format::context::Output,
+    index: usize,
+) {
+    use ffmpeg::codec::packet::side_data::Type;
+    let Some(matrix) = source.side_data().find(|d| d.kind() == Type::DisplayMatrix) else {
+        return;
+    };
+    let data = matrix.data();
+    // SAFETY: `index` is a stream of this live output context, added before its header is
+    // written; FFmpeg allocates `data.len()` bytes of side data on it, which are filled here.
+    unsafe {
+        let stream = *(*out.as_mut_ptr()).streams.add(index);
+        let kind = ffmpeg::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX;
+        let room = ffmpeg::ffi::av_stream_new_side_data(stream, kind, data.len() as _);
+        if !room.is_null() {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), room, data.len());
+        }
+    }
+}
+
 /// Whether the audio is copied into a clip of this container.
 fn audio_fits(input: &Input, output: &Output) -> bool {
     match output.format.as_str() {
@@ -222,8 +246,14 @@ pub fn copy(
     for index in [Some(input.video), audio].into_iter().flatten() {
         let parameters = input.context.stream(index).map(|s| s.parameters());
         let parameters = parameters.ok_or_else(|| ClipError::NoVideo(source.to_path_buf()))?;
-        mapping[index] =
-            Some(copied_stream(&mut context, parameters).map_err(input.failed("adding a stream"))?);
+        let out_index =
+            copied_stream(&mut context, parameters).map_err(input.failed("adding a stream"))?;
+        if index == input.video {
+            if let Some(stream) = input.context.stream(index) {
+                carry_rotation(&stream, &mut context, out_index);
+            }
+        }
+        mapping[index] = Some(out_index);
     }
     context
         .write_header_with(header_options(output))
@@ -337,6 +367,7 @@ pub fn encode(
     let mut context = out_context(out, output)?;
     let mut video = Encoder::open(&mut context, width, height, output, stream.avg_frame_rate())
         .map_err(input.failed("opening the H.264 encoder"))?;
+    carry_rotation(&stream, &mut context, video.out_index);
     let audio = input.audio.filter(|_| audio_fits(&input, output));
     let audio_out = match audio {
         Some(index) => {

@@ -188,7 +188,13 @@ fn scenes_of_two_files_of_one_name_get_a_clip_each_regression_name_clash() {
     assert_eq!(summary["indexed"], 2, "{summary}");
     let out = archive.dir.path().join("clips");
     let output = archive
-        .command(&["cut", "a name tag that reads Kowalczyk", "--limit", "2", "--out"])
+        .command(&[
+            "cut",
+            "a name tag that reads Kowalczyk",
+            "--limit",
+            "2",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -205,4 +211,43 @@ fn scenes_of_two_files_of_one_name_get_a_clip_each_regression_name_clash() {
             "colors_audio_00h00m02.000s-00h00m04.000s.mp4"
         ]
     );
+}
+
+#[test]
+fn a_phone_video_held_upright_stays_upright_in_copied_and_re_encoded_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = common::fixture("rotated.mp4");
+    let output = scenedex::clip::Output {
+        format: "mp4".into(),
+        fragmented: false,
+        side: None,
+        preset: "ultrafast",
+    };
+    let copied = dir.path().join("copied.mp4");
+    let encoded = dir.path().join("encoded.mp4");
+    scenedex::clip::copy(&source, 0.0, 2.0, &copied, &output).unwrap();
+    let made = scenedex::clip::encode(&source, 0.5, 1.5, &encoded, &output).unwrap();
+    assert!(made.encoded && (made.zero - 0.5).abs() < 1e-9);
+    for clip in [&copied, &encoded] {
+        let rotation = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args(["stream_side_data=rotation", "-of", "csv=p=0"])
+            .arg(clip)
+            .output()
+            .unwrap();
+        let rotation = String::from_utf8_lossy(&rotation.stdout).trim().to_string();
+        let expected = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args(["stream_side_data=rotation", "-of", "csv=p=0"])
+            .arg(&source)
+            .output()
+            .unwrap();
+        assert_eq!(
+            rotation,
+            String::from_utf8_lossy(&expected.stdout).trim(),
+            "{}",
+            clip.display()
+        );
+        assert!(!rotation.is_empty());
+    }
 }
