@@ -365,7 +365,13 @@ pub fn encode(
         output.side.unwrap_or(u32::MAX),
     );
     let mut context = out_context(out, output)?;
-    let mut video = Encoder::open(&mut context, width, height, output, stream.avg_frame_rate())
+    let shape = Shape {
+        width,
+        height,
+        aspect: decoder.aspect_ratio(),
+        rate: stream.avg_frame_rate(),
+    };
+    let mut video = Encoder::open(&mut context, shape, output)
         .map_err(input.failed("opening the H.264 encoder"))?;
     carry_rotation(&stream, &mut context, video.out_index);
     let audio = input.audio.filter(|_| audio_fits(&input, output));
@@ -454,6 +460,15 @@ pub fn encode(
     })
 }
 
+/// The re-encoded video's size, pixel shape and frame rate.
+#[derive(Clone, Copy)]
+struct Shape {
+    width: u32,
+    height: u32,
+    aspect: Rational,
+    rate: Rational,
+}
+
 /// libx264 behind a scaler to 4:2:0 at the clip's size, in milliseconds.
 struct Encoder {
     encoder: encoder::Video,
@@ -469,11 +484,15 @@ const MILLIS: Rational = Rational(1, 1000);
 impl Encoder {
     fn open(
         context: &mut format::context::Output,
-        width: u32,
-        height: u32,
+        shape: Shape,
         output: &Output,
-        rate: Rational,
     ) -> Result<Encoder, ffmpeg::Error> {
+        let Shape {
+            width,
+            height,
+            aspect,
+            rate,
+        } = shape;
         let x264 = encoder::find_by_name("libx264").ok_or(ffmpeg::Error::EncoderNotFound)?;
         let mut setup = codec::context::Context::new_with_codec(x264)
             .encoder()
@@ -481,6 +500,10 @@ impl Encoder {
         setup.set_width(width);
         setup.set_height(height);
         setup.set_format(format::Pixel::YUV420P);
+        // Non-square pixels (anamorphic DVD, HDV) keep their shape on screen.
+        if aspect.numerator() > 0 {
+            setup.set_aspect_ratio(aspect);
+        }
         setup.set_time_base(MILLIS);
         if rate.numerator() > 0 {
             setup.set_frame_rate(Some(rate));

@@ -251,3 +251,28 @@ fn a_phone_video_held_upright_stays_upright_in_copied_and_re_encoded_clips() {
         assert!(!rotation.is_empty());
     }
 }
+
+#[test]
+fn non_square_pixels_keep_their_shape_in_a_re_encoded_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = common::fixture("anamorphic.mkv");
+    let output = scenedex::clip::Output {
+        format: "mp4".into(),
+        fragmented: false,
+        side: None,
+        preset: "ultrafast",
+    };
+    let clip = dir.path().join("encoded.mp4");
+    scenedex::clip::encode(&source, 0.5, 1.5, &clip, &output).unwrap();
+    let shape = |file: &Path| {
+        let probe = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args(["stream=sample_aspect_ratio", "-of", "csv=p=0"])
+            .arg(file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&probe.stdout).trim().to_string()
+    };
+    assert_ne!(shape(&source), "1:1");
+    assert_eq!(shape(&clip), shape(&source));
+}
