@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::archive::{stderr, Archive};
+use common::archive::{file_name, stderr, Archive};
 use common::fixture;
 use common::serve::Served;
 use serde_json::Value;
@@ -189,13 +189,7 @@ fn mkv_is_remuxed_and_mpeg4_part_2_transcoded_into_mp4_that_ffmpeg_reads_and_kep
     let answer = search(&served, "white+square+on+a+deep+blue+background");
     let mut seen = Vec::new();
     for hit in answer["hits"].as_array().unwrap() {
-        let name = hit["path"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let name = file_name(hit).to_string();
         if seen.contains(&name) {
             continue;
         }
@@ -352,13 +346,7 @@ fn the_page_search_takes_the_same_filters_as_the_command_line() {
             .unwrap()
             .iter()
             .map(|h| {
-                let name = h["path"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_string();
+                let name = file_name(h).to_string();
                 (name, h["start"].as_f64().unwrap())
             })
             .collect()

@@ -281,6 +281,11 @@ async fn video(
     request: Request,
 ) -> Answer {
     let path = blocking(move || app.file(&fingerprint).ok_or_else(not_found)).await?;
+    send_file(path, request).await
+}
+
+/// A file with range requests, conditional requests and its MIME type, as tower-http serves it.
+async fn send_file(path: PathBuf, request: Request) -> Answer {
     ServeFile::new(path)
         .oneshot(request)
         .await
@@ -340,11 +345,7 @@ async fn stretch_file(
     if !path.is_file() {
         return Err(not_found());
     }
-    ServeFile::new(path)
-        .oneshot(request)
-        .await
-        .map(IntoResponse::into_response)
-        .map_err(failed)
+    send_file(path, request).await
 }
 
 async fn thumb(
