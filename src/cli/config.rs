@@ -52,6 +52,7 @@ const SETTINGS: &[&str] = &[
     "shards",
     "replicas",
     "lease",
+    "bind",
 ];
 
 pub fn default_path() -> Option<PathBuf> {

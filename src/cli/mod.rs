@@ -74,8 +74,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Serve a web page over the index: search as you type, and play the scene found.
     Serve(ServeArgs),
-    /// Write the best hits of a search as video files of their own: copied where a scene
-    /// starts on a key frame, re-encoded from its exact first frame where not.
+    /// Write the best hits of a search as video files of their own: copied when both ends fall
+    /// on key frames, else re-encoded from the exact first frame, with their sound.
     Cut(CutArgs),
 }
 
