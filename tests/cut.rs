@@ -213,6 +213,24 @@ fn scenes_of_two_files_of_one_name_get_a_clip_each_regression_name_clash() {
     );
 }
 
+/// One entry of a file's first video stream, as ffprobe prints it.
+fn video_entry(file: &Path, entry: &str) -> String {
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            entry,
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&probe.stdout).trim().to_string()
+}
+
 #[test]
 fn a_phone_video_held_upright_stays_upright_in_copied_and_re_encoded_clips() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,22 +247,10 @@ fn a_phone_video_held_upright_stays_upright_in_copied_and_re_encoded_clips() {
     let made = scenedex::clip::encode(&source, 0.5, 1.5, &encoded, &output).unwrap();
     assert!(made.encoded && (made.zero - 0.5).abs() < 1e-9);
     for clip in [&copied, &encoded] {
-        let rotation = Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-            .args(["stream_side_data=rotation", "-of", "csv=p=0"])
-            .arg(clip)
-            .output()
-            .unwrap();
-        let rotation = String::from_utf8_lossy(&rotation.stdout).trim().to_string();
-        let expected = Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-            .args(["stream_side_data=rotation", "-of", "csv=p=0"])
-            .arg(&source)
-            .output()
-            .unwrap();
+        let rotation = video_entry(clip, "stream_side_data=rotation");
         assert_eq!(
             rotation,
-            String::from_utf8_lossy(&expected.stdout).trim(),
+            video_entry(&source, "stream_side_data=rotation"),
             "{}",
             clip.display()
         );
@@ -264,15 +270,7 @@ fn non_square_pixels_keep_their_shape_in_a_re_encoded_clip() {
     };
     let clip = dir.path().join("encoded.mp4");
     scenedex::clip::encode(&source, 0.5, 1.5, &clip, &output).unwrap();
-    let shape = |file: &Path| {
-        let probe = Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-            .args(["stream=sample_aspect_ratio", "-of", "csv=p=0"])
-            .arg(file)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&probe.stdout).trim().to_string()
-    };
+    let shape = |file: &Path| video_entry(file, "stream=sample_aspect_ratio");
     assert_ne!(shape(&source), "1:1");
     assert_eq!(shape(&clip), shape(&source));
 }

@@ -40,14 +40,7 @@ pub fn run(args: &ExportArgs) -> Result<(), Error> {
         return out.flush();
     };
     let planned = track::outputs(&found, dir, format);
-    if !args.force {
-        if let Some((_, path)) = planned.iter().find(|(_, p)| p.symlink_metadata().is_ok()) {
-            return Err(Error::Write {
-                path: path.clone(),
-                source: std::io::Error::other("exists already; --force replaces it"),
-            });
-        }
-    }
+    super::refuse_existing(planned.iter().map(|(_, p)| p.as_path()), args.force)?;
     for (place, path) in &planned {
         let text = render(&place.fingerprint)?;
         track::write(path, &text, args.force).map_err(|source| Error::Write {

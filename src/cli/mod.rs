@@ -588,6 +588,22 @@ fn time_of_day(s: &str) -> Result<f64, String> {
     Ok(seconds)
 }
 
+/// Refuses to write when one of the outputs exists and `--force` was not given, before any is
+/// written, so that a run replaces all or nothing.
+fn refuse_existing<'a>(
+    outputs: impl IntoIterator<Item = &'a std::path::Path>,
+    force: bool,
+) -> Result<(), Error> {
+    let existing = outputs.into_iter().find(|p| p.symlink_metadata().is_ok());
+    match existing {
+        Some(path) if !force => Err(Error::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("exists already; --force replaces it"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `FIELD=VALUE`, the value read as a bool or a whole number when it is one.
 fn field_value(s: &str) -> Result<(String, serde_json::Value), String> {
     crate::search::field_value(s)

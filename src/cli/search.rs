@@ -93,14 +93,7 @@ pub fn cut(args: &CutArgs) -> Result<(), Error> {
     for place in elsewhere {
         eprintln!("note: {place} is not on this machine; no clip of it");
     }
-    if !args.force {
-        if let Some(plan) = plans.iter().find(|p| p.out.symlink_metadata().is_ok()) {
-            return Err(Error::Write {
-                path: plan.out.clone(),
-                source: std::io::Error::other("exists already; --force replaces it"),
-            });
-        }
-    }
+    super::refuse_existing(plans.iter().map(|p| p.out.as_path()), args.force)?;
     std::fs::create_dir_all(&args.out).map_err(|source| Error::Write {
         path: args.out.clone(),
         source,

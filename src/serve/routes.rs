@@ -2,7 +2,7 @@
 //! answers 404 for anything the index does not hold on this machine.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -216,23 +216,28 @@ impl App {
                     .unwrap_or_default())
             }
         };
-        let fingerprint = found.fingerprint().to_string();
-        if let Some(how) = self
+        let how = self.playback(found.fingerprint(), &path)?;
+        Ok((path, how))
+    }
+
+    /// How a browser gets to play this file: probed once per fingerprint, then remembered.
+    fn playback(&self, fingerprint: &str, path: &Path) -> Result<Playback, String> {
+        let known = self
             .probed
             .lock()
             .ok()
-            .and_then(|p| p.get(&fingerprint).copied())
-        {
-            return Ok((path, how));
+            .and_then(|p| p.get(fingerprint).copied());
+        if let Some(how) = known {
+            return Ok(how);
         }
-        let decoder = crate::decode::Decoder::open(&path, crate::decode::Skip::NonKey)
+        let decoder = crate::decode::Decoder::open(path, crate::decode::Skip::NonKey)
             .map_err(|e| format!("cannot open it: {e}"))?;
         let info = decoder.info();
-        let how = media::playback(&path, &info.codec, &info.container);
+        let how = media::playback(path, &info.codec, &info.container);
         if let Ok(mut probed) = self.probed.lock() {
-            probed.insert(fingerprint, how);
+            probed.insert(fingerprint.to_string(), how);
         }
-        Ok((path, how))
+        Ok(how)
     }
 
     /// The path of a file the index holds, on this machine, by fingerprint; None for any
@@ -307,11 +312,7 @@ async fn api_stretch(
     let (from, to) = ((from - CONTEXT).max(0.0).floor(), (to + CONTEXT).ceil());
     blocking(move || {
         let path = app.file(&fingerprint).ok_or_else(not_found)?;
-        let decoder =
-            crate::decode::Decoder::open(&path, crate::decode::Skip::NonKey).map_err(failed)?;
-        let info = decoder.info();
-        let how = media::playback(&path, &info.codec, &info.container);
-        drop(decoder);
+        let how = app.playback(&fingerprint, &path).map_err(failed)?;
         let dir = app.streams.join(&fingerprint);
         let made = media::stretch(&path, how, from, to, &dir).map_err(failed)?;
         let name = made.file.file_name().and_then(|n| n.to_str()).unwrap_or("");
