@@ -8,4 +8,4 @@ cargo build --release --quiet
 index=$(mktemp -d)
 trap 'rm -rf "$index"' EXIT
 ./target/release/scenedex index fixtures/*.mp4 --index "$index"
-./target/release/scenedex search "a bus in a city street" --index "$index" --limit 3
+./target/release/scenedex search "a bus in a city street" --index "$index" --limit 1

@@ -46,6 +46,8 @@ pub struct CaptionerSettings {
     pub api_key_env: Option<String>,
     pub detail: Detail,
     pub http: HttpSettings,
+    /// Only estimates are wanted (a dry run): nothing is sent, so no key is needed.
+    pub estimate_only: bool,
 }
 
 /// Where the index lives and which model turns text into its vectors.
@@ -142,7 +144,7 @@ pub fn captioner(settings: &CaptionerSettings, env: &Env) -> Result<Chosen, Setu
                 .or_else(|| env.openai_base.clone())
                 .unwrap_or(OPENAI_DEFAULT_URL.into());
             let key = key_from(env.openai_key.as_ref());
-            if key.is_none() && base_url == OPENAI_DEFAULT_URL {
+            if key.is_none() && base_url == OPENAI_DEFAULT_URL && !settings.estimate_only {
                 return Err(SetupError::Config(format!(
                     "{} is not set: give an OpenAI API key, or point OPENAI_BASE_URL at a local server",
                     key_name("OPENAI_API_KEY")
@@ -170,12 +172,16 @@ pub fn captioner(settings: &CaptionerSettings, env: &Env) -> Result<Chosen, Setu
                 .clone()
                 .or_else(|| env.anthropic_base.clone())
                 .unwrap_or(ANTHROPIC_DEFAULT_URL.into());
-            let key = key_from(env.anthropic_key.as_ref()).ok_or_else(|| {
-                SetupError::Config(format!(
-                    "{} is not set: the Anthropic backend needs an API key",
-                    key_name("ANTHROPIC_API_KEY")
-                ))
-            })?;
+            let key = match key_from(env.anthropic_key.as_ref()) {
+                Some(key) => key,
+                None if settings.estimate_only => String::new(),
+                None => {
+                    return Err(SetupError::Config(format!(
+                        "{} is not set: the Anthropic backend needs an API key",
+                        key_name("ANTHROPIC_API_KEY")
+                    )))
+                }
+            };
             let model = settings.model.clone().unwrap_or("claude-haiku-4-5".into());
             let anthropic = Anthropic::new(&base_url, &model, Secret::new(key), settings.http);
             Ok(Chosen {
@@ -222,6 +228,15 @@ pub fn cache(dir: Option<&Path>, disabled: bool) -> Result<Option<Cache>, SetupE
     Cache::open(&dir)
         .map(Some)
         .map_err(|source| SetupError::Write { path: dir, source })
+}
+
+/// The caption cache for a dry run: looked up, never created.
+pub fn cache_lookup(dir: Option<&Path>, disabled: bool) -> Option<Cache> {
+    if disabled {
+        return None;
+    }
+    let dir = dir.map(Path::to_path_buf).or_else(Cache::default_dir)?;
+    Some(Cache::lookup_only(&dir))
 }
 
 pub fn embedder(settings: &StoreSettings) -> Result<Arc<dyn Embedder>, SetupError> {

@@ -58,6 +58,8 @@ impl Found {
 pub struct Answer {
     pub hits: Vec<Found>,
     pub weak: Vec<Found>,
+    /// The request's path holds nothing the index knows of, on any machine.
+    pub nothing_at_path: bool,
 }
 
 /// The floor under which a hit of this embedding model is no close match, when one is known.
@@ -100,7 +102,10 @@ pub fn search(
             ],
         )?;
         if fingerprints.is_empty() {
-            return Ok(Answer::default());
+            return Ok(Answer {
+                nothing_at_path: true,
+                ..Answer::default()
+            });
         }
         filter.push(Condition::AnyOf("fingerprint".into(), fingerprints));
     }
@@ -202,6 +207,7 @@ fn keep(found: Vec<Found>, request: &Request) -> Answer {
             .filter(close)
             .take(request.limit)
             .collect(),
+        nothing_at_path: false,
     }
 }
 
@@ -212,22 +218,94 @@ pub fn hosts(store: &dyn VectorStore) -> Result<Vec<String>, StoreError> {
     Ok(hosts)
 }
 
-/// `FIELD=VALUE` as a condition on a segment field: booleans and whole numbers as such,
-/// anything else as text.
+/// What a segment field filtered on holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Text,
+    Yes,
+    Count,
+}
+
+/// The segment fields `FIELD=VALUE` may name, with what each holds.
+const FIELDS: &[(&str, Field)] = &[
+    ("contains_people", Field::Yes),
+    ("people_count", Field::Count),
+    ("contains_text", Field::Yes),
+    ("visible_text", Field::Text),
+    ("setting", Field::Text),
+    ("kind", Field::Text),
+    ("style", Field::Text),
+    ("backend", Field::Text),
+    ("model", Field::Text),
+    ("prompt", Field::Text),
+    ("lang", Field::Text),
+    ("fingerprint", Field::Text),
+];
+
+/// Fields only the moderation style writes.
+const MODERATION: &[&str] = &[
+    "contains_people",
+    "people_count",
+    "contains_text",
+    "visible_text",
+    "setting",
+];
+
+/// `FIELD=VALUE` as a condition on a segment field, refused when no segment could ever match
+/// it: a field scenedex does not write, or a value of the wrong kind for its field.
 pub fn field_value(s: &str) -> Result<(String, serde_json::Value), String> {
+    use serde_json::Value;
     let (field, value) = s
         .split_once('=')
         .filter(|(f, _)| !f.is_empty())
         .ok_or_else(|| format!("'{s}' is not FIELD=VALUE"))?;
-    let value = match value {
-        "true" | "yes" => serde_json::Value::Bool(true),
-        "false" | "no" => serde_json::Value::Bool(false),
-        v => v.parse::<i64>().map_or_else(
-            |_| serde_json::Value::String(v.into()),
-            serde_json::Value::from,
-        ),
+    let Some(&(_, kind)) = FIELDS.iter().find(|(name, _)| *name == field) else {
+        let names: Vec<&str> = FIELDS.iter().map(|(name, _)| *name).collect();
+        return Err(format!(
+            "segments have no field '{field}'; the fields are {}",
+            names.join(", ")
+        ));
+    };
+    let value = match (kind, value) {
+        (Field::Yes, "true" | "yes") => Value::Bool(true),
+        (Field::Yes, "false" | "no") => Value::Bool(false),
+        (Field::Yes, v) => return Err(format!("{field} is true or false, not '{v}'")),
+        (Field::Count, v) => match v.parse::<u64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => return Err(format!("{field} is a whole number, not '{v}'")),
+        },
+        (Field::Text, v) => Value::String(v.into()),
     };
     Ok((field.to_string(), value))
+}
+
+/// The moderation fields among these conditions when no segment of the index has them (it
+/// was captioned in another style), so that a filter that cannot match is not silent.
+pub fn unseen_fields(
+    store: &dyn VectorStore,
+    conditions: &[Condition],
+) -> Result<Vec<String>, StoreError> {
+    let asked: Vec<String> = conditions
+        .iter()
+        .filter_map(|c| match c {
+            Condition::Equals(field, _) if MODERATION.contains(&field.as_str()) => {
+                Some(field.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    if asked.is_empty() {
+        return Ok(asked);
+    }
+    // The moderation fields are written together, so one of them stands for all.
+    let moderated = store.count(&[
+        Condition::equals("record", SEGMENT),
+        Condition::Either(vec![
+            Condition::equals("contains_people", true),
+            Condition::equals("contains_people", false),
+        ]),
+    ])?;
+    Ok(if moderated == 0 { asked } else { Vec::new() })
 }
 
 /// What an index holds, in brief.
@@ -240,7 +318,8 @@ pub struct Overview {
 
 pub fn overview(store: &dyn VectorStore, host: &str) -> Result<Overview, StoreError> {
     let catalog = files::Catalog::load(store, host)?;
-    let seconds: f64 = catalog.records().map(|r| r.duration).sum();
+    // An empty sum of floats is -0.0, which would print as "-0.000 h".
+    let seconds: f64 = catalog.records().map(|r| r.duration).sum::<f64>() + 0.0;
     Ok(Overview {
         files: catalog.records().count(),
         hours: (seconds / 3600.0 * 1e4).round() / 1e4,
@@ -248,8 +327,16 @@ pub fn overview(store: &dyn VectorStore, host: &str) -> Result<Overview, StoreEr
     })
 }
 
-/// The condition that keeps segments overlapping `[from, to]` seconds of their file.
-pub fn overlapping(from: Option<f64>, to: Option<f64>) -> Vec<Condition> {
+/// The conditions that keep segments overlapping `[from, to]` seconds of their file; a range
+/// that ends before it begins is refused, as nothing could match it.
+pub fn overlapping(from: Option<f64>, to: Option<f64>) -> Result<Vec<Condition>, String> {
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(format!(
+                "--from {from} is after --to {to}: no segment can be in that range; swap them"
+            ));
+        }
+    }
     let mut conditions = Vec::new();
     if from.is_some() {
         conditions.push(Condition::Between {
@@ -265,7 +352,7 @@ pub fn overlapping(from: Option<f64>, to: Option<f64>) -> Vec<Condition> {
             max: to,
         });
     }
-    conditions
+    Ok(conditions)
 }
 
 #[cfg(test)]

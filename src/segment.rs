@@ -52,18 +52,24 @@ pub fn segments(moments: &[Moment], config: SegmentConfig) -> Vec<Segment> {
     let mut open: Option<Open> = None;
     for (i, moment) in moments.iter().enumerate() {
         let Some(vector) = moment.vector else {
-            done.extend(open.take().map(|o| o.close(moments)));
+            if let Some(o) = open.take() {
+                done.extend(o.close(moments, config.max_length));
+            }
             continue;
         };
         match open.as_mut() {
             Some(o) if o.accepts(moment, vector, config) => o.add(i, moment, vector),
             _ => {
-                done.extend(open.take().map(|o| o.close(moments)));
+                if let Some(o) = open.take() {
+                    done.extend(o.close(moments, config.max_length));
+                }
                 open = Some(Open::new(i, moment, vector));
             }
         }
     }
-    done.extend(open.map(|o| o.close(moments)));
+    if let Some(o) = open {
+        done.extend(o.close(moments, config.max_length));
+    }
     done
 }
 
@@ -97,7 +103,29 @@ impl Open {
         self.sum.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
     }
 
-    fn close(self, moments: &[Moment]) -> Segment {
+    /// The segment, in equal pieces when one frame alone stands for longer than the maximum
+    /// (a still shot whose duplicates it absorbed), so that no hit is longer than asked.
+    fn close(self, moments: &[Moment], max_length: f64) -> Vec<Segment> {
+        let whole = self.whole(moments);
+        let length = whole.end - whole.start;
+        if length <= max_length {
+            return vec![whole];
+        }
+        let pieces = (length / max_length).ceil();
+        let step = length / pieces;
+        (0..pieces as usize)
+            .map(|k| Segment {
+                start: whole.start + step * k as f64,
+                end: match k + 1 == pieces as usize {
+                    true => whole.end,
+                    false => whole.start + step * (k + 1) as f64,
+                },
+                ..whole.clone()
+            })
+            .collect()
+    }
+
+    fn whole(self, moments: &[Moment]) -> Segment {
         let mut mean = self.sum;
         normalize(&mut mean);
         let closeness = |i: &usize| moments[*i].vector.map_or(f32::MIN, |v| cosine(&mean, v));
@@ -183,6 +211,29 @@ mod tests {
         );
         let bounds: Vec<(f64, f64)> = found.iter().map(|s| (s.start, s.end)).collect();
         assert_eq!(bounds, [(0.0, 30.0), (30.0, 60.0), (60.0, 90.0)]);
+    }
+
+    #[test]
+    fn max_segment_is_a_cap_even_for_one_frame_that_stands_for_a_long_still_shot() {
+        let moments = [
+            at(0.0, 150.0, true, Some(&DOG)),
+            at(150.0, 152.0, true, Some(&CITY)),
+        ];
+        let found = segments(
+            &moments,
+            SegmentConfig {
+                max_length: 5.0,
+                ..Default::default()
+            },
+        );
+        assert_eq!(found.len(), 31);
+        assert!(found.iter().all(|s| s.end - s.start <= 5.0 + 1e-9));
+        assert!(
+            found.windows(2).all(|w| w[0].end == w[1].start),
+            "they tile"
+        );
+        assert_eq!((found[0].start, found[29].end), (0.0, 150.0));
+        assert!(found[..30].iter().all(|s| s.moments == [0]));
     }
 
     #[test]

@@ -562,7 +562,8 @@ fn the_count_of_failed_files_never_exceeds_the_files_regression_two_of_one_faile
     assert_eq!(output.status.code(), Some(3), "{error}");
     let last = error.lines().last().unwrap();
     assert!(
-        last.starts_with("Error: 1 of 2 files failed; first: ") && last.contains("missing.mp4"),
+        last.starts_with("Error: 1 of 2 files failed (each one reported above); first: ")
+            && last.contains("missing.mp4"),
         "{error}"
     );
 }

@@ -258,7 +258,7 @@ fn an_unmounted_folder_is_refused_and_nothing_paid_for_is_lost() {
     let error = stderr(&output);
     assert_eq!(error.lines().count(), 1, "{error}");
     assert!(
-        error.starts_with("Error: 1 of 1 files failed; first: "),
+        error.starts_with("Error: 1 of 1 files failed (each one reported above); first: "),
         "{error}"
     );
     assert!(

@@ -4,8 +4,10 @@
 //! Files are written under a temporary name, synced and renamed into place: a crash leaves
 //! either the whole entry or none, never a torn one, and a damaged entry reads as a miss.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -13,6 +15,24 @@ use super::Caption;
 
 pub struct Cache {
     dir: PathBuf,
+    /// Keys being asked about now, by any file in flight in this process.
+    asking: Mutex<HashSet<String>>,
+    answered: Condvar,
+}
+
+/// Holds a key while its picture is asked about; other askers of the key wait, then find the
+/// answer in the cache instead of paying for it again.
+pub struct Asking<'a> {
+    cache: &'a Cache,
+    key: String,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        let mut asking = self.cache.asking.lock().unwrap_or_else(|e| e.into_inner());
+        asking.remove(&self.key);
+        self.cache.answered.notify_all();
+    }
 }
 
 /// Everything that makes two requests give the same caption.
@@ -28,9 +48,34 @@ pub struct KeyParts<'a> {
 impl Cache {
     pub fn open(dir: &Path) -> std::io::Result<Cache> {
         crate::private::create_dir_all(dir)?;
-        Ok(Cache {
+        Ok(Self::lookup_only(dir))
+    }
+
+    /// A cache to look answers up in, without creating its folder: for a dry run, which
+    /// writes nothing.
+    pub fn lookup_only(dir: &Path) -> Cache {
+        Cache {
             dir: dir.to_path_buf(),
-        })
+            asking: Mutex::new(HashSet::new()),
+            answered: Condvar::new(),
+        }
+    }
+
+    /// Waits until no one else in this process is asking about `key`, then holds it: two files
+    /// in flight with the same picture pay for it once (single flight).
+    pub fn ask(&self, key: &str) -> Asking<'_> {
+        let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());
+        while asking.contains(key) {
+            asking = self
+                .answered
+                .wait(asking)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        asking.insert(key.to_string());
+        Asking {
+            cache: self,
+            key: key.to_string(),
+        }
     }
 
     /// `$XDG_CACHE_HOME/scenedex/captions`, or `~/.cache/scenedex/captions`.
@@ -61,7 +106,13 @@ impl Cache {
 
     pub fn get(&self, key: &str) -> Option<Caption> {
         let text = std::fs::read_to_string(self.path(key)).ok()?;
-        serde_json::from_str(&text).ok()
+        let mut caption: Caption = serde_json::from_str(&text).ok()?;
+        // Entries an older release wrote may hold the text of an uncertain answer.
+        if !caption.kind.searchable() {
+            caption.text.clear();
+            caption.moderation = None;
+        }
+        Some(caption)
     }
 
     pub fn put(&self, key: &str, caption: &Caption) -> std::io::Result<()> {

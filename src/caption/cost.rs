@@ -9,6 +9,16 @@ pub struct Price {
     pub output: f64,
 }
 
+impl Price {
+    /// What the providers' batch APIs charge: half the list price.
+    pub fn batched(self) -> Price {
+        Price {
+            input: self.input / 2.0,
+            output: self.output / 2.0,
+        }
+    }
+}
+
 impl std::str::FromStr for Price {
     type Err = String;
 

@@ -180,6 +180,7 @@ impl Client {
             return Err(CaptionError::Interrupted);
         }
         self.wait_for_rate_limit();
+        let _in_flight = crate::stop::InFlight::start();
         let sent = match payload {
             Payload::None => with_headers(self.agent.get(url), headers).call(),
             Payload::Json(body) => with_headers(self.agent.post(url), headers).send_json(body),

@@ -254,13 +254,12 @@ fn read_moderation(
         style: "moderation".into(),
         detail: e.to_string(),
     })?;
-    let kind = if moderation.uncertain {
-        Kind::Uncertain
-    } else {
-        Kind::Description
-    };
+    // An uncertain answer's fields are guesses: like any uncertain caption, it has no text.
+    if moderation.uncertain {
+        return Ok((String::new(), Kind::Uncertain, None));
+    }
     let summary = moderation_summary(&moderation);
-    Ok((summary, kind, Some(moderation)))
+    Ok((summary, Kind::Description, Some(moderation)))
 }
 
 /// A sentence for people and for search, made only from the fields the model filled in.
@@ -347,10 +346,14 @@ mod tests {
     }
 
     #[test]
-    fn uncertain_moderation_is_kept_out_of_search() {
+    fn uncertain_moderation_answer_keeps_no_text() {
         let json = r#"{"contains_people": false, "people_count": 0, "contains_text": false, "visible_text": "", "setting": "dark", "uncertain": true}"#;
-        let (_, kind, _) = read_reply(Style::Moderation, json, "t").unwrap();
+        let (text, kind, moderation) = read_reply(Style::Moderation, json, "t").unwrap();
         assert!(!kind.searchable());
+        assert_eq!(
+            (text.as_str(), kind, moderation),
+            ("", Kind::Uncertain, None)
+        );
     }
 
     #[test]

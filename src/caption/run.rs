@@ -1,6 +1,7 @@
 //! Captioning many pictures: the cache first, identical pictures asked about once, several
 //! requests in flight, and a moderation reply that is not the JSON asked for tried once more.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -47,8 +48,12 @@ pub fn caption_all(
         .map(|p| key(p, captioner, settings))
         .collect();
     // The first picture with each key does the work; the others take its answer.
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        first_of.entry(key).or_insert(i);
+    }
     let firsts: Vec<usize> = (0..pictures.len())
-        .filter(|&i| !keys[..i].contains(&keys[i]))
+        .filter(|&i| first_of[keys[i].as_str()] == i)
         .collect();
     let results: Mutex<Vec<Option<Outcome>>> =
         Mutex::new((0..pictures.len()).map(|_| None).collect());
@@ -79,10 +84,7 @@ pub fn caption_all(
     // Copies first, while every first's answer is still in place; then the firsts move out.
     let copies: Vec<Option<Outcome>> = (0..pictures.len())
         .map(|i| {
-            let first = keys
-                .iter()
-                .position(|k| *k == keys[i])
-                .expect("a first exists");
+            let first = first_of[keys[i].as_str()];
             (first != i).then(|| {
                 on_done();
                 // A first left undone was stopped by Ctrl-C.
@@ -132,10 +134,13 @@ impl Estimate {
             if cache.is_some_and(|c| c.get(&key).is_some()) {
                 self.cached += 1;
             } else if seen.insert(key) {
-                self.input_tokens +=
-                    captioner.image_tokens(picture.width, picture.height) + text_tokens;
-                self.output_tokens_at_most += u64::from(settings.prompt.max_tokens);
                 self.to_caption += 1;
+                // A tagger reads no prompt and counts no tokens.
+                if !captioner.makes_tags() {
+                    self.input_tokens +=
+                        captioner.image_tokens(picture.width, picture.height) + text_tokens;
+                    self.output_tokens_at_most += u64::from(settings.prompt.max_tokens);
+                }
             }
         }
     }
@@ -168,12 +173,21 @@ fn one(
     cache: Option<&Cache>,
     totals: &Mutex<Totals>,
 ) -> Outcome {
-    if let Some(caption) = cache.and_then(|c| c.get(key)) {
+    let hit = || cache.and_then(|c| c.get(key));
+    let cached = |caption| {
         totals.lock().expect("no worker panics").cache_hits += 1;
-        return Outcome {
+        Outcome {
             caption: Ok(caption),
             cached: true,
-        };
+        }
+    };
+    if let Some(caption) = hit() {
+        return cached(caption);
+    }
+    // Another file in flight may be asking about the same picture: wait for its answer.
+    let _asking = cache.map(|c| c.ask(key));
+    if let Some(caption) = hit() {
+        return cached(caption);
     }
     let caption = ask(picture, captioner, settings, totals);
     if let (Ok(caption), Some(cache)) = (&caption, cache) {

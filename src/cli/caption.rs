@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::output::{clock, round_us, Out};
+use super::output::{clock, count, round_us, Out};
 use super::{CaptionArgs, Error};
 use crate::backends::{self, Chosen, Env};
 use crate::caption::batch::{self, BatchReport};
@@ -13,6 +13,7 @@ use crate::caption::cache::Cache;
 use crate::caption::cost::{self, Price};
 use crate::caption::run::{caption_all, key, Estimate, Settings, Totals};
 use crate::caption::{encode, Captioner, Encoded, Picture, Prompt};
+use crate::decode::Truncation;
 use crate::index::FileError;
 
 /// Where a picture sits in its video: its time and the stretch it stands for.
@@ -61,18 +62,27 @@ struct Summary {
 
 pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     let started = Instant::now();
-    let chosen = backends::captioner(&args.captioner.settings(), &Env::from_process())?;
-    if let Some(note) = &chosen.note {
-        eprintln!("note: {note}");
-    }
+    let captioning = backends::CaptionerSettings {
+        estimate_only: args.dry_run,
+        ..args.captioner.settings()
+    };
+    let chosen = backends::captioner(&captioning, &Env::from_process())?;
     let prompt = Prompt::load(args.captioner.style, args.captioner.prompts.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;
     let picture = Picture {
         max_side: args.captioner.max_side,
         quality: args.captioner.jpeg_quality,
     };
-    let (places, pictures) = gather(&args.path, args, picture)?;
-    let cache = backends::cache(args.captioner.cache_dir.as_deref(), args.captioner.no_cache)?;
+    let (places, pictures, truncated) = gather(&args.path, args, picture)?;
+    // Said once there is something to caption, not for a path that is not there.
+    if let (Some(note), false) = (&chosen.note, pictures.is_empty()) {
+        eprintln!("note: {note}");
+    }
+    let (dir, off) = (args.captioner.cache_dir.as_deref(), args.captioner.no_cache);
+    let cache = match args.dry_run {
+        true => backends::cache_lookup(dir, off),
+        false => backends::cache(dir, off)?,
+    };
     let price = args
         .captioner
         .price
@@ -87,6 +97,11 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     };
     let mut out = Out::new();
     if args.dry_run {
+        // Batches are billed at half the list price.
+        let price = match args.batch {
+            true => price.map(Price::batched),
+            false => price,
+        };
         return dry_run(
             &pictures,
             &chosen,
@@ -148,12 +163,19 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
             out.line(&human_line(&line))?;
         }
     }
+    let (batched, batch_usage) = batch.as_ref().map_or((0, Default::default()), |b| {
+        (b.requests - b.failed, b.usage)
+    });
     let summary = Summary {
         file: args.path.clone(),
         frames: places.len(),
-        totals,
-        input_tokens: totals.usage.input_tokens,
-        output_tokens: totals.usage.output_tokens,
+        // The batch's answers reach the frames through the cache, but were paid for now.
+        totals: Totals {
+            cache_hits: totals.cache_hits.saturating_sub(batched),
+            ..totals
+        },
+        input_tokens: totals.usage.input_tokens + batch_usage.input_tokens,
+        output_tokens: totals.usage.output_tokens + batch_usage.output_tokens,
         cost: price.map(|p| {
             // The Batch API bills half the list price.
             let batched = batch
@@ -171,13 +193,24 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
         out.line(&human_summary(&summary, chosen.captioner.as_ref()))?;
     }
     out.flush()?;
+    let truncated = truncated.map(|cut| cut.error(&args.path));
     match failures.first() {
-        None => Ok(()),
-        Some(first) => Err(Error::Service(format!(
-            "{} of {} frames failed; first: {first}",
-            failures.len(),
-            places.len()
-        ))),
+        None => truncated.map_or(Ok(()), |e| Err(e.into())),
+        Some(first) => {
+            if let Some(e) = truncated {
+                eprintln!("warning: {e}");
+            }
+            let again = match cache {
+                Some(_) => "; the others are cached, so running it again asks only for these",
+                None => "",
+            };
+            Err(Error::Service(format!(
+                "{}: {} of {} failed, the first at {first}{again}",
+                args.path.display(),
+                failures.len(),
+                count(places.len() as u64, "frame", "frames")
+            )))
+        }
     }
 }
 
@@ -228,12 +261,25 @@ fn human_summary(s: &Summary, captioner: &dyn Captioner) -> String {
         .map_or("cost unknown (set --price)".to_string(), |c| {
             format!("about ${c:.4}")
         });
+    let batch = s.batch.as_ref().map_or(String::new(), |b| {
+        format!(
+            " and {} in batch {} (half price)",
+            count(b.requests, "request", "requests"),
+            b.id
+        )
+    });
+    let frames = count(s.frames as u64, "frame", "frames");
+    let (backend, model) = (captioner.backend(), captioner.model());
+    // The tagger runs on this machine: it reads no tokens and costs nothing.
+    if captioner.makes_tags() {
+        return format!(
+            "{frames} with {backend}/{model}: {} tagged, {} cached, {} failed; {:.2} s",
+            s.totals.calls, s.totals.cache_hits, s.totals.failures, s.wall_seconds
+        );
+    }
     format!(
-        "{} frames with {}/{}: {} calls, {} cached, {} failed; {} tokens in, {} out; {cost}; {:.2} s",
-        s.frames,
-        captioner.backend(),
-        captioner.model(),
-        s.totals.calls,
+        "{frames} with {backend}/{model}: {}{batch}, {} cached, {} failed; {} tokens in, {} out; {cost}; {:.2} s",
+        count(s.totals.calls, "call", "calls"),
         s.totals.cache_hits,
         s.totals.failures,
         s.input_tokens,
@@ -250,13 +296,14 @@ fn is_image(path: &Path) -> bool {
     matches!(extension.as_deref(), Some("jpg" | "jpeg" | "png"))
 }
 
+/// The pictures to caption, encoded as they will be sent, where each sits, and whether the
+/// video stops before its declared length.
+type Gathered = (Vec<Place>, Vec<Encoded>, Option<Truncation>);
+
 /// The pictures to caption, encoded as they will be sent, and where each sits.
-fn gather(
-    path: &Path,
-    args: &CaptionArgs,
-    picture: Picture,
-) -> Result<(Vec<Place>, Vec<Encoded>), Error> {
+fn gather(path: &Path, args: &CaptionArgs, picture: Picture) -> Result<Gathered, Error> {
     if is_image(path) {
+        crate::decode::check_file(path)?;
         let image = image::open(path)
             .map_err(|e| Error::Input(format!("{}: cannot read the image: {e}", path.display())))?;
         let encoded = encode(&image.to_rgb8(), picture).map_err(|e| Error::Input(e.to_string()))?;
@@ -266,6 +313,7 @@ fn gather(
                 span: (0.0, 0.0),
             }],
             vec![encoded],
+            None,
         ));
     }
     let timeline = crate::index::sample(
@@ -288,7 +336,7 @@ fn gather(
             span: f.span,
         })
         .collect();
-    Ok((places, timeline.pictures))
+    Ok((places, timeline.pictures, timeline.truncated))
 }
 
 /// What a run would cost, with nothing spent.
@@ -346,8 +394,24 @@ pub fn estimate_line(
     });
     let counts: String = first
         .iter()
-        .map(|(name, n)| format!("{n} {}, ", name.replace('_', " ")))
+        .map(|(name, n)| {
+            let words = name.replace('_', " ");
+            match n {
+                1 => format!("1 {}, ", words.replacen("files", "file", 1)),
+                n => format!("{n} {words}, "),
+            }
+        })
         .collect();
+    if captioner.makes_tags() {
+        return format!(
+            "dry run: {counts}{} frames, {} cached, {} to tag with {}/{} on this machine, at no cost",
+            estimate.frames,
+            estimate.cached,
+            estimate.to_caption,
+            captioner.backend(),
+            captioner.model(),
+        );
+    }
     format!(
         "dry run: {counts}{} frames, {} cached, {} to caption with {}/{}: about {} tokens in, at most {} out; {cost}",
         estimate.frames,

@@ -53,6 +53,13 @@ const SETTINGS: &[&str] = &[
     "replicas",
     "lease",
     "bind",
+    "limit",
+    "per_file",
+    "path",
+    "from",
+    "to",
+    "min_score",
+    "thumb_size",
 ];
 
 pub fn default_path() -> Option<PathBuf> {
@@ -74,9 +81,9 @@ pub fn settings(path: &Path) -> Result<Vec<(String, String)>, Error> {
             )))
         }
     };
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        Error::Config(format!("{}: {}", path.display(), e.message()))
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| Error::Config(syntax_error(path, &text, &e)))?;
     let mut out = Vec::new();
     for (key, value) in table {
         let name = key.replace('-', "_");
@@ -106,6 +113,38 @@ pub fn settings(path: &Path) -> Result<Vec<(String, String)>, Error> {
     Ok(out)
 }
 
+/// A TOML error with its line, and the key it is about when it names one.
+fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return format!("{}: {}", path.display(), e.message());
+    };
+    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let what = text.get(span).unwrap_or("").trim();
+    let message = e.message().trim_end_matches('\n');
+    match message {
+        "duplicate key" => format!(
+            "{}, line {line}: '{what}' is set twice; keep one",
+            path.display()
+        ),
+        _ => format!("{}, line {line}: {message}", path.display()),
+    }
+}
+
+/// Where a setting's value came from when the command line does not hold it: the config
+/// file or the environment, for an error about the value to point at.
+pub fn origin(flag: &str, from_file: &[(String, String)], file: &Path) -> Option<String> {
+    let variable = format!("SCENEDEX_{}", flag.replace('-', "_").to_uppercase());
+    let on_command_line =
+        std::env::args().any(|a| a == format!("--{flag}") || a.starts_with(&format!("--{flag}=")));
+    if on_command_line || std::env::var_os(&variable).is_none() {
+        return None;
+    }
+    Some(match from_file.iter().any(|(name, _)| *name == variable) {
+        true => format!("'{flag}' in the config file {}", file.display()),
+        false => format!("the environment variable {variable}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +168,12 @@ mod tests {
         let error = settings(&path).unwrap_err().to_string();
         assert!(
             error.contains("unknown setting 'openai_api_key'") && !error.contains("sk-x"),
+            "{error}"
+        );
+        std::fs::write(&path, "style = \"search\"\nmax-gap = 3\nmax-gap = 4\n").unwrap();
+        let error = settings(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("line 3: 'max-gap' is set twice") && error.contains("config.toml"),
             "{error}"
         );
         assert!(settings(&dir.path().join("absent.toml"))

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::output::{clock, progress, round_us, time_file_name, Out};
+use super::output::{clock, count, progress, round_us, time_file_name, Out};
 use super::{Error, FramesArgs};
-use crate::decode::{DecodeError, DecodeStats, VideoInfo};
+use crate::decode::{DecodeStats, VideoInfo};
 use crate::dedup::{Deduper, FrameRecord, Verdict};
 use crate::sample::Sampler;
 
@@ -65,8 +65,8 @@ pub fn run(args: &FramesArgs) -> Result<(), Error> {
     };
     if !args.json {
         out.line(&format!(
-            "{:<12}  {:<8}  {:<12}  {:<11}  {}",
-            "TIME", "REASON", "UNTIL", "HASH", "VERDICT"
+            "{:<12}  {:<8}  {:<12}  {:<12}  {:<11}  {}",
+            "TIME", "REASON", "FROM", "UNTIL", "HASH", "VERDICT"
         ))?;
     }
     let bar = progress(sampler.info().duration);
@@ -92,12 +92,15 @@ pub fn run(args: &FramesArgs) -> Result<(), Error> {
     out.flush()?;
     if stats.corrupt > 0 {
         eprintln!(
-            "warning: {}: {} damaged packets or frames; decoding went on past them",
+            "warning: {}: {}; decoding went on past the damage",
             args.file.display(),
-            stats.corrupt
+            count(stats.corrupt, "damaged stretch", "damaged stretches")
         );
     }
-    check_complete(&args.file, sampler.info(), stats, end)
+    match sampler.truncation() {
+        Some(cut) => Err(cut.error(&args.file).into()),
+        None => Ok(()),
+    }
 }
 
 fn report(
@@ -145,17 +148,20 @@ fn json_line<'a>(record: &'a FrameRecord, thumbnail: Option<&'a Path>) -> FrameL
 fn table_row(record: &FrameRecord) -> String {
     let verdict = match record.verdict {
         Verdict::Kept => "kept".to_string(),
-        Verdict::Duplicate { of } => format!("dropped: duplicate of {}", clock(of)),
-        Verdict::Uninformative { kind } => format!("dropped: {} frame", kind.as_str()),
+        Verdict::Duplicate { of } => format!("duplicate of {}", clock(of)),
+        Verdict::Uninformative { kind } => format!("uninformative ({})", kind.as_str()),
     };
-    let until = match record.verdict {
-        Verdict::Duplicate { .. } => "-".to_string(),
-        _ => clock(record.span.1),
+    // The stretch of timeline the frame stands for, which can begin before it (it took the
+    // place of a frame too close to it); a duplicate's belongs to the frame it repeats.
+    let (from, until) = match record.verdict {
+        Verdict::Duplicate { .. } => ("-".to_string(), "-".to_string()),
+        _ => (clock(record.span.0), clock(record.span.1)),
     };
     format!(
-        "{:<12}  {:<8}  {:<12}  {:<11}  {verdict}",
+        "{:<12}  {:<8}  {:<12}  {:<12}  {:<11}  {verdict}",
         clock(record.time),
         record.reason.as_str(),
+        from,
         until,
         record.hash
     )
@@ -227,40 +233,26 @@ fn finish_summary(summary: &mut Summary, stats: DecodeStats, end: f64, started: 
 
 fn print_summary(summary: &Summary, out: &mut Out) -> Result<(), Error> {
     out.line("")?;
+    let damage = match summary.corrupt {
+        0 => String::new(),
+        n => format!(", {}", count(n, "damaged stretch", "damaged stretches")),
+    };
     out.line(&format!(
-        "{}: {} of video, {} frames decoded",
+        "{}: {} of video, {} decoded{damage}",
         summary.file.display(),
         clock(summary.duration),
-        summary.frames_decoded
+        count(summary.frames_decoded, "frame", "frames")
     ))?;
     out.line(&format!(
-        "sampled {} ({}): {} kept, {} duplicates, {} uninformative",
-        summary.sampled, summary.mode, summary.kept, summary.duplicates, summary.uninformative
+        "sampled {} ({}): {} kept, {}, {} uninformative",
+        summary.sampled,
+        summary.mode,
+        summary.kept,
+        count(summary.duplicates, "duplicate", "duplicates"),
+        summary.uninformative
     ))?;
     out.line(&format!(
         "took {:.2} s, {}x real time",
         summary.wall_seconds, summary.speed
     ))
-}
-
-/// A file that stops well before the length its container declares was cut short.
-fn check_complete(
-    path: &Path,
-    info: &VideoInfo,
-    stats: DecodeStats,
-    end: f64,
-) -> Result<(), Error> {
-    let Some(declared) = info.duration else {
-        return Ok(());
-    };
-    let slack = 1.0_f64.max(declared * 0.02);
-    if stats.read_error || declared - end > slack {
-        return Err(DecodeError::Truncated {
-            path: path.into(),
-            at: clock(end),
-            declared: clock(declared),
-        }
-        .into());
-    }
-    Ok(())
 }

@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::caption::estimate_line;
-use super::output::Out;
+use super::output::{clock, count, Out};
 use super::{exit, Error, IndexArgs};
 use crate::backends::{self, Env, SetupError};
 use crate::caption::run::Settings;
@@ -42,14 +42,19 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         replicas: args.replicas,
     };
     // Settings are checked before the index is created, so a missing key leaves nothing behind.
-    let chosen = backends::captioner(&args.captioner.settings(), &Env::from_process())?;
-    if let Some(note) = &chosen.note {
-        eprintln!("note: {note}");
-    }
+    let captioning = backends::CaptionerSettings {
+        estimate_only: args.dry_run,
+        ..args.captioner.settings()
+    };
+    let chosen = backends::captioner(&captioning, &Env::from_process())?;
     let embedder = backends::embedder(&store_settings)?;
     let prompt = Prompt::load(args.captioner.style, args.captioner.prompts.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;
-    let cache = backends::cache(args.captioner.cache_dir.as_deref(), args.captioner.no_cache)?;
+    let (dir, off) = (args.captioner.cache_dir.as_deref(), args.captioner.no_cache);
+    let cache = match args.dry_run {
+        true => backends::cache_lookup(dir, off),
+        false => backends::cache(dir, off)?,
+    };
     let settings = Settings {
         style: args.captioner.style,
         prompt: &prompt,
@@ -79,7 +84,9 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         .price
         .or_else(|| cost::list_price(chosen.captioner.model(), Some(&chosen.base_url)));
     let host = host_name();
-    let report = Report::new(args.json);
+    let mut report = Report::new(args.json);
+    report.note = chosen.note.clone();
+    report.dry_run = args.dry_run;
     if args.dry_run {
         return dry_run(&found, &store_settings, &host, &pipeline, price, &report);
     }
@@ -113,6 +120,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         speed: 0.0,
         captioner: made_by.captioner.clone(),
+        tags: chosen.captioner.makes_tags(),
         embedder: embedder.model().to_string(),
         index: store.describe(),
         failures: report.failures(),
@@ -142,6 +150,9 @@ fn dry_run(
         ("files", dry.files as u64),
         ("files_to_index", dry.files_to_index as u64),
     ];
+    if dry.partial > 0 {
+        counts.push(("partial", dry.partial as u64));
+    }
     if dry.failed > 0 {
         counts.push(("failed", dry.failed as u64));
     }
@@ -156,7 +167,7 @@ fn dry_run(
     out.line(&line)?;
     out.flush()?;
     drop(out);
-    report.result(dry.failed, dry.files + found.problems.len())
+    report.result(dry.failed, dry.partial, dry.files + found.problems.len())
 }
 
 /// One line of `--json` output.
@@ -181,6 +192,8 @@ struct FileLine<'a> {
 struct FailureLine {
     path: String,
     error: String,
+    /// `failed`, or `partial` for a file indexed as far as it goes.
+    status: Status,
     #[serde(skip)]
     code: i32,
 }
@@ -198,6 +211,9 @@ struct Closing<'a> {
     /// Hours of video indexed per hour of wall time.
     speed: f64,
     captioner: String,
+    /// The captioner is the offline tagger, which makes no API calls.
+    #[serde(skip)]
+    tags: bool,
     embedder: String,
     index: String,
     failures: Vec<FailureLine>,
@@ -211,6 +227,9 @@ struct Report {
     bars: MultiProgress,
     overall: ProgressBar,
     failures: Mutex<Vec<FailureLine>>,
+    /// Said when files are to be captioned, not on a run where every file is unchanged.
+    note: Option<String>,
+    dry_run: bool,
 }
 
 impl Report {
@@ -223,6 +242,8 @@ impl Report {
             bars,
             overall,
             failures: Mutex::new(Vec::new()),
+            note: None,
+            dry_run: false,
         }
     }
 
@@ -253,33 +274,50 @@ impl Report {
         let s = closing.summary;
         closing.speed = (s.hours * 3600.0 / closing.wall_seconds.max(1e-3) * 10.0).round() / 10.0;
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if self.json {
-            let rounded = Summary {
-                hours: (s.hours * 1e4).round() / 1e4,
-                ..s.clone()
-            };
-            let closing = Closing {
-                summary: &rounded,
-                ..closing
-            };
-            out.json(&serde_json::json!({ "summary": closing }))?;
-        } else {
-            for line in human_summary(&closing) {
-                out.line(&line)?;
+        let lines = match self.json {
+            true => {
+                let rounded = Summary {
+                    hours: (s.hours * 1e4).round() / 1e4,
+                    ..s.clone()
+                };
+                let closing = Closing {
+                    summary: &rounded,
+                    ..closing
+                };
+                vec![serde_json::json!({ "summary": closing }).to_string()]
             }
-        }
-        out.flush()?;
+            false => human_summary(&closing),
+        };
+        let printed = lines
+            .iter()
+            .try_for_each(|line| out.line(line))
+            .and_then(|()| out.flush());
         drop(out);
-        self.result(s.failed, s.checked)
+        match printed {
+            // `| head` closed the output: the run went on, so say how it ended where it shows.
+            Err(Error::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => eprintln!(
+                "note: standard output closed early; indexing went on to the end: {} indexed, \
+                 {} unchanged, {} failed",
+                s.indexed, s.unchanged, s.failed
+            ),
+            printed => printed?,
+        }
+        self.result(s.failed, s.partial, s.checked)
     }
 
-    /// Success, or the status of the first failure with how many of how many paths failed.
-    fn result(&self, count: usize, total: usize) -> Result<(), Error> {
+    /// Success, or the status of the first failure (or incomplete file) with how many of how
+    /// many paths failed.
+    fn result(&self, failed: usize, partial: usize, total: usize) -> Result<(), Error> {
+        let (count, what) = match failed {
+            0 => (partial, "stop before their declared length"),
+            n => (n, "failed"),
+        };
         match self.first_failure() {
             None => Ok(()),
             Some((first, code)) => Err(Error::Files {
                 count,
                 total,
+                what,
                 first,
                 code,
             }),
@@ -290,10 +328,10 @@ impl Report {
 impl run::Observer for Report {
     fn outcome(&self, outcome: &Outcome) {
         let path = outcome.path.to_string_lossy().into_owned();
-        let error = outcome.failure.map(|f| message(f, &path));
+        let error = outcome.failure.map(|f| message(f, &path, self.dry_run));
         if let Some(error) = &error {
             if !self.json {
-                self.above_bars(&format!("failed: {path}: {error}"));
+                self.above_bars(&format!("{}: {path}: {error}", status_word(outcome.status)));
             }
             self.failures
                 .lock()
@@ -301,6 +339,7 @@ impl run::Observer for Report {
                 .push(FailureLine {
                     path: path.clone(),
                     error: error.clone(),
+                    status: outcome.status,
                     code: outcome.failure.map_or(exit::FAILURE, code),
                 });
         }
@@ -329,6 +368,9 @@ impl run::Observer for Report {
     }
 
     fn jobs(&self, count: usize) {
+        if let (Some(note), true) = (&self.note, count > 0) {
+            self.above_bars(&format!("note: {note}"));
+        }
         self.overall.set_draw_target(ProgressDrawTarget::stderr());
         self.overall.set_length(count as u64);
         self.overall.set_position(0);
@@ -361,7 +403,14 @@ fn raw(path: &Path) -> Option<String> {
         .then(|| base64::engine::general_purpose::STANDARD.encode(path.as_os_str().as_bytes()))
 }
 
-fn message(failure: &Failure, path: &str) -> String {
+fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Partial => "partial",
+        _ => "failed",
+    }
+}
+
+fn message(failure: &Failure, path: &str, dry_run: bool) -> String {
     match failure {
         Failure::Missing(why) => why.clone(),
         Failure::Unreadable(e) => format!("cannot read: {e}"),
@@ -375,6 +424,18 @@ fn message(failure: &Failure, path: &str) -> String {
             format!("cannot tell whether it still exists ({e}); it stays in the index")
         }
         Failure::Refused(r) => refusal(r),
+        Failure::Partial(cut) => format!(
+            "truncated: the video stops at {} of its declared {}; {}",
+            clock(cut.at),
+            clock(cut.declared),
+            match dry_run {
+                true => "indexing would take what there is",
+                false => {
+                    "what there is is indexed, and indexed again once the file changes \
+                     (a download that completes)"
+                }
+            }
+        ),
     }
 }
 
@@ -399,6 +460,7 @@ fn code(failure: &Failure) -> i32 {
         | Failure::Unreadable(_)
         | Failure::Unchecked(_)
         | Failure::Refused(_) => exit::NO_INPUT,
+        Failure::Partial(_) => exit::BAD_INPUT,
         Failure::File(e) => match e.as_ref() {
             FileError::Decode(e) => super::decode_exit_code(e),
             FileError::Caption { .. } => exit::SERVICE,
@@ -439,9 +501,13 @@ fn human_summary(c: &Closing) -> Vec<String> {
         0 => String::new(),
         n => format!(", {n} claimed by other indexers"),
     };
+    let partial = match s.partial {
+        0 => String::new(),
+        n => format!(", {n} partial"),
+    };
     let mut lines = vec![
         format!(
-            "{} files: {} indexed, {} unchanged, {} moved, {} copies, {} removed{claimed}, {} failed",
+            "{} files: {} indexed{partial}, {} unchanged, {} moved, {} copies, {} removed{claimed}, {} failed",
             s.files, s.indexed, s.unchanged, s.moved, s.copies, s.removed, s.failed
         ),
         format!(
@@ -449,8 +515,14 @@ fn human_summary(c: &Closing) -> Vec<String> {
             s.hours, s.frames_sampled, s.frames_kept, s.frames_captioned, s.cache_hits, s.segments
         ),
         format!(
-            "{} API calls with {}, {cost}; {:.1} s wall, {:.1} h of video per hour",
-            s.calls, c.captioner, c.wall_seconds, c.speed
+            "{} with {}; {:.1} s wall, {:.1} h of video per hour",
+            match c.tags {
+                true => count(s.calls, "picture tagged", "pictures tagged"),
+                false => format!("{}, {cost}", count(s.calls, "API call", "API calls")),
+            },
+            c.captioner,
+            c.wall_seconds,
+            c.speed
         ),
         format!("index: {} ({})", c.index, c.embedder),
     ];
@@ -461,7 +533,12 @@ fn human_summary(c: &Closing) -> Vec<String> {
         ));
     }
     for failure in &c.failures {
-        lines.push(format!("failed: {}: {}", failure.path, failure.error));
+        lines.push(format!(
+            "{}: {}: {}",
+            status_word(failure.status),
+            failure.path,
+            failure.error
+        ));
     }
     lines
 }

@@ -103,7 +103,8 @@ pub struct IndexArgs {
         long,
         env = "SCENEDEX_MERGE_SIMILARITY",
         value_name = "COSINE",
-        default_value_t = 0.8
+        default_value_t = 0.8,
+        value_parser = cosine
     )]
     pub merge_similarity: f32,
 
@@ -165,29 +166,29 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct FilterArgs {
     /// Most hits to keep.
-    #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, short = 'n', env = "SCENEDEX_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub limit: u64,
 
     /// At most N hits from any one file; human output groups them under the file.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, env = "SCENEDEX_PER_FILE", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub per_file: Option<u64>,
 
     /// Only files at or under this path (a file or a folder), on any machine.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "SCENEDEX_PATH", value_name = "PATH")]
     pub path: Option<PathBuf>,
 
     /// Only segments that end at or after this time in their file (seconds, or HH:MM:SS.mmm).
-    #[arg(long, value_name = "TIME", value_parser = time_of_day)]
+    #[arg(long, env = "SCENEDEX_FROM", value_name = "TIME", value_parser = time_of_day)]
     pub from: Option<f64>,
 
     /// Only segments that start at or before this time in their file (seconds, or HH:MM:SS.mmm).
-    #[arg(long, value_name = "TIME", value_parser = time_of_day)]
+    #[arg(long, env = "SCENEDEX_TO", value_name = "TIME", value_parser = time_of_day)]
     pub to: Option<f64>,
 
     /// Hide hits whose similarity to the query (cosine of the embeddings, up to 1) is below
     /// this and that share none of its words; 0 shows them all [default: 0.25 for the local
     /// model, a calibrated "no close match"].
-    #[arg(long, value_name = "SIMILARITY", value_parser = similarity)]
+    #[arg(long, env = "SCENEDEX_MIN_SCORE", value_name = "SIMILARITY", value_parser = similarity)]
     pub min_score: Option<f32>,
 
     /// Only segments whose field has this value, e.g. contains_people=false, people_count=2,
@@ -445,7 +446,7 @@ pub struct FramesArgs {
     pub out: Option<PathBuf>,
 
     /// Longer side of the thumbnails written by --out, in pixels.
-    #[arg(long, value_name = "PIXELS", default_value_t = 480, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    #[arg(long, env = "SCENEDEX_THUMB_SIZE", value_name = "PIXELS", default_value_t = 480, value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub thumb_size: u32,
 }
 
@@ -511,6 +512,7 @@ impl CaptionerArgs {
                 per_minute: self.rpm.and_then(std::num::NonZeroU32::new),
                 ..Default::default()
             },
+            estimate_only: false,
         }
     }
 }
@@ -551,6 +553,15 @@ pub struct Urls(pub Vec<String>);
 
 fn urls(s: &str) -> Result<Urls, String> {
     crate::backends::qdrant_urls(s).map(Urls)
+}
+
+fn cosine(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "'{s}' is not a similarity from 0 to 1 (1 merges only identical captions)"
+        )),
+    }
 }
 
 fn similarity(s: &str) -> Result<f32, String> {
@@ -643,11 +654,13 @@ pub enum Error {
     Service(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// Some files of a run failed; each was reported. The status is that of the first.
-    #[error("{count} of {total} files failed; first: {first}")]
+    /// Some files of a run failed, or are incomplete; each was reported. The status is that
+    /// of the first.
+    #[error("{count} of {total} files {what} (each one reported above); first: {first}")]
     Files {
         count: usize,
         total: usize,
+        what: &'static str,
         first: String,
         code: i32,
     },
@@ -711,7 +724,7 @@ fn store_exit_code(e: &crate::store::StoreError) -> i32 {
     use crate::store::StoreError;
     match e {
         StoreError::InUse { .. } => exit::BUSY,
-        StoreError::ModelMismatch { .. } => exit::USAGE,
+        StoreError::ModelMismatch { .. } | StoreError::NotAnIndex(_) => exit::USAGE,
         StoreError::Missing(_) => exit::NO_INPUT,
         StoreError::Io { .. } => exit::CANT_WRITE,
         StoreError::Unreachable { .. } | StoreError::KeyRefused { .. } => exit::SERVICE,
@@ -726,20 +739,16 @@ pub fn main() -> i32 {
     // Tests built with the `failpoints` feature stop runs at exact steps (FAILPOINTS=...).
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    if let Err(e) = load_config() {
-        eprintln!("Error: {e}");
-        return e.exit_code();
-    }
+    let from_file = match load_config() {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return e.exit_code();
+        }
+    };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-        }
+        Err(e) => return flag_error(&e, &from_file),
     };
     install_interrupt_handler();
     let result = match cli.command {
@@ -765,15 +774,46 @@ pub fn main() -> i32 {
 }
 
 /// Puts the config file's settings where clap finds them: as `SCENEDEX_*` variables the
-/// environment does not already set. Runs before any thread starts.
-fn load_config() -> Result<(), Error> {
+/// environment does not already set. Runs before any thread starts. Returns what it set.
+fn load_config() -> Result<Vec<(String, String)>, Error> {
     let Some(path) = config::default_path() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    for (name, value) in config::settings(&path)? {
+    let set = config::settings(&path)?;
+    for (name, value) in &set {
         std::env::set_var(name, value);
     }
-    Ok(())
+    Ok(set)
+}
+
+/// Prints clap's error (or help); a bad value that came from the config file or the
+/// environment rather than the command line says so, as the user did not type it.
+fn flag_error(e: &clap::Error, from_file: &[(String, String)]) -> i32 {
+    use clap::error::{ContextKind, ContextValue};
+    if !e.use_stderr() {
+        let _ = e.print();
+        return exit::OK;
+    }
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.trim_start_matches('-').split([' ', '=']).next(),
+        _ => None,
+    };
+    let file = config::default_path().unwrap_or_default();
+    match flag.and_then(|flag| config::origin(flag, from_file, &file)) {
+        Some(origin) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            eprintln!("Error: {first}; it comes from {origin}");
+        }
+        None => {
+            let _ = e.print();
+        }
+    }
+    exit::USAGE
 }
 
 /// The first Ctrl-C asks the work to stop at a clean point; a second one ends the process now.
@@ -781,6 +821,10 @@ fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         if crate::stop::requested() {
             std::process::exit(exit::INTERRUPTED);
+        }
+        // A request in flight can take up to --timeout: say why nothing seems to happen.
+        if crate::stop::waiting_on_requests() {
+            eprintln!("stopping after the requests in flight; Ctrl-C again to quit now");
         }
         crate::stop::request();
     });

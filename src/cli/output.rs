@@ -6,13 +6,7 @@ use serde::Serialize;
 
 use super::Error;
 
-/// Seconds as HH:MM:SS.mmm, rounded to the millisecond.
-pub fn clock(seconds: f64) -> String {
-    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
-    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
-    let (m, rest) = (rest / 60_000, rest % 60_000);
-    format!("{h:02}:{m:02}:{:02}.{:03}", rest / 1000, rest % 1000)
-}
+pub use crate::decode::clock;
 
 /// A file name that sorts by time and is valid on every file system.
 pub fn time_file_name(seconds: f64, extension: &str) -> String {
@@ -22,6 +16,12 @@ pub fn time_file_name(seconds: f64, extension: &str) -> String {
 /// Times in JSON are rounded to the microsecond, so output does not carry float noise.
 pub fn round_us(seconds: f64) -> f64 {
     (seconds * 1e6).round() / 1e6
+}
+
+/// "1 frame", "2 frames".
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Writes lines to standard output, turning failures into the command's error.

@@ -10,7 +10,7 @@ use super::{CutArgs, Error, FilterArgs, SearchArgs};
 use crate::backends::SetupError;
 use crate::index::lease::host_name;
 use crate::search::{
-    default_floor, hosts, overlapping, search, Answer, Found, Request, SearchError,
+    default_floor, hosts, overlapping, search, unseen_fields, Answer, Found, Request, SearchError,
 };
 use crate::store::files::raw_bytes;
 use crate::store::{Condition, VectorStore};
@@ -23,7 +23,7 @@ pub fn run(args: &SearchArgs) -> Result<(), Error> {
     let (answer, store, floor) = find(&args.query, &args.store, &args.filters)?;
     let many_hosts = hosts(store.as_ref())?.len() > 1;
     let mut out = Out::new();
-    if let Some(note) = note(&answer, floor) {
+    if let Some(note) = note(&answer, floor, &args.filters) {
         eprintln!("{note}");
     }
     let found = answer.hits;
@@ -66,7 +66,13 @@ fn find(
     super::warn_about_key(&settings);
     let embedder = crate::backends::embedder(&settings)?;
     let store = settings.open(embedder.as_ref(), false)?;
-    let mut request = request(query, filters);
+    let mut request = request(query, filters)?;
+    for field in unseen_fields(store.as_ref(), &request.filter)? {
+        eprintln!(
+            "warning: no segment of this index has the field {field}, so --where {field}=... \
+             matches nothing; it comes from captions in the moderation style (--style moderation)"
+        );
+    }
     // 0 shows every hit: a negative similarity is as unrelated as 0.
     request.min_similarity = match filters.min_score {
         Some(floor) => Some(floor).filter(|&f| f > 0.0),
@@ -84,7 +90,7 @@ fn find(
 /// `scenedex cut`: the hits of a search written as clips, copied or re-encoded.
 pub fn cut(args: &CutArgs) -> Result<(), Error> {
     let (answer, _store, floor) = find(&args.query, &args.store, &args.filters)?;
-    if let Some(note) = note(&answer, floor) {
+    if let Some(note) = note(&answer, floor, &args.filters) {
         eprintln!("{note}");
     }
     let (plans, elsewhere) =
@@ -112,7 +118,13 @@ pub fn cut(args: &CutArgs) -> Result<(), Error> {
 }
 
 /// What standard error says of hits that are missing or hidden.
-fn note(answer: &Answer, floor: Option<f32>) -> Option<String> {
+fn note(answer: &Answer, floor: Option<f32>, filters: &FilterArgs) -> Option<String> {
+    if let (true, Some(path)) = (answer.nothing_at_path, &filters.path) {
+        return Some(format!(
+            "warning: nothing in the index is at or under {}; check --path",
+            path.display()
+        ));
+    }
     let hidden = answer.weak.len();
     let floor = floor.unwrap_or(0.0);
     match (answer.hits.is_empty(), hidden) {
@@ -129,21 +141,21 @@ fn note(answer: &Answer, floor: Option<f32>) -> Option<String> {
     }
 }
 
-fn request(query: &str, args: &FilterArgs) -> Request {
+fn request(query: &str, args: &FilterArgs) -> Result<Request, Error> {
     let mut filter: Vec<Condition> = args
         .conditions
         .iter()
         .map(|(field, value)| Condition::Equals(field.clone(), value.clone()))
         .collect();
-    filter.extend(overlapping(args.from, args.to));
-    Request {
+    filter.extend(overlapping(args.from, args.to).map_err(Error::Config)?);
+    Ok(Request {
         query: query.to_string(),
         limit: args.limit as usize,
         per_file: args.per_file.map(|n| n as usize),
         min_similarity: args.min_score,
         path: args.path.clone(),
         filter,
-    }
+    })
 }
 
 /// Hits of one file together, files in the order of their best hit.

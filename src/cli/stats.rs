@@ -54,7 +54,9 @@ pub fn run(args: &StatsArgs) -> Result<(), Error> {
         files: records.len(),
         paths: catalog.all_places().count(),
         hosts: catalog.hosts().into_iter().map(str::to_string).collect(),
-        hours: (records.iter().map(|r| r.duration).sum::<f64>() / 3600.0 * 1e4).round() / 1e4,
+        // An empty sum of floats is -0.0, which would print as "-0.000 h".
+        hours: ((records.iter().map(|r| r.duration).sum::<f64>() + 0.0) / 3600.0 * 1e4).round()
+            / 1e4,
         segments: store.count(&[Condition::equals("record", SEGMENT)])?,
         frames_captioned: records.iter().map(|r| r.frames_captioned).sum(),
         captioners: BTreeMap::new(),

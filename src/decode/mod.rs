@@ -19,7 +19,7 @@ pub use picture::{Converter, Rotation, Small, SMALL_H, SMALL_W};
 pub enum DecodeError {
     #[error("{0}: no such file")]
     NotFound(PathBuf),
-    #[error("{0}: is a directory, not a video file")]
+    #[error("{0}: is a directory; give a file")]
     IsDirectory(PathBuf),
     #[error("{0}: cannot read: {1}")]
     Unreadable(PathBuf, std::io::Error),
@@ -33,12 +33,8 @@ pub enum DecodeError {
     NoDecoder { path: PathBuf, codec: String },
     #[error("{0}: no frame could be decoded; the file is corrupt or truncated")]
     NoFrames(PathBuf),
-    #[error("{path}: truncated: the video stops at {at} of its declared {declared}; is the download complete?")]
-    Truncated {
-        path: PathBuf,
-        at: String,
-        declared: String,
-    },
+    #[error("{path}: truncated: the video stops at {} of its declared {}; is the download complete?", clock(.cut.at), clock(.cut.declared))]
+    Truncated { path: PathBuf, cut: Truncation },
     #[error("interrupted")]
     Interrupted,
     #[error("{path}: FFmpeg failed while {doing}: {source}")]
@@ -47,6 +43,24 @@ pub enum DecodeError {
         doing: &'static str,
         source: ffmpeg::Error,
     },
+}
+
+/// How far a file that stops before the length its container declares goes.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Truncation {
+    /// Seconds of video there are.
+    pub at: f64,
+    /// Seconds the container declares.
+    pub declared: f64,
+}
+
+impl Truncation {
+    pub fn error(self, path: &Path) -> DecodeError {
+        DecodeError::Truncated {
+            path: path.to_path_buf(),
+            cut: self,
+        }
+    }
 }
 
 /// Which frames the decoder may skip without decoding them.
@@ -58,6 +72,14 @@ pub enum Skip {
     NonRef,
     /// Only key frames are decoded; the rest are not even sent to the decoder.
     NonKey,
+}
+
+/// Seconds as HH:MM:SS.mmm, rounded to the millisecond.
+pub fn clock(seconds: f64) -> String {
+    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    format!("{h:02}:{m:02}:{:02}.{:03}", rest / 1000, rest % 1000)
 }
 
 /// What is known about the video before decoding it.
@@ -89,7 +111,9 @@ pub struct Frame {
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct DecodeStats {
     pub frames: u64,
-    /// Packets the decoder rejected and frames it flagged as damaged.
+    /// Damaged places: the rejected packets and flagged frames up to the next clean key frame
+    /// count once, as damage spreads to the frames predicted from it, and which of them FFmpeg's
+    /// frame threads report varies from run to run.
     pub corrupt: u64,
     /// The container stopped delivering data before its end (a truncated file).
     pub read_error: bool,
@@ -109,6 +133,8 @@ pub struct Decoder {
     info: VideoInfo,
     stats: DecodeStats,
     eof_sent: bool,
+    /// Damage was seen since the last clean frame.
+    damaged: bool,
     last_time: Option<f64>,
     /// Switch to decoding every frame once a packet at or after this time is read.
     decode_all_from: Option<f64>,
@@ -150,6 +176,7 @@ impl Decoder {
             info,
             stats: DecodeStats::default(),
             eof_sent: false,
+            damaged: false,
             last_time: None,
             decode_all_from: None,
         };
@@ -181,7 +208,7 @@ impl Decoder {
                 Err(ffmpeg::Error::Eof) => return Ok(None),
                 Err(ffmpeg::Error::Other { errno }) if errno == libc_eagain() => {}
                 Err(_) => {
-                    self.stats.corrupt += 1;
+                    self.damage();
                     continue;
                 }
             }
@@ -245,7 +272,7 @@ impl Decoder {
                 continue;
             }
             if self.decoder.send_packet(&packet).is_err() {
-                self.stats.corrupt += 1;
+                self.damage();
             }
             return Ok(());
         }
@@ -271,12 +298,19 @@ impl Decoder {
         }
     }
 
+    fn damage(&mut self) {
+        if !self.damaged {
+            self.stats.corrupt += 1;
+        }
+        self.damaged = true;
+    }
+
     fn send_eof(&mut self) -> Result<(), DecodeError> {
         self.eof_sent = true;
         // A decoder left in error by a damaged last packet may refuse the flush; what it
         // still holds is then lost, and that is counted like any other damage.
         if self.decoder.send_eof().is_err() {
-            self.stats.corrupt += 1;
+            self.damage();
         }
         Ok(())
     }
@@ -284,7 +318,9 @@ impl Decoder {
     fn wrap(&mut self, frame: ffmpeg::frame::Video) -> Frame {
         self.stats.frames += 1;
         if frame.is_corrupt() || frame.has_decode_errors() {
-            self.stats.corrupt += 1;
+            self.damage();
+        } else if frame.is_key() {
+            self.damaged = false;
         }
         let time = match frame.timestamp().or(frame.pts()) {
             Some(ts) => (ts as f64 * self.time_base - self.start).max(0.0),
@@ -347,7 +383,9 @@ pub(crate) fn ffmpeg_name(path: &Path) -> std::io::Result<FfmpegName> {
     })
 }
 
-fn check_file(path: &Path) -> Result<(), DecodeError> {
+/// Whether a path is a file that can be read, with the error a missing or unreadable input
+/// gets from every command.
+pub fn check_file(path: &Path) -> Result<(), DecodeError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DecodeError::NotFound(path.into()),
         _ => DecodeError::Unreadable(path.into(), e),

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::caption::cache::Cache;
 use crate::caption::run::{caption_all, Settings, Totals};
 use crate::caption::{encode, Caption, CaptionError, Captioner, Encoded, Kind, Picture};
-use crate::decode::DecodeError;
+use crate::decode::{DecodeError, Truncation};
 use crate::dedup::{DedupConfig, Deduper, FrameRecord, Verdict};
 use crate::embed::{normalize, EmbedError, Embedder};
 use crate::sample::{Reason, SampleConfig, Sampler};
@@ -74,6 +74,9 @@ pub struct FileStats {
     #[serde(flatten)]
     pub captioning: Totals,
     pub segments: u64,
+    /// The file stops before its declared length: what there is was indexed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncation>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,8 @@ pub enum FileError {
         failed: u64,
         total: u64,
         first: CaptionError,
+        /// What the file cost before it failed: its other frames were paid for and cached.
+        spent: Box<FileStats>,
     },
     #[error("cannot prepare a frame: {0}")]
     Picture(CaptionError),
@@ -119,6 +124,8 @@ pub struct Timeline {
     /// Seconds of video: the declared duration, or the timeline's end if that is later.
     pub duration: f64,
     pub frames_sampled: u64,
+    /// The file stops before the length its container declares.
+    pub truncated: Option<Truncation>,
 }
 
 /// Decodes and samples one video, reporting how far it got.
@@ -163,11 +170,17 @@ pub fn sample(
     }
     let end = sampler.timeline_end();
     take(deduper.finish(end))?;
+    let truncated = sampler.truncation();
     Ok(Timeline {
         frames,
         pictures,
-        duration: duration.unwrap_or(end).max(end),
+        // A truncated file lasts as long as what there is of it.
+        duration: match truncated {
+            Some(_) => end,
+            None => duration.unwrap_or(end).max(end),
+        },
         frames_sampled: sampled,
+        truncated,
     })
 }
 
@@ -184,10 +197,12 @@ impl Pipeline<'_> {
             pictures,
             duration,
             frames_sampled,
+            truncated,
         } = sample(path, self.sampling, self.dedup, self.picture, on)?;
         let mut stats = FileStats {
             duration,
             frames_sampled,
+            truncated,
             frames_kept: pictures.len() as u64,
             ..Default::default()
         };
@@ -213,6 +228,7 @@ impl Pipeline<'_> {
                         failed: totals.failures,
                         total,
                         first,
+                        spent: Box::new(stats),
                     })
                 }
             }
@@ -268,10 +284,9 @@ impl Pipeline<'_> {
         Ok(Indexed { points, stats })
     }
 
-    /// The pictures that indexing the file would caption, for an estimate.
-    pub fn pictures(&self, path: &Path) -> Result<Vec<Encoded>, FileError> {
-        let timeline = sample(path, self.sampling, self.dedup, self.picture, &|_| {})?;
-        Ok(timeline.pictures)
+    /// The file sampled as indexing would sample it, for an estimate of its pictures.
+    pub fn timeline(&self, path: &Path) -> Result<Timeline, FileError> {
+        sample(path, self.sampling, self.dedup, self.picture, &|_| {})
     }
 
     /// One vector per caption; None for a caption that must not be searchable.

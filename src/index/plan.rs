@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::decode::find::Found;
+use crate::decode::Truncation;
 use crate::store::files::{path_key, Catalog, Place};
 use crate::store::fingerprint::{fingerprint, stat};
 
@@ -33,8 +34,13 @@ pub enum Known {
 
 #[derive(Debug)]
 pub enum Action {
-    /// Size and time match this machine's place.
-    Unchanged { path: PathBuf, fingerprint: String },
+    /// Size and time match this machine's place. `truncated` when the file was incomplete
+    /// when indexed, and still is.
+    Unchanged {
+        path: PathBuf,
+        fingerprint: String,
+        truncated: Option<Truncation>,
+    },
     /// Known content at a path: add the place, drop `moved_from` (this machine's places of it
     /// that are gone), and let go of `replaces` (the content this path held before).
     Known {
@@ -137,13 +143,13 @@ impl Plan {
         };
         let mine = catalog.mine_at(key);
         if let Some(place) = mine {
-            let same_size = catalog
-                .get(&place.fingerprint)
-                .is_some_and(|r| r.size == stat.size);
+            let record = catalog.get(&place.fingerprint);
+            let same_size = record.is_some_and(|r| r.size == stat.size);
             if same_size && place.mtime_ns == stat.mtime_ns {
                 return Action::Unchanged {
                     path: path.to_path_buf(),
                     fingerprint: place.fingerprint.clone(),
+                    truncated: record.and_then(|r| r.truncated),
                 };
             }
         }
@@ -339,6 +345,7 @@ mod tests {
             indexed_at: 0,
             indexer: "test".into(),
             places: vec![],
+            truncated: None,
         }
     }
 

@@ -22,6 +22,7 @@ use super::{FileError, FileStats, Indexed, Pipeline, Progress, INDEXER};
 use crate::caption::run::Estimate;
 use crate::caption::{Captioner, Prompt, Style, Usage};
 use crate::decode::find::Found;
+use crate::decode::Truncation;
 use crate::store::files::{self, Catalog, FileRecord, Place, SEGMENT};
 use crate::store::{Condition, StoreError, VectorStore};
 
@@ -71,6 +72,9 @@ pub enum Status {
     Removed,
     /// Another indexer is working on this content now.
     Claimed,
+    /// Stops before its declared length (a download still running): what there is is
+    /// indexed, and it is indexed again once the file changes.
+    Partial,
     Failed,
 }
 
@@ -86,6 +90,8 @@ pub enum Failure {
     Unchecked(std::io::Error),
     /// Files gone from a folder that looks unmounted rather than emptied; they stay.
     Refused(Refusal),
+    /// Indexed as far as it goes: the file stops before its declared length.
+    Partial(Truncation),
 }
 
 /// One path's fate in a run.
@@ -125,6 +131,8 @@ pub struct Summary {
     pub removed: usize,
     /// Files another indexer was working on.
     pub claimed: usize,
+    /// Files indexed as far as they go, which stop before their declared length.
+    pub partial: usize,
     pub failed: usize,
     /// Segments left by crashed writes, swept away.
     pub orphans_removed: u64,
@@ -240,6 +248,7 @@ impl Run<'_> {
             Status::Copy => s.copies += 1,
             Status::Removed => s.removed += 1,
             Status::Claimed => s.claimed += 1,
+            Status::Partial => s.partial += 1,
             Status::Failed => s.failed += 1,
         }
         if outcome.status != Status::Removed {
@@ -272,9 +281,23 @@ impl Run<'_> {
 
     fn apply(&mut self, action: Action) -> Result<(), StoreError> {
         match action {
-            Action::Unchanged { path, fingerprint } => {
-                self.simple(&path, Status::Unchanged, Some(&fingerprint));
-            }
+            Action::Unchanged {
+                path,
+                fingerprint,
+                truncated: None,
+            } => self.simple(&path, Status::Unchanged, Some(&fingerprint)),
+            Action::Unchanged {
+                path,
+                fingerprint,
+                truncated: Some(cut),
+            } => self.report(Outcome {
+                path: &path,
+                status: Status::Partial,
+                fingerprint: Some(&fingerprint),
+                segments: None,
+                holder: None,
+                failure: Some(&Failure::Partial(cut)),
+            }),
             Action::Known {
                 path,
                 how,
@@ -432,6 +455,9 @@ impl Run<'_> {
             )) => self.leases.release(fingerprint)?,
             Done::Indexed(Err(FileError::Store(e))) => return Err(e),
             Done::Indexed(Err(error)) => {
+                if let FileError::Caption { spent, .. } = &error {
+                    self.add(spent);
+                }
                 // What an earlier, crashed attempt left of this content goes too.
                 files::remove(self.store(), fingerprint)?;
                 self.leases.release(fingerprint)?;
@@ -467,9 +493,11 @@ impl Run<'_> {
         self.leases.release(fingerprint)?;
         self.let_go(job.replaces.iter())?;
         self.add(&indexed.stats);
+        let partial = indexed.stats.truncated.map(Failure::Partial);
         for (n, place) in job.places.iter().enumerate() {
-            let (status, segments) = match n {
-                0 => (Status::Indexed, Some(indexed.stats.segments)),
+            let (status, segments) = match (n, &partial) {
+                (_, Some(_)) => (Status::Partial, Some(indexed.stats.segments)),
+                (0, None) => (Status::Indexed, Some(indexed.stats.segments)),
                 _ => (Status::Copy, None),
             };
             self.report(Outcome {
@@ -478,7 +506,7 @@ impl Run<'_> {
                 fingerprint: Some(fingerprint),
                 segments,
                 holder: None,
-                failure: None,
+                failure: partial.as_ref(),
             });
         }
         Ok(())
@@ -616,6 +644,7 @@ fn record(job: &Job, stats: &FileStats, made_by: &Provenance) -> FileRecord {
             .map_or(0, |d| d.as_secs()),
         indexer: INDEXER.to_string(),
         places: Vec::new(),
+        truncated: stats.truncated,
     }
 }
 
@@ -624,6 +653,8 @@ fn record(job: &Job, stats: &FileStats, made_by: &Provenance) -> FileRecord {
 pub struct DryRun {
     pub files: usize,
     pub files_to_index: usize,
+    /// Of those, files that stop before their declared length: indexed as far as they go.
+    pub partial: usize,
     pub failed: usize,
     #[serde(flatten)]
     pub estimate: Estimate,
@@ -650,7 +681,10 @@ pub fn dry_run(
     let report = |path: &Path, failure: Failure| {
         observer.outcome(&Outcome {
             path,
-            status: Status::Failed,
+            status: match failure {
+                Failure::Partial(_) => Status::Partial,
+                _ => Status::Failed,
+            },
             fingerprint: None,
             segments: None,
             holder: None,
@@ -672,11 +706,15 @@ pub fn dry_run(
         if crate::stop::requested() {
             return Err(RunError::Interrupted);
         }
-        match pipeline.pictures(&job.path) {
-            Ok(pictures) => {
+        match pipeline.timeline(&job.path) {
+            Ok(timeline) => {
                 dry.files_to_index += 1;
+                if let Some(cut) = timeline.truncated {
+                    dry.partial += 1;
+                    report(&job.path, Failure::Partial(cut));
+                }
                 dry.estimate.add(
-                    &pictures,
+                    &timeline.pictures,
                     pipeline.captioner,
                     pipeline.settings,
                     pipeline.cache,

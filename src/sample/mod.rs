@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use image::RgbImage;
 
-use crate::decode::{Converter, DecodeError, Decoder, Frame, Skip, VideoInfo};
+use crate::decode::{Converter, DecodeError, Decoder, Frame, Skip, Truncation, VideoInfo};
 pub use scene::{Change, SceneConfig, SceneDetector, LOOKAHEAD};
 
 /// How frames are chosen (`--sample`).
@@ -194,6 +194,16 @@ impl Sampler {
         self.end
             .unwrap_or(0.0)
             .max(self.decoder().stats().stream_end)
+    }
+
+    /// Once decoding is done: whether the file stops well before the length its container
+    /// declares (a download still running, or cut short).
+    pub fn truncation(&self) -> Option<Truncation> {
+        let declared = self.info().duration?;
+        let at = self.timeline_end();
+        let slack = 1.0_f64.max(declared * 0.02);
+        let cut = self.decoder.stats().read_error || declared - at > slack;
+        cut.then_some(Truncation { at, declared })
     }
 
     /// The next sampled frame, or None when the video is done.

@@ -111,7 +111,7 @@ fn request(pairs: &[(String, String)], floor: Option<f32>) -> Result<Search, Str
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let mut filter = search::overlapping(number(pairs, "from"), number(pairs, "to"));
+    let mut filter = search::overlapping(number(pairs, "from"), number(pairs, "to"))?;
     for (_, condition) in pairs.iter().filter(|(k, _)| k == "where") {
         let (field, value) = search::field_value(condition)?;
         filter.push(Condition::Equals(field, value));

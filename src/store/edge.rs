@@ -75,6 +75,7 @@ impl EdgeStore {
         if !create && !dir.join(META).is_file() {
             return Err(StoreError::Missing(dir.display().to_string()));
         }
+        refuse_foreign(dir)?;
         crate::private::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let lock = lock(dir)?;
         if create {
@@ -303,6 +304,26 @@ fn lock(dir: &Path) -> Result<std::fs::File, StoreError> {
     file.rewind().map_err(|e| io(dir, e))?;
     write!(file, "{}", std::process::id()).map_err(|e| io(dir, e))?;
     Ok(file)
+}
+
+/// A folder that holds files but no index (a folder of videos, given to `--index` by
+/// mistake) is not made into one: the index's files would land among the user's.
+fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
+    if dir.join(META).is_file() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    // What a first run that stopped before writing the meta file leaves.
+    let ours = ["lock", SHARD, "thumbs", "scenedex-index.partial"];
+    let foreign = entries
+        .filter_map(Result::ok)
+        .any(|e| !ours.contains(&e.file_name().to_string_lossy().as_ref()));
+    match foreign {
+        true => Err(StoreError::NotAnIndex(dir.to_path_buf())),
+        false => Ok(()),
+    }
 }
 
 fn read_meta(dir: &Path) -> Result<Meta, StoreError> {

@@ -82,6 +82,10 @@ pub struct FileRecord {
     /// Seconds since the Unix epoch.
     pub indexed_at: u64,
     pub indexer: String,
+    /// The file stopped before its declared length when it was indexed (a download still
+    /// running): what there was is indexed, and the file is indexed again when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<crate::decode::Truncation>,
     /// Paths as scenedex 0.1 listed them inside the record, before places had points of
     /// their own; read so that such an index keeps its paths until the next run writes places.
     #[serde(default, skip_serializing)]

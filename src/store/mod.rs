@@ -156,6 +156,8 @@ pub enum StoreError {
     },
     #[error("the index {0} does not exist yet; run `scenedex index PATH` first")]
     Missing(String),
+    #[error("{0} holds other files and no scenedex index; give --index an empty or new folder")]
+    NotAnIndex(PathBuf),
     #[error("{dir}: {detail}")]
     Io { dir: PathBuf, detail: String },
     #[error("cannot reach the Qdrant server at {url} ({detail}); is it running, and is this its gRPC port (6334 by default)?")]

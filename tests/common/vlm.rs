@@ -381,7 +381,8 @@ fn describe(seen: &Seen) -> String {
     let spread = spread(&image);
     if seen.prompt.contains("JSON object") {
         return json!({"contains_people": false, "people_count": 0, "contains_text": false,
-                      "visible_text": "", "setting": format!("{colour} test pattern"), "uncertain": false})
+                      "visible_text": "", "setting": format!("{colour} test pattern"),
+                      "uncertain": r + g + b < 30.0})
         .to_string();
     }
     if spread < 6.0 && seen.prompt.contains("DECORATIVE") {
