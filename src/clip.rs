@@ -103,7 +103,8 @@ impl Input {
         init();
         let opened = |e: String| ClipError::Open(source.to_path_buf(), e);
         let name = ffmpeg_name(source).map_err(|e| opened(e.to_string()))?;
-        let context = format::input(&name.path).map_err(|e| opened(e.to_string()))?;
+        let context = format::input_with_dictionary(&name.path, crate::decode::local_only())
+            .map_err(|e| opened(e.to_string()))?;
         let video = context
             .streams()
             .best(media::Type::Video)

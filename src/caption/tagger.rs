@@ -2,9 +2,12 @@
 //! plus on-screen text from tesseract where it is installed. No network, no key, no cost.
 //! Its output is labelled as tags with their scores: keywords, not a description.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, VarBuilder};
@@ -171,17 +174,58 @@ fn tesseract_available() -> bool {
 /// Words tesseract reads in the picture with confidence: OCR on photographs invents letters
 /// from texture, so only confident, word-shaped readings are kept.
 fn visible_text(jpeg: &[u8]) -> Option<String> {
-    let mut child = Command::new("tesseract")
-        .args(["stdin", "stdout", "--psm", "11", "-l", "eng", "tsv"])
+    let mut tesseract = Command::new("tesseract");
+    tesseract.args(["stdin", "stdout", "--psm", "11", "-l", "eng", "tsv"]);
+    let tsv = run_for(&mut tesseract, jpeg, OCR_LIMIT)?;
+    let words = confident_words(&tsv);
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// Tesseract reads a 512-pixel picture in well under a second; one that takes this long is
+/// stuck on it, and the picture goes without its words.
+const OCR_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs a program with `input` on its standard input and returns its standard output, or None
+/// when it fails, outlives `limit`, or a stop is requested. The child is always waited for,
+/// so none is left a zombie, whatever happens to its pipes.
+fn run_for(command: &mut Command, input: &[u8], limit: Duration) -> Option<String> {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    child.stdin.take()?.write_all(jpeg).ok()?;
-    let output = child.wait_with_output().ok()?;
-    let words = confident_words(std::str::from_utf8(&output.stdout).ok()?);
-    (!words.is_empty()).then(|| words.join(" "))
+    let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+    std::thread::scope(|scope| {
+        // Written and read on threads of their own, so a child that stops reading or never
+        // ends cannot block this one; killing it ends both.
+        scope.spawn(move || stdin.map(|mut pipe| pipe.write_all(input)));
+        let reader = scope.spawn(move || {
+            let mut text = String::new();
+            stdout.map(|mut pipe| pipe.read_to_string(&mut text));
+            text
+        });
+        let succeeded = wait_for(&mut child, limit);
+        if !succeeded {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        let text = reader.join().unwrap_or_default();
+        succeeded.then_some(text)
+    })
+}
+
+/// Whether the child ended well within `limit`, checking for a stop request as it waits.
+fn wait_for(child: &mut std::process::Child, limit: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        match child.wait_timeout(Duration::from_millis(100)) {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if crate::stop::requested() || started.elapsed() >= limit => return false,
+            Ok(None) => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Tesseract's TSV: the 11th column is the confidence (0-100), the 12th the word.
@@ -366,6 +410,34 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10: tesseract ran with no time-out, so one stuck on a picture stopped the run.
+    #[test]
+    fn a_helper_that_outlives_its_limit_is_killed_and_reaped() {
+        let started = Instant::now();
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("60");
+        assert_eq!(run_for(&mut sleeper, b"", Duration::from_millis(300)), None);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let mut cat = Command::new("cat");
+        assert_eq!(
+            run_for(&mut cat, b"words", Duration::from_secs(10)).as_deref(),
+            Some("words")
+        );
+    }
+
+    /// Issue 10: a failed write to tesseract's standard input left it a zombie.
+    #[test]
+    fn a_helper_that_reads_nothing_does_not_block_the_writer_and_is_reaped() {
+        let started = Instant::now();
+        let big = vec![0u8; 8 << 20];
+        let mut quitter = Command::new("true");
+        assert_eq!(
+            run_for(&mut quitter, &big, Duration::from_secs(10)).as_deref(),
+            Some("")
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
 
     #[test]
     fn same_padding_matches_tensorflow() {

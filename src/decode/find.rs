@@ -98,7 +98,8 @@ fn probe(path: &Path) -> bool {
     let Ok(name) = ffmpeg_name(path) else {
         return false;
     };
-    let Ok(input) = ffmpeg_next::format::input(&name.path) else {
+    let Ok(input) = ffmpeg_next::format::input_with_dictionary(&name.path, super::local_only())
+    else {
         return false;
     };
     let still = ["image2", "png_pipe", "jpeg_pipe", "tty", "lavfi"]

@@ -63,6 +63,10 @@ impl Truncation {
     }
 }
 
+/// Decoder errors in a row after which a file is given up on: far more than any damage seen
+/// in real files (a damaged stretch gives a handful), far fewer than would spin noticeably.
+const MOST_FAILURES_IN_A_ROW: u32 = 10_000;
+
 /// Which frames the decoder may skip without decoding them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
@@ -135,6 +139,8 @@ pub struct Decoder {
     eof_sent: bool,
     /// Damage was seen since the last clean frame.
     damaged: bool,
+    /// Errors from the decoder in a row, with no frame between them.
+    failures_in_a_row: u32,
     last_time: Option<f64>,
     /// Switch to decoding every frame once a packet at or after this time is read.
     decode_all_from: Option<f64>,
@@ -155,11 +161,15 @@ impl Decoder {
         check_file(path)?;
         let name = ffmpeg_name(path).map_err(|e| DecodeError::Unreadable(path.into(), e))?;
         // The interrupt callback lets Ctrl-C end a read that waits on a slow pipe or network.
-        let input = ffmpeg::format::input_with_interrupt(&name.path, crate::stop::requested)
-            .map_err(|e| match e {
-                ffmpeg::Error::Exit if crate::stop::requested() => DecodeError::Interrupted,
-                e => DecodeError::NotVideo(path.to_path_buf(), e),
-            })?;
+        let input = ffmpeg::format::input_with_interrupt_and_dictionary(
+            &name.path,
+            crate::stop::requested,
+            local_only(),
+        )
+        .map_err(|e| match e {
+            ffmpeg::Error::Exit if crate::stop::requested() => DecodeError::Interrupted,
+            e => DecodeError::NotVideo(path.to_path_buf(), e),
+        })?;
         drop(name);
         let stream =
             first_video_stream(&input).ok_or_else(|| DecodeError::NoVideoStream(path.into()))?;
@@ -177,6 +187,7 @@ impl Decoder {
             stats: DecodeStats::default(),
             eof_sent: false,
             damaged: false,
+            failures_in_a_row: 0,
             last_time: None,
             decode_all_from: None,
         };
@@ -204,10 +215,18 @@ impl Decoder {
             }
             let mut frame = ffmpeg::frame::Video::empty();
             match self.decoder.receive_frame(&mut frame) {
-                Ok(()) => return Ok(Some(self.wrap(frame))),
+                Ok(()) => {
+                    self.failures_in_a_row = 0;
+                    return Ok(Some(self.wrap(frame)));
+                }
                 Err(ffmpeg::Error::Eof) => return Ok(None),
                 Err(ffmpeg::Error::Other { errno }) if errno == libc_eagain() => {}
+                // A decoder that keeps failing without a frame between would spin forever.
+                Err(source) if self.failures_in_a_row >= MOST_FAILURES_IN_A_ROW => {
+                    return Err(self.ffmpeg_error("decoding (the decoder keeps failing)", source))
+                }
                 Err(_) => {
+                    self.failures_in_a_row += 1;
                     self.damage();
                     continue;
                 }
@@ -363,22 +382,33 @@ fn libc_eagain() -> i32 {
 /// A name under which FFmpeg can open `path`. ffmpeg-next hands FFmpeg a path as UTF-8 and
 /// panics on any other, while a file's name may be any bytes; such a file is opened here and
 /// named `/proc/self/fd/N`, which FFmpeg opens anew, so the name is needed only until then.
+/// Either way the name starts with `file:`, so that a file called `tcp:host:port.mp4` is that
+/// file, not a connection.
 pub(crate) struct FfmpegName {
     pub path: PathBuf,
     _open: Option<std::fs::File>,
 }
 
+/// Options every input is opened with: files only. FFmpeg would otherwise follow any URL a
+/// crafted file names (an `.mp4` that is really an HLS playlist of `http://` segments), so
+/// indexing a stranger's file could reach the network.
+pub(crate) fn local_only() -> ffmpeg::Dictionary<'static> {
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    options
+}
+
 pub(crate) fn ffmpeg_name(path: &Path) -> std::io::Result<FfmpegName> {
     use std::os::fd::AsRawFd;
-    if path.to_str().is_some() {
+    if let Some(text) = path.to_str() {
         return Ok(FfmpegName {
-            path: path.to_path_buf(),
+            path: PathBuf::from(format!("file:{text}")),
             _open: None,
         });
     }
     let file = std::fs::File::open(path)?;
     Ok(FfmpegName {
-        path: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+        path: PathBuf::from(format!("file:/proc/self/fd/{}", file.as_raw_fd())),
         _open: Some(file),
     })
 }

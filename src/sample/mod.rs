@@ -242,9 +242,11 @@ impl Sampler {
         if frame.time + 0.0005 < self.next_interval {
             return Ok(());
         }
-        while self.next_interval <= frame.time + 0.0005 {
-            self.next_interval += every;
-        }
+        // The next multiple of `every` after this frame, computed rather than stepped to: a file
+        // whose timestamps jump to 1e12 s would otherwise keep the loop going for days.
+        self.next_interval = ((frame.time + 0.0005) / every)
+            .floor()
+            .mul_add(every, every);
         let time = frame.time;
         self.emit(frame, Reason::Interval, Change::None)?;
         // Seeking costs one key-frame interval of decoding; reading through costs the whole gap.

@@ -1,0 +1,129 @@
+//! Files nobody vetted (issue 10, "hostile and odd files"): a crafted file must never make
+//! sampling reach the network, hang, or lose data.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{command, fixture, json_lines};
+
+/// A loopback port that records whether anything connected to it.
+fn trap() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+fn connected(listener: &TcpListener) -> bool {
+    listener.accept().is_ok()
+}
+
+/// Runs scenedex and returns what it printed, failing the test if it is still running after
+/// a minute (a hang, or a connection left waiting), instead of never ending.
+fn within_a_minute(command: &mut Command) -> std::process::Output {
+    let started = Instant::now();
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A file named like a URL (`tcp:127.0.0.1:PORT.mp4`, a name any file system allows) is that
+/// file: FFmpeg is handed `file:` names and allows the file protocol only.
+#[test]
+fn issue10_a_file_named_like_a_url_is_read_as_that_file_and_reaches_no_network() {
+    let (listener, port) = trap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tcp:127.0.0.1:{port}.mp4");
+    std::fs::copy(fixture("cuts.mp4"), dir.path().join(&name)).unwrap();
+    let output = within_a_minute(
+        command()
+            .current_dir(dir.path())
+            .args(["frames", &name, "--json"]),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (frames, _) = json_lines(&String::from_utf8_lossy(&output.stdout));
+    assert!(frames.len() >= 4, "the video was read: {frames:?}");
+    assert!(
+        !connected(&listener),
+        "scenedex connected to a port named in a file name"
+    );
+}
+
+/// A playlist whose segments are on a web server, in a file that looks like a video.
+#[test]
+fn issue10_a_playlist_of_web_segments_fails_as_not_a_video_and_fetches_nothing() {
+    let (listener, port) = trap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["clip.m3u8", "clip.mp4"] {
+        let playlist = dir.path().join(name);
+        std::fs::write(
+            &playlist,
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n\
+                 http://127.0.0.1:{port}/segment.ts\n#EXT-X-ENDLIST\n"
+            ),
+        )
+        .unwrap();
+        let output = within_a_minute(command().arg("frames").arg(&playlist));
+        assert_eq!(output.status.code(), Some(4), "{name}");
+        assert!(!connected(&listener), "{name}: a segment was fetched");
+    }
+}
+
+/// `interval:N` stepped to the next sample time one interval at a time: a file whose
+/// timestamps jump a trillion seconds ahead kept it stepping for days, deaf to Ctrl-C.
+#[test]
+fn issue10_interval_sampling_of_a_file_whose_timestamps_jump_ends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let jump = dir.path().join("jump.nut");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x90:r=10:d=2",
+        ])
+        .args([
+            "-vf",
+            "setpts='if(gte(N,10),PTS+1e12/TB,PTS)'",
+            "-fps_mode",
+            "passthrough",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"])
+        .arg(&jump)
+        .status()
+        .expect("ffmpeg runs (the README's set-up installs it)");
+    assert!(made.success());
+    let output = within_a_minute(command().arg("frames").arg(&jump).args([
+        "--sample",
+        "interval:1",
+        "--json",
+    ]));
+    assert_eq!(output.status.code(), Some(0));
+    let (frames, _) = json_lines(&String::from_utf8_lossy(&output.stdout));
+    let times: Vec<f64> = frames.iter().map(|f| f["time"].as_f64().unwrap()).collect();
+    assert_eq!(times.first(), Some(&0.0));
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert!(
+        times.iter().any(|&t| t > 1e11),
+        "the frames after the jump: {times:?}"
+    );
+}
