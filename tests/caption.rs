@@ -619,3 +619,31 @@ fn real_openai_api_describes_a_fixture_picture() {
 fn real_anthropic_api_describes_a_fixture_picture() {
     real_api_describes_a_red_box("ANTHROPIC_API_KEY", &["--captioner", "anthropic"]);
 }
+
+/// Issue 11: a redirect was followed with the key attached, `x-api-key` included, to any host.
+#[test]
+fn issue11_a_redirect_is_an_error_and_the_key_goes_nowhere_else() {
+    for wire in [Wire::OpenAi, Wire::Anthropic] {
+        let mock = MockVlm::start(wire);
+        let elsewhere = MockVlm::start(wire);
+        let target = match wire {
+            Wire::OpenAi => format!("{}/chat/completions", elsewhere.url),
+            Wire::Anthropic => format!("{}/v1/messages", elsewhere.url),
+        };
+        mock.script([Fault::Redirect(target)]);
+        let cache = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let run = caption(
+            &mock,
+            cache.path(),
+            &[&box_png(dir.path()), "--retries", "0"],
+        );
+        assert_eq!(run.code, 6, "{wire:?}: {}", run.stderr);
+        assert!(run.stderr.contains("307"), "{}", run.stderr);
+        assert!(
+            elsewhere.seen().is_empty(),
+            "{wire:?}: the key went to the redirect's target"
+        );
+        assert!(!run.stderr.contains(KEY));
+    }
+}

@@ -133,3 +133,27 @@ fn openai_embeddings_come_back_in_order_unit_length_and_batched() {
         ]
     );
 }
+
+/// Issue 11: a vector of the wrong size was cut or zero-padded in silence.
+#[test]
+fn issue11_a_vector_of_another_size_is_refused_with_the_model_and_both_sizes() {
+    let mock = MockVlm::start(Wire::OpenAi);
+    let embedder = OpenAiEmbedder::new(
+        &mock.url,
+        "text-embedding-3-small",
+        Some(Secret::new(KEY.into())),
+        HttpSettings::default(),
+    )
+    .unwrap();
+    let error = embedder
+        .embed(&["a red door", "short: a blue door"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("text-embedding-3-small")
+            && error.contains("5 dimensions")
+            && error.contains("not 8"),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1);
+}

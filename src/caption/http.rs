@@ -83,6 +83,9 @@ impl Client {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(settings.timeout))
             .http_status_as_error(false)
+            // A redirect would carry the key (Authorization, x-api-key) to wherever it points:
+            // it is answered as the error it is, never followed.
+            .max_redirects(0)
             .user_agent(concat!("scenedex/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();

@@ -73,6 +73,25 @@ impl OpenAiEmbedder {
             )));
         }
         rows.sort_by_key(|(i, _)| *i);
+        if rows.iter().enumerate().any(|(n, (i, _))| *i != n as u64) {
+            return Err(bad("the answer's indexes are not one per text"));
+        }
+        // A vector of another size would be cut or padded in the store, silently wrong.
+        let expected = match self.dimension {
+            0 => rows.first().map_or(0, |(_, v)| v.len()),
+            d => d,
+        };
+        if let Some((_, v)) = rows
+            .iter()
+            .find(|(_, v)| v.len() != expected || v.is_empty())
+        {
+            return Err(EmbedError::Compute(format!(
+                "the embedding model {} answered a vector of {} dimensions, not {expected}; is \
+                 the endpoint serving another model?",
+                self.model,
+                v.len()
+            )));
+        }
         Ok(rows
             .into_iter()
             .map(|(_, mut v)| {

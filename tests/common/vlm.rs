@@ -33,6 +33,8 @@ pub enum Fault {
     Truncated,
     /// 200 with this text as the model's reply.
     Reply(String),
+    /// 307 to this URL, as a compromised or misconfigured proxy might answer.
+    Redirect(String),
 }
 
 /// What the server saw of one request.
@@ -228,6 +230,12 @@ fn handle(
         }
         Some(Fault::Reply(text)) => {
             let _ = request.respond(ok(wire, &text));
+        }
+        Some(Fault::Redirect(to)) => {
+            let response = tiny_http::Response::from_string("moved")
+                .with_status_code(307)
+                .with_header(tiny_http::Header::from_bytes("Location", to).unwrap());
+            let _ = request.respond(response);
         }
         None => {
             std::thread::sleep(latency);
@@ -621,9 +629,12 @@ fn embeddings_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
         .enumerate()
         .rev()
         .map(|(i, text)| {
-            let mut v = [1.0f64; 8];
+            // A text that starts "short:" gets a vector of another size, as a server that
+            // swapped its model would give.
+            let size = if text.starts_with("short:") { 5 } else { 8 };
+            let mut v = vec![1.0f64; size];
             for (j, byte) in text.bytes().enumerate() {
-                v[j % 8] += f64::from(byte);
+                v[j % size] += f64::from(byte);
             }
             json!({"object": "embedding", "index": i, "embedding": v})
         })
