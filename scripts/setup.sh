@@ -9,7 +9,7 @@ packages=(
   ffmpeg                                                          # the CLI, for fixtures and tests
   curl                                                            # scripts/cluster.sh asks Qdrant nodes how they are
   tesseract-ocr                                                   # on-screen text for the offline tagger
-  python3 python3-pip                                             # converts the tagger's weights, once
+  python3 python3-pip                                             # converts the tagger's weights; runs scripts/readme_check.sh
   chromium chromium-driver fonts-dejavu-core                      # the browser tests of `scenedex serve`
 )
 

@@ -97,16 +97,21 @@ use common::vlm::{MockVlm, Wire, KEY};
 use scenedex::caption::{HttpSettings, Secret};
 use scenedex::embed::OpenAiEmbedder;
 
-#[test]
-fn openai_embeddings_come_back_in_order_unit_length_and_batched() {
-    let mock = MockVlm::start(Wire::OpenAi);
-    let embedder = OpenAiEmbedder::new(
+/// The OpenAI-compatible embedder on the stand-in service, whose vectors have 8 dimensions.
+fn embedder_at(mock: &MockVlm) -> OpenAiEmbedder {
+    OpenAiEmbedder::new(
         &mock.url,
         "text-embedding-3-small",
         Some(Secret::new(KEY.into())),
         HttpSettings::default(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn openai_embeddings_come_back_in_order_unit_length_and_batched() {
+    let mock = MockVlm::start(Wire::OpenAi);
+    let embedder = embedder_at(&mock);
     assert_eq!(embedder.dimension(), 8, "learnt from the first answer");
     assert_eq!(embedder.model(), "text-embedding-3-small");
     let texts: Vec<String> = (0..300).map(|i| format!("caption number {i}")).collect();
@@ -138,13 +143,7 @@ fn openai_embeddings_come_back_in_order_unit_length_and_batched() {
 #[test]
 fn issue11_a_vector_of_another_size_is_refused_with_the_model_and_both_sizes() {
     let mock = MockVlm::start(Wire::OpenAi);
-    let embedder = OpenAiEmbedder::new(
-        &mock.url,
-        "text-embedding-3-small",
-        Some(Secret::new(KEY.into())),
-        HttpSettings::default(),
-    )
-    .unwrap();
+    let embedder = embedder_at(&mock);
     let error = embedder
         .embed(&["a red door", "short: a blue door"])
         .unwrap_err()

@@ -106,6 +106,17 @@ fn issue12_3_max_segment_caps_a_still_shot_whose_duplicates_one_frame_absorbed()
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let segments = archive.segments();
     assert!(segments.len() >= 7, "{segments:?}");
+    let tiny = archive
+        .command(&["index", "--max-segment", "0.001"])
+        .arg(&archive.videos)
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&tiny),
+        2,
+        "a hit under a second is refused: {}",
+        stderr(&tiny)
+    );
     assert!(segments.iter().all(|s| s.2 - s.1 <= 5000), "{segments:?}");
     assert!(
         segments.windows(2).all(|w| w[0].2 == w[1].1),

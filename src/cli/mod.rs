@@ -109,7 +109,7 @@ pub struct IndexArgs {
     pub merge_similarity: f32,
 
     /// Longest segment, in seconds: a long shot is split so results stay precise.
-    #[arg(long, env = "SCENEDEX_MAX_SEGMENT", value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_number)]
+    #[arg(long, env = "SCENEDEX_MAX_SEGMENT", value_name = "SECONDS", default_value_t = 60.0, value_parser = segment_length)]
     pub max_segment: f64,
 
     /// Keep files that have vanished from a folder being indexed (by default they are removed
@@ -570,6 +570,15 @@ fn similarity(s: &str) -> Result<f32, String> {
         _ => Err(format!(
             "'{s}' is not a similarity from 0 to 1 (0 shows every hit)"
         )),
+    }
+}
+
+/// A segment of under a second is no search hit, and would split a long still shot into
+/// millions.
+fn segment_length(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 1.0 => Ok(x),
+        _ => Err(format!("'{s}' is not a number of seconds of 1 or more")),
     }
 }
 
