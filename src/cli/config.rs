@@ -130,13 +130,19 @@ fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// Where a setting's value came from when the command line does not hold it: the config
-/// file or the environment, for an error about the value to point at.
-pub fn origin(flag: &str, from_file: &[(String, String)], file: &Path) -> Option<String> {
+/// Where a bad `value` of a setting came from when the command line does not hold it: the
+/// config file or the environment, for an error about the value to point at.
+pub fn origin(
+    flag: &str,
+    value: &str,
+    from_file: &[(String, String)],
+    file: &Path,
+) -> Option<String> {
     let variable = format!("SCENEDEX_{}", flag.replace('-', "_").to_uppercase());
     let on_command_line =
         std::env::args().any(|a| a == format!("--{flag}") || a.starts_with(&format!("--{flag}=")));
-    if on_command_line || std::env::var_os(&variable).is_none() {
+    // A short flag (`-n`) is not seen above; a value other than the variable's is the user's.
+    if on_command_line || std::env::var(&variable).ok().as_deref() != Some(value) {
         return None;
     }
     Some(match from_file.iter().any(|(name, _)| *name == variable) {

@@ -808,7 +808,11 @@ fn flag_error(e: &clap::Error, from_file: &[(String, String)]) -> i32 {
         _ => None,
     };
     let file = config::default_path().unwrap_or_default();
-    match flag.and_then(|flag| config::origin(flag, from_file, &file)) {
+    let value = match e.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => value.as_str(),
+        _ => "",
+    };
+    match flag.and_then(|flag| config::origin(flag, value, from_file, &file)) {
         Some(origin) => {
             let text = e.to_string();
             let first = text

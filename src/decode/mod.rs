@@ -137,7 +137,7 @@ pub struct Decoder {
     info: VideoInfo,
     stats: DecodeStats,
     eof_sent: bool,
-    /// Damage was seen since the last clean frame.
+    /// Damage was seen since the last clean key frame.
     damaged: bool,
     /// Errors from the decoder in a row, with no frame between them.
     failures_in_a_row: u32,
@@ -389,9 +389,9 @@ pub(crate) struct FfmpegName {
     _open: Option<std::fs::File>,
 }
 
-/// Options every input is opened with: files only. FFmpeg would otherwise follow any URL a
-/// crafted file names (an `.mp4` that is really an HLS playlist of `http://` segments), so
-/// indexing a stranger's file could reach the network.
+/// Options every input is opened with: files only. FFmpeg would otherwise open whatever
+/// protocol a name or a crafted file asks for (a file named `tcp:host:port.mp4`, a playlist's
+/// segments), so indexing a stranger's files could reach the network.
 pub(crate) fn local_only() -> ffmpeg::Dictionary<'static> {
     let mut options = ffmpeg::Dictionary::new();
     options.set("protocol_whitelist", "file");
