@@ -219,10 +219,7 @@ fn tagger(note: Option<String>) -> Result<Chosen, SetupError> {
 
 /// The caption cache: `dir`, or the user's cache folder; none when `disabled`.
 pub fn cache(dir: Option<&Path>, disabled: bool) -> Result<Option<Cache>, SetupError> {
-    if disabled {
-        return Ok(None);
-    }
-    let Some(dir) = dir.map(Path::to_path_buf).or_else(Cache::default_dir) else {
+    let Some(dir) = cache_dir(dir, disabled) else {
         return Ok(None);
     };
     Cache::open(&dir)
@@ -232,11 +229,15 @@ pub fn cache(dir: Option<&Path>, disabled: bool) -> Result<Option<Cache>, SetupE
 
 /// The caption cache for a dry run: looked up, never created.
 pub fn cache_lookup(dir: Option<&Path>, disabled: bool) -> Option<Cache> {
-    if disabled {
-        return None;
+    cache_dir(dir, disabled).map(|dir| Cache::lookup_only(&dir))
+}
+
+/// The caption cache's folder: the one asked for, else the default; none when disabled.
+fn cache_dir(dir: Option<&Path>, disabled: bool) -> Option<PathBuf> {
+    match disabled {
+        true => None,
+        false => dir.map(Path::to_path_buf).or_else(Cache::default_dir),
     }
-    let dir = dir.map(Path::to_path_buf).or_else(Cache::default_dir)?;
-    Some(Cache::lookup_only(&dir))
 }
 
 pub fn embedder(settings: &StoreSettings) -> Result<Arc<dyn Embedder>, SetupError> {

@@ -215,20 +215,9 @@ fn scenes_of_two_files_of_one_name_get_a_clip_each_regression_name_clash() {
 
 /// One entry of a file's first video stream, as ffprobe prints it.
 fn video_entry(file: &Path, entry: &str) -> String {
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            entry,
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&probe.stdout).trim().to_string()
+    common::probe_video(file, entry, "csv=p=0")
+        .trim()
+        .to_string()
 }
 
 #[test]

@@ -205,21 +205,12 @@ fn mkv_is_remuxed_and_mpeg4_part_2_transcoded_into_mp4_that_ffmpeg_reads_and_kep
         let file = archive.dir.path().join(format!("{name}.mp4"));
         let stream = served.get(made["url"].as_str().unwrap(), &[]);
         std::fs::write(&file, &stream.body).unwrap();
-        let probe = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=codec_name:format=format_name,duration",
-                "-of",
-                "json",
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+        let probe = common::probe_video(
+            &file,
+            "stream=codec_name:format=format_name,duration",
+            "json",
+        );
+        let probe: Value = serde_json::from_str(&probe).unwrap();
         assert_eq!(probe["streams"][0]["codec_name"], "h264", "{name}: {probe}");
         assert!(probe["format"]["format_name"]
             .as_str()

@@ -116,6 +116,25 @@ pub fn frames_json(file: &str, extra: &[&str]) -> FramesRun {
     }
 }
 
+/// What ffprobe prints of these entries of a file's first video stream (and its container),
+/// in this output format (`json`, `csv=p=0`).
+pub fn probe_video(file: &std::path::Path, entries: &str, format: &str) -> String {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            entries,
+        ])
+        .args(["-of", format])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs (the README's set-up installs it)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Asserts every expected time has a found time within `tolerance`, and says which are missing.
 pub fn assert_found(found: &[f64], expected: &[f64], tolerance: f64) {
     for e in expected {
