@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::caption::batch::{AnthropicBatches, Batcher, OpenAiBatches};
 use crate::caption::cache::Cache;
 use crate::caption::{Anthropic, Captioner, Detail, HttpSettings, OpenAi, Secret, Tagger};
 use crate::embed::{Embedder, MiniLm, OpenAiEmbedder};
@@ -48,6 +49,8 @@ pub struct CaptionerSettings {
     pub http: HttpSettings,
     /// Only estimates are wanted (a dry run): nothing is sent, so no key is needed.
     pub estimate_only: bool,
+    /// Most requests in one batch, below the provider's own limit.
+    pub batch_size: Option<usize>,
 }
 
 /// Where the index lives and which model turns text into its vectors.
@@ -108,8 +111,8 @@ fn var(name: &str) -> Option<String> {
 /// A captioner and what is needed to price it.
 pub struct Chosen {
     pub captioner: Arc<dyn Captioner>,
-    /// The same backend when it is OpenAI's, for the Batch API.
-    pub openai: Option<Arc<OpenAi>>,
+    /// The same backend's batch API, when it has one.
+    pub batcher: Option<Arc<dyn Batcher>>,
     pub base_url: String,
     pub detail: String,
     /// Said once to the user: which settings would give descriptions instead of keywords.
@@ -160,7 +163,7 @@ pub fn captioner(settings: &CaptionerSettings, env: &Env) -> Result<Chosen, Setu
             ));
             Ok(Chosen {
                 captioner: openai.clone(),
-                openai: Some(openai),
+                batcher: Some(Arc::new(OpenAiBatches::new(openai, settings.batch_size))),
                 base_url,
                 detail: format!("{:?}", settings.detail).to_lowercase(),
                 note: None,
@@ -183,10 +186,10 @@ pub fn captioner(settings: &CaptionerSettings, env: &Env) -> Result<Chosen, Setu
                 }
             };
             let model = settings.model.clone().unwrap_or("claude-haiku-4-5".into());
-            let anthropic = Anthropic::new(&base_url, &model, Secret::new(key), settings.http);
+            let anthropic = Arc::new(Anthropic::new(&base_url, &model, Secret::new(key), settings.http));
             Ok(Chosen {
-                captioner: Arc::new(anthropic),
-                openai: None,
+                captioner: anthropic.clone(),
+                batcher: Some(Arc::new(AnthropicBatches::new(anthropic, settings.batch_size))),
                 base_url,
                 detail: String::new(),
                 note: None,
@@ -210,7 +213,7 @@ fn tagger(note: Option<String>) -> Result<Chosen, SetupError> {
     let tagger = Tagger::load(&dir).map_err(|e| SetupError::Config(e.to_string()))?;
     Ok(Chosen {
         captioner: Arc::new(tagger),
-        openai: None,
+        batcher: None,
         base_url: "local".into(),
         detail: String::new(),
         note,

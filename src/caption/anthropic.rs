@@ -25,7 +25,34 @@ impl Anthropic {
         }
     }
 
-    fn body(&self, request: &Request) -> Value {
+    pub(super) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn with_headers<T>(&self, f: impl FnOnce(&[(&str, &str)]) -> T) -> T {
+        f(&[
+            ("x-api-key", self.key.expose()),
+            ("anthropic-version", API_VERSION),
+        ])
+    }
+
+    /// POSTs JSON to `{base}/{path}` once (creating a batch is never retried blindly).
+    pub(super) fn post_once(&self, path: &str, body: &Value) -> Result<Value, CaptionError> {
+        let url = format!("{}/{path}", self.base_url);
+        self.with_headers(|h| self.client.post_json_once(&url, h, body))
+    }
+
+    pub(super) fn get_json(&self, path: &str) -> Result<Value, CaptionError> {
+        let url = format!("{}/{path}", self.base_url);
+        self.with_headers(|h| self.client.get_json(&url, h))
+    }
+
+    pub(super) fn get_text(&self, path: &str) -> Result<String, CaptionError> {
+        let url = format!("{}/{path}", self.base_url);
+        self.with_headers(|h| self.client.get_text(&url, h))
+    }
+
+    pub(super) fn body(&self, request: &Request) -> Value {
         let data = base64::engine::general_purpose::STANDARD.encode(request.jpeg);
         json!({
             "model": self.model,
@@ -49,12 +76,8 @@ impl Captioner for Anthropic {
     }
 
     fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
-        let headers = [
-            ("x-api-key", self.key.expose()),
-            ("anthropic-version", API_VERSION),
-        ];
         let url = format!("{}/v1/messages", self.base_url);
-        let answer = self.client.post_json(&url, &headers, &self.body(request))?;
+        let answer = self.with_headers(|h| self.client.post_json(&url, h, &self.body(request)))?;
         read_answer(&answer)
     }
 
@@ -64,7 +87,7 @@ impl Captioner for Anthropic {
     }
 }
 
-fn read_answer(answer: &Value) -> Result<Reply, CaptionError> {
+pub(super) fn read_answer(answer: &Value) -> Result<Reply, CaptionError> {
     let text: String = answer
         .get("content")
         .and_then(Value::as_array)

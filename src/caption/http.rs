@@ -110,6 +110,17 @@ impl Client {
         self.send(url, headers, &Payload::Json(body), |text| self.parse(&text))
     }
 
+    /// POSTs `body` as JSON once, never retried: for requests that must not be made twice
+    /// (creating a batch), whose failures the caller checks before trying again.
+    pub fn post_json_once(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, CaptionError> {
+        self.parse(&self.attempt(url, headers, &Payload::Json(body))?)
+    }
+
     /// POSTs a multipart form with text fields and one file, and returns the JSON answer.
     pub fn post_form(
         &self,

@@ -143,6 +143,10 @@ pub enum CaptionError {
     },
     #[error("cannot encode the picture: {0}")]
     Encode(String),
+    #[error("no batch answered it (run again to send it in a new batch, or add --batch-fallback sync to ask for it now, at the full price)")]
+    NotBatched,
+    #[error("cannot keep the record of batches in {0}")]
+    Ledger(String),
     #[error("interrupted")]
     Interrupted,
 }
@@ -155,9 +159,11 @@ impl CaptionError {
             CaptionError::Timeout { .. }
             | CaptionError::Unreachable { .. }
             | CaptionError::BadReply { .. } => true,
-            CaptionError::BadJson { .. } | CaptionError::Encode(_) | CaptionError::Interrupted => {
-                false
-            }
+            CaptionError::BadJson { .. }
+            | CaptionError::Encode(_)
+            | CaptionError::Ledger(_)
+            | CaptionError::NotBatched
+            | CaptionError::Interrupted => false,
         }
     }
 

@@ -64,6 +64,12 @@ impl OpenAi {
         self.with_headers(|h| self.client.post_json(&url, h, body))
     }
 
+    /// POSTs JSON once (creating a batch is never retried blindly).
+    pub(super) fn post_once(&self, path: &str, body: &Value) -> Result<Value, CaptionError> {
+        let url = format!("{}/{path}", self.base_url);
+        self.with_headers(|h| self.client.post_json_once(&url, h, body))
+    }
+
     pub(super) fn get_text(&self, path: &str) -> Result<String, CaptionError> {
         let url = format!("{}/{path}", self.base_url);
         self.with_headers(|h| self.client.get_text(&url, h))

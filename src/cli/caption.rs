@@ -6,15 +6,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::output::{clock, count, round_us, Out};
+use super::Fallback;
 use super::{CaptionArgs, Error};
 use crate::backends::{self, Chosen, Env};
-use crate::caption::batch::{self, BatchReport};
+use crate::caption::batch::{self, BatchReport, Batcher, Event};
 use crate::caption::cache::Cache;
 use crate::caption::cost::{self, Price};
 use crate::caption::run::{caption_all, key, Estimate, Settings, Totals};
 use crate::caption::{encode, Captioner, Encoded, Picture, Prompt};
 use crate::decode::Truncation;
+use crate::index::batch::CacheOnly;
 use crate::index::FileError;
+use std::sync::Arc;
 
 /// Where a picture sits in its video: its time and the stretch it stands for.
 struct Place {
@@ -64,6 +67,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     let started = Instant::now();
     let captioning = backends::CaptionerSettings {
         estimate_only: args.dry_run,
+        batch_size: args.batch.batch_size.map(|n| n as usize),
         ..args.captioner.settings()
     };
     let chosen = backends::captioner(&captioning, &Env::from_process())?;
@@ -98,7 +102,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     let mut out = Out::new();
     if args.dry_run {
         // Batches are billed at half the list price.
-        let price = match args.batch {
+        let price = match args.batch.batch {
             true => price.map(Price::batched),
             false => price,
         };
@@ -112,19 +116,30 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
             &mut out,
         );
     }
-    let batch = match args.batch {
-        true => run_batch(&chosen, &pictures, &settings, cache.as_ref(), args.poll)?,
+    let batch = match args.batch.batch {
+        true => run_batch(
+            &chosen,
+            &pictures,
+            &settings,
+            cache.as_ref(),
+            args.batch.poll,
+        )?,
         false => None,
     };
+    // With --batch, a frame no batch answered is paid for at the full price only on request.
+    let cache_only = CacheOnly {
+        inner: chosen.captioner.as_ref(),
+    };
+    let captioner: &dyn Captioner =
+        match args.batch.batch && args.batch.batch_fallback == Fallback::None {
+            true => &cache_only,
+            false => chosen.captioner.as_ref(),
+        };
     let bar = super::output::progress(None);
     bar.set_length(pictures.len() as u64);
-    let (outcomes, totals) = caption_all(
-        &pictures,
-        chosen.captioner.as_ref(),
-        &settings,
-        cache.as_ref(),
-        &|| bar.inc(1),
-    );
+    let (outcomes, totals) = caption_all(&pictures, captioner, &settings, cache.as_ref(), &|| {
+        bar.inc(1)
+    });
     bar.finish_and_clear();
     if crate::stop::requested() {
         return Err(Error::Interrupted);
@@ -163,9 +178,9 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
             out.line(&human_line(&line))?;
         }
     }
-    let (batched, batch_usage) = batch.as_ref().map_or((0, Default::default()), |b| {
-        (b.requests - b.failed, b.usage)
-    });
+    let (batched, batch_usage) = batch
+        .as_ref()
+        .map_or((0, Default::default()), |b| (b.answered, b.usage));
     let summary = Summary {
         file: args.path.clone(),
         frames: places.len(),
@@ -214,6 +229,52 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     }
 }
 
+/// The chosen backend's batch API, for `--batch`.
+pub(super) fn batcher(
+    chosen: &Chosen,
+    cache: Option<&Cache>,
+    dry_run: bool,
+) -> Result<Arc<dyn Batcher>, Error> {
+    let batcher = chosen.batcher.clone().ok_or_else(|| {
+        Error::Config(
+            "--batch needs the openai or anthropic backend: the offline tagger has no batch API"
+                .into(),
+        )
+    })?;
+    if cache.is_none() && !dry_run {
+        return Err(Error::Config(
+            "--batch keeps its answers in the caption cache: drop --no-cache".into(),
+        ));
+    }
+    Ok(batcher)
+}
+
+/// What the user reads of a batch event; None for progress nobody needs on its own line.
+pub(super) fn batch_line(event: &Event) -> Option<String> {
+    match event {
+        Event::Submitted { id, requests } => Some(format!(
+            "batch {id}: sent, {}; it is recorded, so a later run collects it if this one stops",
+            count(*requests, "request", "requests")
+        )),
+        Event::Progress { id, done, total } => Some(format!("batch {id}: {done}/{total} done")),
+        Event::Adopted { id } => Some(format!(
+            "batch {id}: found in the provider's list after a create that did not answer; using it"
+        )),
+        Event::Ended {
+            id,
+            end,
+            answered,
+            note: None,
+            ..
+        } => Some(format!("batch {id}: {}, {answered} answered", end.name())),
+        Event::Ended {
+            id,
+            note: Some(note),
+            ..
+        } => Some(format!("note: batch {id}: {note}")),
+    }
+}
+
 fn run_batch(
     chosen: &Chosen,
     pictures: &[Encoded],
@@ -221,27 +282,36 @@ fn run_batch(
     cache: Option<&Cache>,
     poll: f64,
 ) -> Result<Option<BatchReport>, Error> {
-    let openai = chosen.openai.as_ref().ok_or_else(|| {
-        Error::Config("--batch needs the openai backend: it uses OpenAI's Batch API".into())
-    })?;
-    let cache = cache.ok_or_else(|| {
-        Error::Config("--batch keeps its answers in the caption cache: drop --no-cache".into())
-    })?;
+    let batcher = batcher(chosen, cache, false)?;
+    let cache = cache.expect("checked by batcher()");
     let keyed: Vec<(String, &Encoded)> = pictures
         .iter()
-        .map(|p| (key(p, openai.as_ref(), settings), p))
+        .map(|p| (key(p, batcher.captioner(), settings), p))
         .collect();
+    let on = |event: &Event| {
+        if let Some(line) = batch_line(event) {
+            eprintln!("{line}");
+        }
+    };
     batch::run(
-        openai,
+        batcher.as_ref(),
         &keyed,
         settings,
         cache,
         Duration::from_secs_f64(poll),
+        &on,
     )
-    .map_err(|e| match e {
-        crate::caption::CaptionError::Interrupted => Error::Interrupted,
+    .map_err(|e| caption_error(&e))
+}
+
+/// A batch API's failure as the CLI reports it.
+pub(super) fn caption_error(e: &crate::caption::CaptionError) -> Error {
+    use crate::caption::CaptionError;
+    match e {
+        CaptionError::Interrupted => Error::Interrupted,
+        CaptionError::Ledger(_) => Error::CantWrite(e.to_string()),
         e => Error::Service(e.to_string()),
-    })
+    }
 }
 
 fn human_line(line: &Line) -> String {
@@ -263,9 +333,9 @@ fn human_summary(s: &Summary, captioner: &dyn Captioner) -> String {
         });
     let batch = s.batch.as_ref().map_or(String::new(), |b| {
         format!(
-            " and {} in batch {} (half price)",
-            count(b.requests, "request", "requests"),
-            b.id
+            " and {} answered by batch {} (half price)",
+            b.answered,
+            b.ids.join(", ")
         )
     });
     let frames = count(s.frames as u64, "frame", "frames");

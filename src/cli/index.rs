@@ -11,11 +11,14 @@ use serde::Serialize;
 
 use super::caption::estimate_line;
 use super::output::{clock, count, Out};
+use super::Fallback;
 use super::{exit, Error, IndexArgs};
 use crate::backends::{self, Env, SetupError};
+use crate::caption::batch::{Event, Tally};
 use crate::caption::run::Settings;
 use crate::caption::{cost, Picture, Prompt};
 use crate::decode::find::find_videos;
+use crate::index::batch::Batching;
 use crate::index::lease::{host_name, Holder};
 use crate::index::plan::{Refusal, Rules};
 use crate::index::run::{self, Context, Failure, Outcome, Provenance, Status, Summary};
@@ -44,6 +47,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     // Settings are checked before the index is created, so a missing key leaves nothing behind.
     let captioning = backends::CaptionerSettings {
         estimate_only: args.dry_run,
+        batch_size: args.batch.batch_size.map(|n| n as usize),
         ..args.captioner.settings()
     };
     let chosen = backends::captioner(&captioning, &Env::from_process())?;
@@ -83,11 +87,24 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         .captioner
         .price
         .or_else(|| cost::list_price(chosen.captioner.model(), Some(&chosen.base_url)));
+    let batcher = match args.batch.batch {
+        true => Some(super::caption::batcher(
+            &chosen,
+            cache.as_ref(),
+            args.dry_run,
+        )?),
+        false => None,
+    };
     let host = host_name();
     let mut report = Report::new(args.json);
     report.note = chosen.note.clone();
     report.dry_run = args.dry_run;
     if args.dry_run {
+        // Batches are billed at half the list price.
+        let price = price.map(|p| match args.batch.batch {
+            true => p.batched(),
+            false => p,
+        });
         return dry_run(&found, &store_settings, &host, &pipeline, price, &report);
     }
     super::warn_about_key(&store_settings);
@@ -102,21 +119,41 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         lease: Duration::from_secs_f64(args.lease),
         host,
     };
+    let batching = batcher.as_deref().map(|batcher| Batching {
+        batcher,
+        wait: !args.no_wait,
+        fallback_sync: args.batch.batch_fallback == Fallback::Sync,
+        poll: Duration::from_secs_f64(args.batch.poll),
+    });
     let cx = Context {
         store: store.as_ref(),
         pipeline: &pipeline,
         made_by: &made_by,
         settings: &run_settings,
         observer: &report,
+        batching: batching.as_ref(),
     };
     let summary = run::run(&found, &cx);
     report.bars.clear().ok();
     let summary = summary?;
+    let batched = summary
+        .batch
+        .as_ref()
+        .map_or(Default::default(), |b| b.usage);
+    let mut usage = summary.usage;
+    usage += batched;
     let closing = Closing {
         summary: &summary,
-        input_tokens: summary.usage.input_tokens,
-        output_tokens: summary.usage.output_tokens,
-        cost: price.map(|p| (cost::dollars(summary.usage, p) * 1e6).round() / 1e6),
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        // Batch answers are billed at half the list price.
+        cost: price
+            .map(|p| round6(cost::dollars(summary.usage, p) + cost::dollars(batched, p.batched()))),
+        saved: match summary.batch {
+            Some(_) => price
+                .map(|p| round6(cost::dollars(batched, p) - cost::dollars(batched, p.batched()))),
+            None => None,
+        },
         wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         speed: 0.0,
         captioner: made_by.captioner.clone(),
@@ -207,6 +244,9 @@ struct Closing<'a> {
     output_tokens: u64,
     /// Dollars; absent when the captioner's price is unknown.
     cost: Option<f64>,
+    /// `--batch`: dollars saved against synchronous prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saved: Option<f64>,
     wall_seconds: f64,
     /// Hours of video indexed per hour of wall time.
     speed: f64,
@@ -272,6 +312,14 @@ impl Report {
 
     fn finish(&self, mut closing: Closing) -> Result<(), Error> {
         let s = closing.summary;
+        if s.waiting > 0 {
+            eprintln!(
+                "note: {} {} for batches; run `scenedex index --batch` again to collect them and index {}",
+                s.waiting,
+                if s.waiting == 1 { "file waits" } else { "files wait" },
+                if s.waiting == 1 { "it" } else { "them" }
+            );
+        }
         closing.speed = (s.hours * 3600.0 / closing.wall_seconds.max(1e-3) * 10.0).round() / 10.0;
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let lines = match self.json {
@@ -365,6 +413,12 @@ impl run::Observer for Report {
 
     fn warning(&self, text: &str) {
         self.above_bars(&format!("warning: {text}"));
+    }
+
+    fn batch(&self, event: &Event) {
+        if let Some(line) = super::caption::batch_line(event) {
+            self.above_bars(&line);
+        }
     }
 
     fn jobs(&self, count: usize) {
@@ -505,9 +559,13 @@ fn human_summary(c: &Closing) -> Vec<String> {
         0 => String::new(),
         n => format!(", {n} partial"),
     };
+    let waiting = match s.waiting {
+        0 => String::new(),
+        n => format!(", {n} waiting for batches"),
+    };
     let mut lines = vec![
         format!(
-            "{} files: {} indexed{partial}, {} unchanged, {} moved, {} copies, {} removed{claimed}, {} failed",
+            "{} files: {} indexed{partial}{waiting}, {} unchanged, {} moved, {} copies, {} removed{claimed}, {} failed",
             s.files, s.indexed, s.unchanged, s.moved, s.copies, s.removed, s.failed
         ),
         format!(
@@ -526,6 +584,9 @@ fn human_summary(c: &Closing) -> Vec<String> {
         ),
         format!("index: {} ({})", c.index, c.embedder),
     ];
+    if let Some(b) = &s.batch {
+        lines.push(batch_summary(b, c.saved));
+    }
     if s.orphans_removed > 0 {
         lines.push(format!(
             "removed {} segments that a crashed run left without their file's record",
@@ -541,4 +602,26 @@ fn human_summary(c: &Closing) -> Vec<String> {
         ));
     }
     lines
+}
+
+fn round6(dollars: f64) -> f64 {
+    (dollars * 1e6).round() / 1e6
+}
+
+fn batch_summary(b: &Tally, saved: Option<f64>) -> String {
+    let saved = saved.map_or(String::new(), |d| {
+        format!("; ${d:.4} saved against synchronous prices")
+    });
+    let running = match b.running {
+        0 => String::new(),
+        n => format!(", {} still running", count(n, "batch", "batches")),
+    };
+    format!(
+        "batches: {} sent ({} requests), {} collected ({} answered, {} to send again){running}{saved}",
+        b.submitted,
+        b.requests,
+        b.collected,
+        b.answered,
+        b.unanswered
+    )
 }

@@ -141,6 +141,14 @@ pub struct IndexArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    #[command(flatten)]
+    pub batch: BatchArgs,
+
+    /// --batch: send the batches, index the files whose frames are all answered already, and
+    /// return without waiting for the rest; a later run collects them.
+    #[arg(long, requires = "batch")]
+    pub no_wait: bool,
+
     /// Print one JSON object per file, then a "summary" line.
     #[arg(long)]
     pub json: bool,
@@ -344,15 +352,46 @@ pub struct CaptionArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// openai: send the frames through OpenAI's Batch API (half price, answers within a day).
-    /// The batch is recorded beside the cache: stop at any time and run the same command again
-    /// to collect it.
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
+
+/// Sending frames through a provider's batch API.
+#[derive(Debug, Args, Clone)]
+pub struct BatchArgs {
+    /// openai, anthropic: send the frames through the provider's batch API (OpenAI's Batch
+    /// API, Anthropic's Message Batches): half price, answers within a day. Batches are
+    /// recorded beside the caption cache before any waiting: stop at any time, and any later
+    /// run that shares the cache collects them.
     #[arg(long)]
     pub batch: bool,
 
-    /// --batch: seconds between checks on the batch.
+    /// --batch: most requests in one batch [default: the provider's limit, 50,000 for
+    /// OpenAI and 100,000 for Anthropic]; batches are split at the provider's size limit too.
+    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub batch_size: Option<u64>,
+
+    /// --batch: what to do with frames a batch could not answer (it failed, expired or was
+    /// cancelled): `none` sends them again in a batch on the next run; `sync` asks for them
+    /// now, one request each, at the full price.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        default_value = "none",
+        requires = "batch"
+    )]
+    pub batch_fallback: Fallback,
+
+    /// --batch: seconds between checks on the batches.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_number)]
     pub poll: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fallback {
+    None,
+    Sync,
 }
 
 /// Which model captions, how pictures are sent, and how much may be spent.
@@ -513,6 +552,7 @@ impl CaptionerArgs {
                 ..Default::default()
             },
             estimate_only: false,
+            batch_size: None,
         }
     }
 }
@@ -661,6 +701,9 @@ pub enum Error {
     NoInput(String),
     #[error("{0}")]
     Service(String),
+    /// A file of our own cannot be written (the batch ledger).
+    #[error("{0}")]
+    CantWrite(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// Some files of a run failed, or are incomplete; each was reported. The status is that
@@ -689,6 +732,7 @@ impl Error {
             Error::Config(_) => exit::USAGE,
             Error::Input(_) => exit::BAD_INPUT,
             Error::Service(_) => exit::SERVICE,
+            Error::CantWrite(_) => exit::CANT_WRITE,
             Error::Store(e) => store_exit_code(e),
             Error::Files { code, .. } => *code,
             Error::Interrupted => exit::INTERRUPTED,
@@ -714,6 +758,7 @@ impl From<crate::index::run::RunError> for Error {
         match e {
             crate::index::run::RunError::Store(e) => Error::Store(e),
             crate::index::run::RunError::Interrupted => Error::Interrupted,
+            crate::index::run::RunError::Batch(e) => caption::caption_error(&e),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! whole run out, and this module takes one video through the pipeline: decode → sample →
 //! dedup → caption → embed → segment, into segment points and thumbnails.
 
+pub mod batch;
 pub mod lease;
 pub mod plan;
 pub mod run;
@@ -28,6 +29,7 @@ use thumbs::Thumbs;
 pub const INDEXER: &str = concat!("scenedex ", env!("CARGO_PKG_VERSION"));
 
 /// Everything the pipeline needs, shared by the files in flight.
+#[derive(Clone)]
 pub struct Pipeline<'a> {
     pub sampling: SampleConfig,
     pub dedup: DedupConfig,

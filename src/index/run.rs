@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::batch::{Batching, CacheOnly};
 use super::lease::{Claim, Holder, Leases, Owner};
 use super::plan::{self, Action, Job, Known, Refusal, Rules};
 use super::thumbs::Thumbs;
@@ -75,6 +76,9 @@ pub enum Status {
     /// Stops before its declared length (a download still running): what there is is
     /// indexed, and it is indexed again once the file changes.
     Partial,
+    /// Its frames are in batches still running, or that ended without answering them all:
+    /// a later run indexes it (`index --batch`).
+    Waiting,
     Failed,
 }
 
@@ -112,6 +116,8 @@ pub trait Observer: Sync {
     fn warning(&self, text: &str);
     /// How many files will go through the pipeline.
     fn jobs(&self, _count: usize) {}
+    /// A batch was sent, moved on or ended (`index --batch`).
+    fn batch(&self, _event: &crate::caption::batch::Event) {}
     /// A worker starts on a file; what it returns hears of the file's progress, last `Done`.
     fn begin(&self, _path: &Path) -> Box<dyn Fn(Progress) + Send + Sync + '_> {
         Box::new(|_| {})
@@ -133,6 +139,8 @@ pub struct Summary {
     pub claimed: usize,
     /// Files indexed as far as they go, which stop before their declared length.
     pub partial: usize,
+    /// Files waiting for batches (`index --batch`).
+    pub waiting: usize,
     pub failed: usize,
     /// Segments left by crashed writes, swept away.
     pub orphans_removed: u64,
@@ -145,6 +153,9 @@ pub struct Summary {
     pub segments: u64,
     #[serde(skip)]
     pub usage: Usage,
+    /// What the batches did (`index --batch`); their tokens are not in `usage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::caption::batch::Tally>,
     /// Paths that got a status other than removed: what "N of M failed" counts against.
     #[serde(skip)]
     pub checked: usize,
@@ -154,6 +165,8 @@ pub struct Summary {
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Batch(#[from] crate::caption::CaptionError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -175,6 +188,8 @@ pub struct Context<'a> {
     pub made_by: &'a Provenance,
     pub settings: &'a Settings,
     pub observer: &'a dyn Observer,
+    /// Captions through a batch API first (`index --batch`).
+    pub batching: Option<&'a Batching<'a>>,
 }
 
 struct Run<'a> {
@@ -213,7 +228,10 @@ pub fn run(found: &Found, cx: &Context) -> Result<Summary, RunError> {
         run.apply(action)?;
     }
     run.prune(plan.vanished, plan.unreachable, plan.refused)?;
-    run.jobs(&plan.jobs)?;
+    match cx.batching {
+        None => run.jobs(&plan.jobs)?,
+        Some(batching) => run.batched(plan.jobs, batching)?,
+    }
     if crate::stop::requested() {
         return Err(RunError::Interrupted);
     }
@@ -249,6 +267,7 @@ impl Run<'_> {
             Status::Removed => s.removed += 1,
             Status::Claimed => s.claimed += 1,
             Status::Partial => s.partial += 1,
+            Status::Waiting => s.waiting += 1,
             Status::Failed => s.failed += 1,
         }
         if outcome.status != Status::Removed {
@@ -357,6 +376,37 @@ impl Run<'_> {
             self.failed(&folder, None, Failure::Refused(refusal));
         }
         Ok(())
+    }
+
+    /// Runs the jobs whose frames batches answered, with a pipeline that pays for nothing
+    /// more unless a fallback was asked for; the others wait for a later run.
+    fn batched(&mut self, jobs: Vec<Job>, batching: &Batching) -> Result<(), RunError> {
+        let prepared = super::batch::prepare(jobs, self.cx, batching)?;
+        self.summary.batch = Some(prepared.tally);
+        for job in prepared.running.iter().chain(&prepared.unanswered) {
+            for place in &job.places {
+                self.simple(&place.os_path(), Status::Waiting, Some(&job.fingerprint));
+            }
+        }
+        if batching.fallback_sync {
+            return self.jobs(&prepared.ready);
+        }
+        let cache_only = CacheOnly {
+            inner: self.cx.pipeline.captioner,
+        };
+        let pipeline = self.cx.pipeline.with_captioner(&cache_only);
+        let cx = Context {
+            pipeline: &pipeline,
+            ..*self.cx
+        };
+        let mut run = Run {
+            cx: &cx,
+            leases: self.leases,
+            summary: std::mem::take(&mut self.summary),
+        };
+        let done = run.jobs(&prepared.ready);
+        self.summary = run.summary;
+        done
     }
 
     /// Runs the jobs; those another indexer held are tried once more at the end, in case it

@@ -49,7 +49,7 @@ pub struct Archive {
 
 impl Archive {
     pub fn new(files: &[&str]) -> Archive {
-        Self::with_backend(files, Backend::Embedded)
+        Self::with_backend(files, Backend::Embedded, Wire::OpenAi)
     }
 
     /// An archive whose index is a new collection on this cluster.
@@ -58,10 +58,15 @@ impl Archive {
             url: cluster.url(),
             key: cluster.key.clone(),
         };
-        Self::with_backend(files, backend)
+        Self::with_backend(files, backend, Wire::OpenAi)
     }
 
-    fn with_backend(files: &[&str], backend: Backend) -> Archive {
+    /// An archive captioned through the Anthropic wire format.
+    pub fn anthropic(files: &[&str]) -> Archive {
+        Self::with_backend(files, Backend::Embedded, Wire::Anthropic)
+    }
+
+    fn with_backend(files: &[&str], backend: Backend, wire: Wire) -> Archive {
         use_scene_book(scene_book);
         let dir = tempfile::tempdir().unwrap();
         let videos = dir.path().join("videos");
@@ -77,7 +82,7 @@ impl Archive {
             collection: format!("scenedex-test-{}-{n}", std::process::id()),
             dir,
             backend,
-            mock: MockVlm::start(Wire::OpenAi),
+            mock: MockVlm::start(wire),
         }
     }
 
@@ -93,10 +98,17 @@ impl Archive {
             .args(args)
             .env("SCENEDEX_INDEX", &self.index)
             .env("SCENEDEX_HOST", host)
-            .env("OPENAI_BASE_URL", &self.mock.url)
-            .env("OPENAI_API_KEY", KEY)
-            .env("SCENEDEX_CACHE_DIR", self.cache(host))
-            .env("SCENEDEX_CAPTIONER", "openai");
+            .env("SCENEDEX_CACHE_DIR", self.cache(host));
+        match self.mock.wire() {
+            Wire::OpenAi => command
+                .env("OPENAI_BASE_URL", &self.mock.url)
+                .env("OPENAI_API_KEY", KEY)
+                .env("SCENEDEX_CAPTIONER", "openai"),
+            Wire::Anthropic => command
+                .env("ANTHROPIC_BASE_URL", &self.mock.url)
+                .env("ANTHROPIC_API_KEY", KEY)
+                .env("SCENEDEX_CAPTIONER", "anthropic"),
+        };
         if let Backend::Server { url, key } = &self.backend {
             command
                 .env("QDRANT_URL", url)

@@ -65,10 +65,11 @@ pub struct MockVlm {
 #[derive(Default)]
 pub struct Batches {
     files: std::collections::HashMap<String, String>,
-    /// Batch id -> (input file id, checks left before it completes, output file id).
-    batches: std::collections::HashMap<String, (String, u32, Option<String>)>,
+    batches: std::collections::HashMap<String, MockBatch>,
     pub polls_before_done: u32,
     pub calls: Vec<String>,
+    fates: VecDeque<Fate>,
+    create_stall: Option<Duration>,
 }
 
 pub const KEY: &str = "sk-test-0123456789abcdef";
@@ -108,7 +109,10 @@ impl MockVlm {
                 let latency = *latency.lock().unwrap();
                 std::thread::spawn(move || {
                     let path = request.url().to_string();
-                    if path.starts_with("/v1/files") || path.starts_with("/v1/batches") {
+                    if path.starts_with("/v1/files")
+                        || path.starts_with("/v1/batches")
+                        || path.starts_with("/v1/messages/batches")
+                    {
                         batch_api(request, &batches);
                     } else if path == "/v1/embeddings" {
                         embeddings_api(request, &batches);
@@ -128,8 +132,8 @@ impl MockVlm {
 
     /// Lets every batch submitted so far complete at its next status check.
     pub fn complete_batches(&self) {
-        for entry in self.batches.lock().unwrap().batches.values_mut() {
-            entry.1 = 0;
+        for batch in self.batches.lock().unwrap().batches.values_mut() {
+            batch.polls_left = 0;
         }
     }
 
@@ -475,30 +479,177 @@ fn read_bearer_request(request: &mut tiny_http::Request) -> (Vec<u8>, bool) {
     (raw, authorized)
 }
 
-/// OpenAI's Batch API: file upload (multipart), batch creation, status, output download.
+/// The batch endpoints of both providers: OpenAI's files and batches (bearer key), and
+/// Anthropic's message batches (x-api-key and anthropic-version).
 fn batch_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
-    let (raw, authorized) = read_bearer_request(&mut request);
-    let content_type = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Content-Type"))
-        .map(|h| h.value.as_str().to_string())
-        .unwrap_or_default();
-    let call = format!("{} {}", request.method(), request.url());
-    let answer = if authorized {
-        batch_answer(&call, &raw, &content_type, state)
-    } else {
-        Err("missing or wrong bearer key".to_string())
+    let (raw, bearer) = read_bearer_request(&mut request);
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
     };
-    state.lock().unwrap().calls.push(call);
+    let content_type = header("Content-Type").unwrap_or_default();
+    let anthropic = request.url().starts_with("/v1/messages/batches");
+    let authorized = match anthropic {
+        true => {
+            header("x-api-key").as_deref() == Some(KEY) && header("anthropic-version").is_some()
+        }
+        false => bearer,
+    };
+    let call = format!("{} {}", request.method(), request.url());
+    let answer = match (authorized, anthropic) {
+        (false, _) => Err("missing or wrong key".to_string()),
+        (true, false) => batch_answer(&call, &raw, &content_type, state),
+        (true, true) => message_batches(&call, &raw, state),
+    };
+    let stall = {
+        let mut s = state.lock().unwrap();
+        s.calls.push(call.clone());
+        match call.as_str() {
+            "POST /v1/batches" | "POST /v1/messages/batches" => s.create_stall.take(),
+            _ => None,
+        }
+    };
+    // The batch exists; only the answer is late, as when a connection drops mid-create.
+    if let Some(wait) = stall {
+        std::thread::sleep(wait);
+    }
     let response = match answer {
         Ok(body) => tiny_http::Response::from_string(body),
         Err(problem) => {
+            let code = if authorized { 400 } else { 401 };
             tiny_http::Response::from_string(json!({"error": {"message": problem}}).to_string())
-                .with_status_code(400)
+                .with_status_code(code)
         }
     };
     let _ = request.respond(response);
+}
+
+/// How a batch ends, once its checks run out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    Complete,
+    /// OpenAI's `failed`: the input was refused, nothing is answered.
+    Fail,
+    /// Ends with only the first N requests answered, the rest expired.
+    Expire(usize),
+    /// Cancelled with only the first N requests answered.
+    Cancel(usize),
+}
+
+pub struct MockBatch {
+    wire: Wire,
+    /// The request lines: OpenAI's JSONL lines, or Anthropic's requests, as sent.
+    lines: Vec<Value>,
+    polls_left: u32,
+    fate: Fate,
+    tag: Option<String>,
+    created: std::time::SystemTime,
+    /// Answered and failed lines, once ended.
+    output: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl MockVlm {
+    /// How the next batches created end, in order (then `Complete`).
+    pub fn batch_fates(&self, fates: impl IntoIterator<Item = Fate>) {
+        self.batches.lock().unwrap().fates.extend(fates);
+    }
+
+    /// The next batch create is made but answered only after `wait` (longer than the client's
+    /// time-out, so it gives up on the answer).
+    pub fn stall_next_create(&self, wait: Duration) {
+        self.batches.lock().unwrap().create_stall = Some(wait);
+    }
+
+    /// Requests in each batch created, in order of creation.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        let s = self.batches.lock().unwrap();
+        let mut batches: Vec<(&String, &MockBatch)> = s.batches.iter().collect();
+        batches.sort_by_key(|(id, b)| (b.created, id.len(), (*id).clone()));
+        batches.iter().map(|(_, b)| b.lines.len()).collect()
+    }
+}
+
+impl Batches {
+    fn create(&mut self, wire: Wire, lines: Vec<Value>, tag: Option<String>) -> String {
+        let id = match wire {
+            Wire::OpenAi => format!("batch_{}", self.batches.len() + 1),
+            Wire::Anthropic => format!("msgbatch_{}", self.batches.len() + 1),
+        };
+        let fate = self.fates.pop_front().unwrap_or(Fate::Complete);
+        self.batches.insert(
+            id.clone(),
+            MockBatch {
+                wire,
+                lines,
+                polls_left: self.polls_before_done,
+                fate,
+                tag,
+                created: std::time::SystemTime::now(),
+                output: None,
+            },
+        );
+        id
+    }
+
+    /// One status check: counts down, and ends the batch when it reaches zero.
+    fn check(&mut self, id: &str) -> Result<&MockBatch, String> {
+        let batch = self.batches.get_mut(id).ok_or("no such batch")?;
+        if batch.polls_left > 0 {
+            batch.polls_left -= 1;
+        } else if batch.output.is_none() {
+            batch.output = Some(answer_lines(batch)?);
+        }
+        Ok(batch)
+    }
+}
+
+/// Answers a batch's requests as its fate says: each request checked like a synchronous one.
+fn answer_lines(batch: &MockBatch) -> Result<(Vec<String>, Vec<String>), String> {
+    let answered = match batch.fate {
+        Fate::Complete => batch.lines.len(),
+        Fate::Fail => return Ok((Vec::new(), Vec::new())),
+        Fate::Expire(n) | Fate::Cancel(n) => n.min(batch.lines.len()),
+    };
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    for (i, line) in batch.lines.iter().enumerate() {
+        let key = line["custom_id"].clone();
+        let answer = match batch.wire {
+            Wire::OpenAi => {
+                if line["method"] != "POST" || line["url"] != "/v1/chat/completions" {
+                    return Err(format!("bad batch line {line}"));
+                }
+                let seen = check_body(Wire::OpenAi, line["body"].clone())?;
+                match i < answered {
+                    true => json!({"id": format!("batch_req_{i}"), "custom_id": key,
+                        "response": {"status_code": 200, "request_id": "req_mock", "body": ok_body(Wire::OpenAi, &describe(&seen))},
+                        "error": null}),
+                    false => {
+                        json!({"id": format!("batch_req_{i}"), "custom_id": key, "response": null,
+                        "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}})
+                    }
+                }
+            }
+            Wire::Anthropic => {
+                let seen = check_body(Wire::Anthropic, line["params"].clone())?;
+                let result = match (i < answered, batch.fate) {
+                    (true, _) => {
+                        json!({"type": "succeeded", "message": ok_body(Wire::Anthropic, &describe(&seen))})
+                    }
+                    (false, Fate::Cancel(_)) => json!({"type": "canceled"}),
+                    (false, _) => json!({"type": "expired"}),
+                };
+                json!({"custom_id": key, "result": result})
+            }
+        };
+        match i < answered {
+            true => ok.push(answer.to_string()),
+            false => failed.push(answer.to_string()),
+        }
+    }
+    Ok((ok, failed))
 }
 
 fn batch_answer(
@@ -508,7 +659,7 @@ fn batch_answer(
     state: &Mutex<Batches>,
 ) -> Result<String, String> {
     let mut s = state.lock().unwrap();
-    let n = s.files.len() + s.batches.len() + 1;
+    let n = s.files.len() + 1;
     match call.split_once(' ').unwrap() {
         ("POST", "/v1/files") => {
             let boundary = content_type
@@ -534,43 +685,65 @@ fn batch_answer(
         }
         ("POST", "/v1/batches") => {
             let body: Value = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
-            let input = body["input_file_id"]
-                .as_str()
-                .ok_or("no input_file_id")?
-                .to_string();
-            if body["endpoint"] != "/v1/chat/completions"
-                || body["completion_window"] != "24h"
-                || !s.files.contains_key(&input)
-            {
+            let input = body["input_file_id"].as_str().ok_or("no input_file_id")?;
+            if body["endpoint"] != "/v1/chat/completions" || body["completion_window"] != "24h" {
                 return Err(format!("bad batch request {body}"));
             }
-            let id = format!("batch_{n}");
-            let polls = s.polls_before_done;
-            s.batches.insert(id.clone(), (input, polls, None));
-            Ok(json!({"id": id, "object": "batch", "status": "validating"}).to_string())
+            let lines = s
+                .files
+                .get(input)
+                .ok_or("no such file")?
+                .lines()
+                .map(|l| serde_json::from_str(l).map_err(|e| format!("bad JSONL: {e}")))
+                .collect::<Result<Vec<Value>, String>>()?;
+            if lines.len() > 50_000 {
+                return Err("more than 50,000 requests".into());
+            }
+            let tag = body
+                .pointer("/metadata/scenedex_tag")
+                .and_then(Value::as_str);
+            let id = s.create(Wire::OpenAi, lines, tag.map(str::to_string));
+            Ok(json!({"id": id, "object": "batch", "status": "validating", "metadata": body["metadata"]}).to_string())
+        }
+        ("GET", "/v1/batches?limit=100") => {
+            let data: Vec<Value> = s
+                .batches
+                .iter()
+                .filter(|(_, b)| b.wire == Wire::OpenAi)
+                .map(|(id, b)| json!({"id": id, "object": "batch", "metadata": {"scenedex_tag": b.tag}}))
+                .collect();
+            Ok(json!({"object": "list", "data": data, "has_more": false}).to_string())
         }
         ("GET", path) if path.starts_with("/v1/batches/") => {
-            let id = &path["/v1/batches/".len()..];
-            let (input, left, output) = s.batches.get(id).cloned().ok_or("no such batch")?;
-            if left > 0 {
-                s.batches.insert(id.to_string(), (input, left - 1, None));
-                return Ok(json!({"id": id, "status": "in_progress"}).to_string());
-            }
-            let output = match output {
-                Some(output) => output,
-                None => {
-                    let lines = s.files[&input]
-                        .lines()
-                        .map(answer_batch_line)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let output = format!("file-out-{n}");
-                    s.files.insert(output.clone(), lines.join("\n"));
-                    s.batches
-                        .insert(id.to_string(), (input, 0, Some(output.clone())));
-                    output
-                }
+            let id = path["/v1/batches/".len()..].to_string();
+            let batch = s.check(&id)?;
+            let total = batch.lines.len();
+            let Some((ok, failed)) = batch.output.clone() else {
+                return Ok(json!({"id": id, "status": "in_progress",
+                    "request_counts": {"total": total, "completed": 0, "failed": 0}})
+                .to_string());
             };
-            Ok(json!({"id": id, "status": "completed", "output_file_id": output}).to_string())
+            let fate = batch.fate;
+            let (out, err) = (format!("file-out-{id}"), format!("file-err-{id}"));
+            let mut answer = json!({"id": id, "request_counts": {"total": total, "completed": ok.len(), "failed": failed.len()}});
+            answer["status"] = json!(match fate {
+                Fate::Complete => "completed",
+                Fate::Fail => "failed",
+                Fate::Expire(_) => "expired",
+                Fate::Cancel(_) => "cancelled",
+            });
+            if fate == Fate::Fail {
+                answer["errors"] = json!({"object": "list", "data": [{"code": "invalid_request", "message": "the mock refused this batch"}]});
+            }
+            if !ok.is_empty() {
+                answer["output_file_id"] = json!(out);
+                s.files.insert(out, ok.join("\n"));
+            }
+            if !failed.is_empty() {
+                answer["error_file_id"] = json!(err);
+                s.files.insert(err, failed.join("\n"));
+            }
+            Ok(answer.to_string())
         }
         ("GET", path) if path.starts_with("/v1/files/") && path.ends_with("/content") => {
             let id = &path["/v1/files/".len()..path.len() - "/content".len()];
@@ -583,20 +756,72 @@ fn batch_answer(
     }
 }
 
-/// One line of a batch's output: the request checked like any other, answered by description.
-fn answer_batch_line(line: &str) -> Result<String, String> {
-    let request: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    if request["method"] != "POST" || request["url"] != "/v1/chat/completions" {
-        return Err(format!("bad batch line {line}"));
+/// Anthropic's Message Batches: create, list, status and results.
+fn message_batches(call: &str, raw: &[u8], state: &Mutex<Batches>) -> Result<String, String> {
+    let mut s = state.lock().unwrap();
+    let counts = |b: &MockBatch| match &b.output {
+        None => {
+            json!({"processing": b.lines.len(), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0})
+        }
+        Some((ok, failed)) => {
+            let (canceled, expired) = match b.fate {
+                Fate::Cancel(_) => (failed.len(), 0),
+                _ => (0, failed.len()),
+            };
+            json!({"processing": 0, "succeeded": ok.len(), "errored": 0, "canceled": canceled, "expired": expired})
+        }
+    };
+    let describe_batch = |id: &str, b: &MockBatch| {
+        json!({"id": id, "type": "message_batch",
+            "processing_status": if b.output.is_some() { "ended" } else { "in_progress" },
+            "request_counts": counts(b),
+            "created_at": humantime::format_rfc3339_micros(b.created).to_string(),
+            "results_url": b.output.as_ref().map(|_| format!("https://elsewhere.invalid/v1/messages/batches/{id}/results"))})
+    };
+    match call.split_once(' ').unwrap() {
+        ("POST", "/v1/messages/batches") => {
+            let body: Value = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+            let requests = body["requests"].as_array().ok_or("no requests")?.clone();
+            if requests.is_empty() || requests.len() > 100_000 {
+                return Err("between 1 and 100,000 requests".into());
+            }
+            for r in &requests {
+                let id = r["custom_id"].as_str().unwrap_or("");
+                let valid = (1..=64).contains(&id.len())
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !valid {
+                    return Err(format!(
+                        "custom_id {id:?} does not match ^[a-zA-Z0-9_-]{{1,64}}$"
+                    ));
+                }
+            }
+            let id = s.create(Wire::Anthropic, requests, None);
+            Ok(describe_batch(&id, &s.batches[&id]).to_string())
+        }
+        ("GET", "/v1/messages/batches?limit=100") => {
+            let data: Vec<Value> = s
+                .batches
+                .iter()
+                .filter(|(_, b)| b.wire == Wire::Anthropic)
+                .map(|(id, b)| describe_batch(id, b))
+                .collect();
+            Ok(json!({"data": data, "has_more": false}).to_string())
+        }
+        ("GET", path) if path.ends_with("/results") => {
+            let id = &path["/v1/messages/batches/".len()..path.len() - "/results".len()];
+            let batch = s.batches.get(id).ok_or("no such batch")?;
+            let (ok, failed) = batch.output.clone().ok_or("the batch has not ended")?;
+            Ok(ok.into_iter().chain(failed).collect::<Vec<_>>().join("\n"))
+        }
+        ("GET", path) if path.starts_with("/v1/messages/batches/") => {
+            let id = path["/v1/messages/batches/".len()..].to_string();
+            s.check(&id)?;
+            Ok(describe_batch(&id, &s.batches[&id]).to_string())
+        }
+        _ => Err(format!("unexpected call {call}")),
     }
-    let seen = check_body(Wire::OpenAi, request["body"].clone())?;
-    Ok(json!({
-        "id": "batch_req_mock",
-        "custom_id": request["custom_id"],
-        "response": {"status_code": 200, "request_id": "req_mock", "body": ok_body(Wire::OpenAi, &describe(&seen))},
-        "error": null,
-    })
-    .to_string())
 }
 
 /// `/v1/embeddings`: 8-dimensional vectors made from each text's bytes, listed in reverse

@@ -1,0 +1,157 @@
+//! `index --batch`: before files go through the pipeline, every frame the cache does not
+//! answer is sent through the provider's batch API. Files whose frames are then all answered
+//! go on as usual (their captions come from the cache); the others wait for a later run,
+//! which collects the batches and indexes them exactly as a synchronous run would.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::plan::Job;
+use super::run::{Context, RunError};
+use super::Pipeline;
+use crate::caption::batch::{Batcher, Session, Tally};
+use crate::caption::run::key;
+use crate::caption::{CaptionError, Captioner, Reply, Request};
+
+/// How a run uses a batch API.
+pub struct Batching<'a> {
+    pub batcher: &'a dyn Batcher,
+    /// Wait for the batches to end before indexing; otherwise return once they are sent.
+    pub wait: bool,
+    /// Frames a batch could not answer are asked now, at the full price.
+    pub fallback_sync: bool,
+    pub poll: Duration,
+}
+
+/// The jobs split by whether their frames are answered.
+pub struct Prepared {
+    pub ready: Vec<Job>,
+    /// Jobs with frames in batches still running.
+    pub running: Vec<Job>,
+    /// Jobs with frames a batch ended without answering: sent again on the next run.
+    pub unanswered: Vec<Job>,
+    pub tally: Tally,
+}
+
+/// Sends what the jobs need through batches, and sorts the jobs by what is answered.
+pub fn prepare(jobs: Vec<Job>, cx: &Context, batching: &Batching) -> Result<Prepared, RunError> {
+    let pipeline = cx.pipeline;
+    let cache = pipeline.cache.ok_or(RunError::Batch(CaptionError::Ledger(
+        "no caption cache: batches keep their answers there".into(),
+    )))?;
+    let on = |event: &crate::caption::batch::Event| cx.observer.batch(event);
+    let session = Session::open(batching.batcher, pipeline.settings, cache, &on)?;
+    let needs = queue(&jobs, cx, &session)?;
+    session.flush()?;
+    let running = match batching.wait {
+        true => {
+            session.wait(batching.poll)?;
+            0
+        }
+        false => session.check()?,
+    };
+    let pending: HashSet<String> = match running {
+        0 => HashSet::new(),
+        _ => session.pending()?,
+    };
+    let mut prepared = Prepared {
+        ready: Vec::new(),
+        running: Vec::new(),
+        unanswered: Vec::new(),
+        tally: session.tally(),
+    };
+    for (job, keys) in jobs.into_iter().zip(needs) {
+        let open: Vec<&String> = keys.iter().filter(|k| cache.get(k).is_none()).collect();
+        if open.is_empty() || batching.fallback_sync {
+            prepared.ready.push(job);
+        } else if open.iter().any(|k| pending.contains(*k)) {
+            prepared.running.push(job);
+        } else {
+            prepared.unanswered.push(job);
+        }
+    }
+    Ok(prepared)
+}
+
+/// Samples every job (`jobs` at a time) and queues its unanswered frames; returns each job's
+/// frames that wait for a batch. A file that cannot be sampled waits for nothing: the
+/// pipeline reports it.
+fn queue(jobs: &[Job], cx: &Context, session: &Session) -> Result<Vec<Vec<String>>, RunError> {
+    let needs: Mutex<Vec<Vec<String>>> = Mutex::new(vec![Vec::new(); jobs.len()]);
+    let failed: Mutex<Option<CaptionError>> = Mutex::new(None);
+    let next = AtomicUsize::new(0);
+    let pipeline = cx.pipeline;
+    std::thread::scope(|scope| {
+        for _ in 0..cx.settings.jobs.clamp(1, jobs.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                if crate::stop::requested() || failed.lock().is_ok_and(|f| f.is_some()) {
+                    break;
+                }
+                let Ok(timeline) = pipeline.timeline(&job.path) else {
+                    continue;
+                };
+                let mut waiting = Vec::new();
+                for picture in &timeline.pictures {
+                    let key = key(picture, pipeline.captioner, pipeline.settings);
+                    match session.add(&key, picture) {
+                        Ok(true) => waiting.push(key),
+                        Ok(false) => {}
+                        Err(e) => {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+                needs.lock().unwrap_or_else(|e| e.into_inner())[i] = waiting;
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e.into());
+    }
+    if crate::stop::requested() {
+        return Err(RunError::Interrupted);
+    }
+    Ok(needs.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A captioner that answers from the cache only: with `--batch`, a frame no batch answered
+/// is never paid for at the full price unless the user asked for that.
+pub struct CacheOnly<'a> {
+    pub inner: &'a dyn Captioner,
+}
+
+impl Captioner for CacheOnly<'_> {
+    fn backend(&self) -> &str {
+        self.inner.backend()
+    }
+
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+
+    fn caption(&self, _request: &Request) -> Result<Reply, CaptionError> {
+        Err(CaptionError::NotBatched)
+    }
+
+    fn image_tokens(&self, width: u32, height: u32) -> u64 {
+        self.inner.image_tokens(width, height)
+    }
+}
+
+impl<'a> Pipeline<'a> {
+    /// The same pipeline with another captioner.
+    pub fn with_captioner(&self, captioner: &'a dyn Captioner) -> Pipeline<'a> {
+        Pipeline {
+            captioner,
+            ..self.clone()
+        }
+    }
+}
