@@ -12,6 +12,7 @@ pub mod clip;
 pub mod decode;
 pub mod dedup;
 pub mod embed;
+pub mod eval;
 pub mod index;
 mod private;
 pub mod sample;

@@ -81,9 +81,33 @@ pub fn settings(path: &Path) -> Result<Vec<(String, String)>, Error> {
             )))
         }
     };
+    Ok(read(path, &text)?
+        .into_iter()
+        .map(|(name, value)| (format!("SCENEDEX_{}", name.to_uppercase()), value))
+        .filter(|(variable, _)| std::env::var_os(variable).is_none())
+        .collect())
+}
+
+/// An options file's settings as flags (`--max-gap 8`), in the config file's format: for
+/// `eval --against`.
+pub fn flags(path: &Path) -> Result<Vec<String>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::NoInput(format!(
+            "{}: cannot read the options file: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(read(path, &text)?
+        .into_iter()
+        .flat_map(|(name, value)| [format!("--{}", name.replace('_', "-")), value])
+        .collect())
+}
+
+/// The settings of a file, as (name with underscores, value).
+fn read(path: &Path, text: &str) -> Result<Vec<(String, String)>, Error> {
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| Error::Config(syntax_error(path, &text, &e)))?;
+        .map_err(|e: toml::de::Error| Error::Config(syntax_error(path, text, &e)))?;
     let mut out = Vec::new();
     for (key, value) in table {
         let name = key.replace('-', "_");
@@ -105,10 +129,7 @@ pub fn settings(path: &Path) -> Result<Vec<(String, String)>, Error> {
                 )))
             }
         };
-        let variable = format!("SCENEDEX_{}", name.to_uppercase());
-        if std::env::var_os(&variable).is_none() {
-            out.push((variable, value));
-        }
+        out.push((name, value));
     }
     Ok(out)
 }

@@ -2,6 +2,7 @@
 
 pub mod caption;
 mod config;
+mod eval;
 mod export;
 mod frames;
 mod index;
@@ -77,6 +78,51 @@ pub enum Command {
     /// Write the best hits of a search as video files of their own: copied when both ends fall
     /// on key frames, else re-encoded from the exact first frame, with their sound.
     Cut(CutArgs),
+    /// Score a captioning configuration on a golden set (keyword recall, invented words,
+    /// moderation fields, search recall, cost per 1,000 frames), or two side by side, before
+    /// paying for it on an archive.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct EvalArgs {
+    /// The golden set: JSON lines of pictures, video frames and searches, with paths relative
+    /// to it (see the README).
+    #[arg(value_name = "GOLDEN.jsonl")]
+    pub golden: PathBuf,
+
+    #[command(flatten)]
+    pub captioner: CaptionerArgs,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    /// The embedding model for the searches' throw-away index.
+    #[arg(long, env = "SCENEDEX_EMBEDDER", value_enum, default_value = "local")]
+    pub embedder: crate::backends::EmbedderChoice,
+
+    /// --embedder openai: the model [default: text-embedding-3-small].
+    #[arg(long, env = "SCENEDEX_EMBEDDING_MODEL")]
+    pub embedding_model: Option<String>,
+
+    /// --embedder openai: the API's base URL.
+    #[arg(long, env = "SCENEDEX_EMBEDDING_URL")]
+    pub embedding_url: Option<String>,
+
+    /// Score a second configuration beside this one: the options in FILE (the config file's
+    /// format, `model = "gpt-4.1-mini"`) replace the command line's.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
+
+    /// Read and write the caption cache; without it nothing is read from or written to it,
+    /// so every figure, cost included, is measured afresh.
+    #[arg(long)]
+    pub use_cache: bool,
+
+    /// Print one JSON object per configuration.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -815,6 +861,7 @@ pub fn main() -> i32 {
         Command::Export(args) => export::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Cut(args) => search::cut(&args),
+        Command::Eval(args) => eval::run(&args),
     };
     match result {
         Ok(()) => exit::OK,

@@ -415,6 +415,27 @@ pub(crate) fn ffmpeg_name(path: &Path) -> std::io::Result<FfmpegName> {
 
 /// Whether a path is a file that can be read, with the error a missing or unreadable input
 /// gets from every command.
+/// The picture a player shows at `time`, scaled so its longer side is at most `side`: for a
+/// thumbnail, or a golden frame to caption.
+pub fn image_at_side(path: &Path, time: f64, side: u32) -> Result<image::RgbImage, String> {
+    let mut decoder = Decoder::open(path, Skip::Nothing).map_err(|e| e.to_string())?;
+    decoder.seek(time).map_err(|e| e.to_string())?;
+    let rotation = decoder.info().rotation;
+    let mut converter = Converter::default();
+    let mut last = None;
+    while let Some(frame) = decoder.next_frame().map_err(|e| e.to_string())? {
+        let reached = frame.time + frame.duration > time;
+        last = Some(frame);
+        if reached {
+            break;
+        }
+    }
+    let frame = last.ok_or("no frame at that time")?;
+    converter
+        .rgb(&frame.inner, rotation, side)
+        .map_err(|e| e.to_string())
+}
+
 pub fn check_file(path: &Path) -> Result<(), DecodeError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DecodeError::NotFound(path.into()),

@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::clip;
-use crate::decode::{Decoder, Skip};
 
 /// The longest side of a re-encoded stretch: enough for a page, and quick to encode.
 const TRANSCODE_SIDE: u32 = 1280;
@@ -136,22 +135,7 @@ pub fn keep_under(root: &Path, limit: u64, keep: &Path) {
 
 /// The picture at `time` seconds in `source`, as a JPEG whose longer side is `side`.
 pub fn picture_at(source: &Path, time: f64, side: u32) -> Result<Vec<u8>, String> {
-    let mut decoder = Decoder::open(source, Skip::Nothing).map_err(|e| e.to_string())?;
-    decoder.seek(time).map_err(|e| e.to_string())?;
-    let rotation = decoder.info().rotation;
-    let mut converter = crate::decode::Converter::default();
-    let mut last = None;
-    while let Some(frame) = decoder.next_frame().map_err(|e| e.to_string())? {
-        let reached = frame.time + frame.duration > time;
-        last = Some(frame);
-        if reached {
-            break;
-        }
-    }
-    let frame = last.ok_or("no frame at that time")?;
-    let image = converter
-        .rgb(&frame.inner, rotation, side)
-        .map_err(|e| e.to_string())?;
+    let image = crate::decode::image_at_side(source, time, side)?;
     let settings = crate::caption::Picture {
         max_side: side,
         quality: 80,
