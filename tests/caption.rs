@@ -656,3 +656,58 @@ fn issue11_a_redirect_is_an_error_and_the_key_goes_nowhere_else() {
         assert!(!run.stderr.contains(KEY));
     }
 }
+
+/// Issue 11: every request in flight held a thread of its own (ureq). On the shared runtime,
+/// `--concurrency 256` keeps hundreds of requests in flight with a handful of threads.
+#[test]
+fn issue11_hundreds_of_requests_in_flight_without_a_thread_each() {
+    let mock = MockVlm::start(Wire::OpenAi);
+    mock.set_latency(Duration::from_secs(2));
+    // Files, not pipes: nobody reads a pipe while the process runs, and a full one would stop it.
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = mock_command(&mock)
+        .args(["caption", &path("real.mp4"), "--sample", "interval:0.05"])
+        .args([
+            "--dup-distance",
+            "0",
+            "--concurrency",
+            "256",
+            "--no-cache",
+            "--json",
+        ])
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut most_threads = 0;
+    while child.try_wait().unwrap().is_none() {
+        let threads = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+            })
+            .unwrap_or(0);
+        most_threads = most_threads.max(threads);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let (lines, _) = json_lines(&std::fs::read_to_string(&stdout).unwrap());
+    assert!(lines.len() >= 200, "{} frames", lines.len());
+    assert_eq!(mock.seen().len(), lines.len(), "one request per frame");
+    assert!(
+        mock.peak_in_flight() >= 150,
+        "only {} at once",
+        mock.peak_in_flight()
+    );
+    assert!(
+        most_threads < 40,
+        "{most_threads} threads for {} requests",
+        lines.len()
+    );
+}

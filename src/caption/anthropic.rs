@@ -75,6 +75,22 @@ impl Captioner for Anthropic {
         &self.model
     }
 
+    fn waits_on_network(&self) -> bool {
+        true
+    }
+
+    fn caption_future<'a>(&'a self, request: Request<'a>) -> super::BoxFuture<'a> {
+        Box::pin(async move {
+            let url = format!("{}/v1/messages", self.base_url);
+            let headers = [
+                ("x-api-key", self.key.expose()),
+                ("anthropic-version", API_VERSION),
+            ];
+            let body = self.body(&request);
+            read_answer(&self.client.post_json_async(&url, &headers, &body).await?)
+        })
+    }
+
     fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
         let url = format!("{}/v1/messages", self.base_url);
         let answer = self.with_headers(|h| self.client.post_json(&url, h, &self.body(request)))?;

@@ -61,6 +61,23 @@ impl Cache {
         }
     }
 
+    /// `ask` for a future: waits without blocking its thread, on which other requests of the
+    /// same run are in flight (one of which may hold a key another file waits for).
+    pub async fn ask_async(&self, key: &str) -> Asking<'_> {
+        loop {
+            {
+                let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());
+                if asking.insert(key.to_string()) {
+                    return Asking {
+                        cache: self,
+                        key: key.to_string(),
+                    };
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until no one else in this process is asking about `key`, then holds it: two files
     /// in flight with the same picture pay for it once (single flight).
     pub fn ask(&self, key: &str) -> Asking<'_> {

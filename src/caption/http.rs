@@ -5,7 +5,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use backon::{BlockingRetryable, ExponentialBuilder};
+use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 
@@ -73,28 +73,29 @@ enum Payload<'a> {
 
 pub struct Client {
     backend: &'static str,
-    agent: ureq::Agent,
+    http: reqwest::Client,
     settings: HttpSettings,
     limiter: Option<DefaultDirectRateLimiter>,
 }
 
 impl Client {
     pub fn new(backend: &'static str, settings: HttpSettings) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(settings.timeout))
-            .http_status_as_error(false)
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
             // A redirect would carry the key (Authorization, x-api-key) to wherever it points:
             // it is answered as the error it is, never followed.
-            .max_redirects(0)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("scenedex/", env!("CARGO_PKG_VERSION")))
             .build()
-            .into();
+            // Only a TLS back end that cannot start fails here, and rustls with built-in roots
+            // always starts: fall back to a default client rather than panic.
+            .unwrap_or_default();
         let limiter = settings
             .per_minute
             .map(|n| RateLimiter::direct(Quota::per_minute(n)));
         Client {
             backend,
-            agent,
+            http,
             settings,
             limiter,
         }
@@ -107,7 +108,18 @@ impl Client {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> Result<Value, CaptionError> {
+        crate::runtime::block_on(self.post_json_async(url, headers, body))
+    }
+
+    /// `post_json` as a future, for many requests in flight on the shared runtime.
+    pub async fn post_json_async(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, CaptionError> {
         self.send(url, headers, &Payload::Json(body), |text| self.parse(&text))
+            .await
     }
 
     /// POSTs `body` as JSON once, never retried: for requests that must not be made twice
@@ -118,7 +130,8 @@ impl Client {
         headers: &[(&str, &str)],
         body: &Value,
     ) -> Result<Value, CaptionError> {
-        self.parse(&self.attempt(url, headers, &Payload::Json(body))?)
+        let text = crate::runtime::block_on(self.attempt(url, headers, &Payload::Json(body)))?;
+        self.parse(&text)
     }
 
     /// POSTs a multipart form with text fields and one file, and returns the JSON answer.
@@ -129,25 +142,21 @@ impl Client {
         fields: &[(&str, &str)],
         file: (&str, &str, &[u8]),
     ) -> Result<Value, CaptionError> {
-        self.send(
-            url,
-            headers,
-            &Payload::Form {
-                fields,
-                file: &file,
-            },
-            |text| self.parse(&text),
-        )
+        let payload = Payload::Form {
+            fields,
+            file: &file,
+        };
+        crate::runtime::block_on(self.send(url, headers, &payload, |text| self.parse(&text)))
     }
 
     /// GETs a JSON resource.
     pub fn get_json(&self, url: &str, headers: &[(&str, &str)]) -> Result<Value, CaptionError> {
-        self.send(url, headers, &Payload::None, |text| self.parse(&text))
+        crate::runtime::block_on(self.send(url, headers, &Payload::None, |text| self.parse(&text)))
     }
 
     /// GETs a resource as text.
     pub fn get_text(&self, url: &str, headers: &[(&str, &str)]) -> Result<String, CaptionError> {
-        self.send(url, headers, &Payload::None, Ok)
+        crate::runtime::block_on(self.send(url, headers, &Payload::None, Ok))
     }
 
     fn parse(&self, text: &str) -> Result<Value, CaptionError> {
@@ -159,11 +168,11 @@ impl Client {
 
     /// Sends and reads the answer with `read`, retrying what may pass: a body cut short or
     /// garbled on the way is as transient as a 503.
-    fn send<T>(
+    async fn send<T>(
         &self,
         url: &str,
         headers: &[(&str, &str)],
-        payload: &Payload,
+        payload: &Payload<'_>,
         read: impl Fn(String) -> Result<T, CaptionError>,
     ) -> Result<T, CaptionError> {
         let backoff = ExponentialBuilder::default()
@@ -171,44 +180,53 @@ impl Client {
             .with_max_delay(self.settings.max_delay)
             .with_max_times(self.settings.retries)
             .with_jitter();
-        (|| read(self.attempt(url, headers, payload)?))
+        (|| async { read(self.attempt(url, headers, payload).await?) })
             .retry(backoff)
             .when(|e: &CaptionError| e.is_transient() && !crate::stop::requested())
-            .notify(|e: &CaptionError, planned: Duration| {
-                // The server knows best how long to wait: never come back sooner than it asked.
-                if let Some(asked) = e.retry_after() {
-                    sleep_unless_stopped(asked.saturating_sub(planned));
-                }
+            // The server knows best how long to wait: never come back sooner than it asked.
+            .adjust(|e: &CaptionError, planned: Option<Duration>| {
+                planned.map(|p| e.retry_after().map_or(p, |asked| asked.max(p)))
             })
             .sleep(sleep_unless_stopped)
-            .call()
+            .await
     }
 
-    fn attempt(
+    async fn attempt(
         &self,
         url: &str,
         headers: &[(&str, &str)],
-        payload: &Payload,
+        payload: &Payload<'_>,
     ) -> Result<String, CaptionError> {
         if crate::stop::requested() {
             return Err(CaptionError::Interrupted);
         }
-        self.wait_for_rate_limit();
+        self.wait_for_rate_limit().await;
         let _in_flight = crate::stop::InFlight::start();
-        let sent = match payload {
-            Payload::None => with_headers(self.agent.get(url), headers).call(),
-            Payload::Json(body) => with_headers(self.agent.post(url), headers).send_json(body),
+        let request = match payload {
+            Payload::None => self.http.get(url),
+            Payload::Json(body) => self.http.post(url).json(body),
             Payload::Form { fields, file } => {
-                use ureq::unversioned::multipart::{Form, Part};
+                use reqwest::multipart::{Form, Part};
                 let (name, file_name, bytes) = file;
                 let form = fields
                     .iter()
-                    .fold(Form::new(), |form, (field, value)| form.text(field, value))
-                    .part(name, Part::bytes(bytes).file_name(file_name));
-                with_headers(self.agent.post(url), headers).send(form)
+                    .fold(Form::new(), |form, (field, value)| {
+                        form.text(field.to_string(), value.to_string())
+                    })
+                    .part(
+                        name.to_string(),
+                        Part::bytes(bytes.to_vec()).file_name(file_name.to_string()),
+                    );
+                self.http.post(url).multipart(form)
             }
         };
-        let mut response = sent.map_err(|e| self.transport_error(url, e))?;
+        let request = headers.iter().fold(request, |request, (name, value)| {
+            request.header(*name, *value)
+        });
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(url, e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -219,24 +237,46 @@ impl Client {
             .map(|s| {
                 Duration::from_secs_f64(s.min(self.settings.max_delay.as_secs_f64().max(1.0) * 4.0))
             });
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(256 * 1024 * 1024)
-            .read_to_string()
-            .map_err(|e| self.transport_error(url, e))?;
+        let text = self.body(url, response).await?;
         if !(200..300).contains(&status) {
             return Err(CaptionError::Status {
                 backend: self.backend.to_string(),
                 status,
-                message: redact(error_message(&text), headers),
+                message: service_message(text, headers),
                 retry_after,
             });
         }
         Ok(text)
     }
 
-    fn wait_for_rate_limit(&self) {
+    /// The answer's body as text, refused past 256 MiB.
+    async fn body(
+        &self,
+        url: &str,
+        mut response: reqwest::Response,
+    ) -> Result<String, CaptionError> {
+        const LIMIT: usize = 256 * 1024 * 1024;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(url, e))?
+        {
+            if bytes.len() + chunk.len() > LIMIT {
+                return Err(CaptionError::BadReply {
+                    backend: self.backend.to_string(),
+                    detail: "the answer is larger than 256 MiB".into(),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        String::from_utf8(bytes).map_err(|_| CaptionError::BadReply {
+            backend: self.backend.to_string(),
+            detail: "the answer is not UTF-8 text".into(),
+        })
+    }
+
+    async fn wait_for_rate_limit(&self) {
         let Some(limiter) = &self.limiter else {
             return;
         };
@@ -244,38 +284,36 @@ impl Client {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));
-            sleep_unless_stopped(wait);
+            sleep_unless_stopped(wait).await;
             if crate::stop::requested() {
                 return;
             }
         }
     }
 
-    fn transport_error(&self, url: &str, error: ureq::Error) -> CaptionError {
+    fn transport_error(&self, url: &str, error: reqwest::Error) -> CaptionError {
         let backend = self.backend.to_string();
-        match error {
-            ureq::Error::Timeout(_) => CaptionError::Timeout {
+        if error.is_timeout() {
+            return CaptionError::Timeout {
                 backend,
                 seconds: self.settings.timeout.as_secs(),
-            },
-            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                CaptionError::Timeout {
-                    backend,
-                    seconds: self.settings.timeout.as_secs(),
+            };
+        }
+        let detail = match error.is_connect() {
+            true => "connection refused or host not found".to_string(),
+            // The chain's last cause says what happened; the URL is already in the message.
+            false => {
+                let mut cause: &dyn std::error::Error = &error;
+                while let Some(next) = cause.source() {
+                    cause = next;
                 }
+                cause.to_string()
             }
-            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
-                CaptionError::Unreachable {
-                    backend,
-                    url: url.to_string(),
-                    detail: "connection refused or host not found".into(),
-                }
-            }
-            other => CaptionError::Unreachable {
-                backend,
-                url: url.to_string(),
-                detail: other.to_string(),
-            },
+        };
+        CaptionError::Unreachable {
+            backend,
+            url: url.to_string(),
+            detail,
         }
     }
 }
@@ -291,13 +329,10 @@ pub fn with_bearer<T>(key: Option<&Secret>, f: impl FnOnce(&[(&str, &str)]) -> T
     f(&headers)
 }
 
-fn with_headers<B>(
-    request: ureq::RequestBuilder<B>,
-    headers: &[(&str, &str)],
-) -> ureq::RequestBuilder<B> {
-    headers.iter().fold(request, |request, (name, value)| {
-        request.header(*name, *value)
-    })
+/// What a service said in an error, the key taken out of all of it before it is cut short (a
+/// key cut in two by the cut would no longer be found whole).
+fn service_message(body: String, headers: &[(&str, &str)]) -> String {
+    error_message(&redact(body, headers))
 }
 
 /// The service's own error message, if its body carries one, kept short.
@@ -326,12 +361,12 @@ fn redact(mut message: String, headers: &[(&str, &str)]) -> String {
 }
 
 /// Sleeps in short steps so that Ctrl-C is not kept waiting behind a long backoff.
-fn sleep_unless_stopped(duration: Duration) {
+async fn sleep_unless_stopped(duration: Duration) {
     let step = Duration::from_millis(100);
     let mut left = duration;
     while !left.is_zero() && !crate::stop::requested() {
         let now = left.min(step);
-        std::thread::sleep(now);
+        tokio::time::sleep(now).await;
         left -= now;
     }
 }
@@ -356,6 +391,20 @@ mod tests {
             redact("Incorrect API key sk-abc123".into(), &headers),
             "Incorrect API key [redacted]"
         );
+    }
+
+    #[test]
+    fn issue11_a_key_across_the_cut_of_a_long_error_is_still_redacted() {
+        let headers = [("x-api-key", "sk-ant-0123456789abcdef")];
+        let body = format!(
+            "{} your key sk-ant-0123456789abcdef is wrong",
+            "x".repeat(180)
+        );
+        let message = service_message(body, &headers);
+        // Cut first and redacted after, its first ten characters were left: "sk-ant-012".
+        assert!(message.len() <= 200);
+        assert!(!message.contains("sk-ant-0"), "{message}");
+        assert!(message.ends_with("your key [redacted]"), "{message}");
     }
 
     #[test]

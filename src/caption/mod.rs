@@ -37,9 +37,24 @@ pub trait Captioner: Send + Sync {
     fn makes_tags(&self) -> bool {
         false
     }
+    /// Whether the backend waits on the network rather than computing: then its requests are
+    /// futures on the shared runtime (`caption_future`), hundreds in flight without a thread
+    /// each; a backend that computes (the tagger) gets threads instead.
+    fn waits_on_network(&self) -> bool {
+        false
+    }
+    /// `caption` as a future; backends that wait on the network implement it.
+    fn caption_future<'a>(&'a self, request: Request<'a>) -> BoxFuture<'a> {
+        Box::pin(std::future::ready(self.caption(&request)))
+    }
 }
 
+/// A caption request in flight.
+pub type BoxFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, CaptionError>> + Send + 'a>>;
+
 /// One picture to caption, with the prompt and language to use.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub jpeg: &'a [u8],
     pub width: u32,

@@ -121,6 +121,23 @@ impl Captioner for OpenAi {
         &self.model
     }
 
+    fn waits_on_network(&self) -> bool {
+        true
+    }
+
+    fn caption_future<'a>(&'a self, request: Request<'a>) -> super::BoxFuture<'a> {
+        Box::pin(async move {
+            let url = format!("{}/chat/completions", self.base_url);
+            let bearer = self.key.as_ref().map(|k| format!("Bearer {}", k.expose()));
+            let headers: Vec<(&str, &str)> = bearer
+                .iter()
+                .map(|v| ("Authorization", v.as_str()))
+                .collect();
+            let body = self.body(&request);
+            read_answer(&self.client.post_json_async(&url, &headers, &body).await?)
+        })
+    }
+
     fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
         read_answer(&self.post("chat/completions", &self.body(request))?)
     }

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use super::cache::{Cache, KeyParts};
 use super::{
-    read_reply, Caption, CaptionError, Captioner, Encoded, Kind, Prompt, Request, Style, Usage,
+    read_reply, Caption, CaptionError, Captioner, Encoded, Kind, Prompt, Reply, Request, Style,
+    Usage,
 };
 
 /// What to ask, and how.
@@ -58,28 +59,27 @@ pub fn caption_all(
     let results: Mutex<Vec<Option<Outcome>>> =
         Mutex::new((0..pictures.len()).map(|_| None).collect());
     let totals = Mutex::new(Totals::default());
-    let next = AtomicUsize::new(0);
-    let workers = settings.concurrency.clamp(1, firsts.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                // After Ctrl-C no new request is sent: what is not asked is not paid for.
-                if crate::stop::requested() {
-                    break;
-                }
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = firsts.get(n) else { break };
-                let outcome = one(&pictures[i], &keys[i], captioner, settings, cache, &totals);
-                results
-                    .lock()
-                    .expect("no worker panics")
-                    .get_mut(i)
-                    .expect("in range")
-                    .replace(outcome);
-                on_done();
-            });
-        }
-    });
+    let done = |i: usize, outcome: Outcome| {
+        results
+            .lock()
+            .expect("no worker panics")
+            .get_mut(i)
+            .expect("in range")
+            .replace(outcome);
+        on_done();
+    };
+    let job = Job {
+        pictures,
+        keys: &keys,
+        captioner,
+        settings,
+        cache,
+        totals: &totals,
+    };
+    match captioner.waits_on_network() {
+        true => job.in_flight(&firsts, &done),
+        false => job.on_threads(&firsts, &done),
+    }
     let mut results = results.into_inner().expect("no worker panics");
     // Copies first, while every first's answer is still in place; then the firsts move out.
     let copies: Vec<Option<Outcome>> = (0..pictures.len())
@@ -165,98 +165,173 @@ pub fn key(picture: &Encoded, captioner: &dyn Captioner, settings: &Settings) ->
     })
 }
 
-fn one(
-    picture: &Encoded,
-    key: &str,
-    captioner: &dyn Captioner,
-    settings: &Settings,
-    cache: Option<&Cache>,
-    totals: &Mutex<Totals>,
-) -> Outcome {
-    let hit = || cache.and_then(|c| c.get(key));
-    let cached = |caption| {
-        totals.lock().expect("no worker panics").cache_hits += 1;
-        Outcome {
-            caption: Ok(caption),
-            cached: true,
-        }
-    };
-    if let Some(caption) = hit() {
-        return cached(caption);
-    }
-    // Another file in flight may be asking about the same picture: wait for its answer.
-    let _asking = cache.map(|c| c.ask(key));
-    if let Some(caption) = hit() {
-        return cached(caption);
-    }
-    let caption = ask(picture, captioner, settings, totals);
-    if let (Ok(caption), Some(cache)) = (&caption, cache) {
-        // A cache that cannot be written costs money later, not correctness now.
-        if let Err(e) = cache.put(key, caption) {
-            eprintln!(
-                "warning: cannot write to the caption cache {}: {e}",
-                cache.dir().display()
-            );
-        }
-    }
-    Outcome {
-        caption,
-        cached: false,
-    }
+/// What every request of one `caption_all` shares.
+struct Job<'a> {
+    pictures: &'a [Encoded],
+    keys: &'a [String],
+    captioner: &'a dyn Captioner,
+    settings: &'a Settings<'a>,
+    cache: Option<&'a Cache>,
+    totals: &'a Mutex<Totals>,
 }
 
-/// One question, and for the JSON style one more if the first answer is not valid JSON.
-fn ask(
-    picture: &Encoded,
-    captioner: &dyn Captioner,
-    settings: &Settings,
-    totals: &Mutex<Totals>,
-) -> Result<Caption, CaptionError> {
-    let request = Request {
-        jpeg: &picture.jpeg,
-        width: picture.width,
-        height: picture.height,
-        prompt: settings.prompt,
-        lang: settings.lang,
-    };
-    let attempts = if settings.prompt.json { 2 } else { 1 };
-    let mut last = None;
-    for _ in 0..attempts {
-        let reply = captioner.caption(&request);
-        let mut t = totals.lock().expect("no worker panics");
+impl Job<'_> {
+    /// A backend that computes: `settings.concurrency` threads at once.
+    fn on_threads(&self, firsts: &[usize], done: &(dyn Fn(usize, Outcome) + Sync)) {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..self.settings.concurrency.clamp(1, firsts.len().max(1)) {
+                scope.spawn(|| loop {
+                    // After Ctrl-C no new request is sent: what is not asked is not paid for.
+                    if crate::stop::requested() {
+                        break;
+                    }
+                    let Some(&i) = firsts.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    done(i, self.one(i));
+                });
+            }
+        });
+    }
+
+    /// A backend that waits on the network: `settings.concurrency` requests in flight on the
+    /// shared runtime, driven from this thread, with no thread of their own.
+    fn in_flight(&self, firsts: &[usize], done: &(dyn Fn(usize, Outcome) + Sync)) {
+        use futures_util::stream::{self, StreamExt};
+        crate::runtime::block_on(
+            stream::iter(firsts.iter().copied())
+                // After Ctrl-C no new request is sent: what is not asked is not paid for.
+                .take_while(|_| std::future::ready(!crate::stop::requested()))
+                .map(|i| async move { (i, self.one_future(i).await) })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .for_each(|(i, outcome)| {
+                    done(i, outcome);
+                    std::future::ready(())
+                }),
+        );
+    }
+
+    fn hit(&self, i: usize) -> Option<Outcome> {
+        let caption = self.cache?.get(&self.keys[i])?;
+        self.totals.lock().expect("no worker panics").cache_hits += 1;
+        Some(Outcome {
+            caption: Ok(caption),
+            cached: true,
+        })
+    }
+
+    fn one(&self, i: usize) -> Outcome {
+        if let Some(hit) = self.hit(i) {
+            return hit;
+        }
+        // Another file in flight may be asking about the same picture: wait for its answer.
+        let _asking = self.cache.map(|c| c.ask(&self.keys[i]));
+        if let Some(hit) = self.hit(i) {
+            return hit;
+        }
+        let mut caption = Err(CaptionError::Interrupted);
+        for attempt in 0..self.attempts() {
+            let reply = self.captioner.caption(&self.request(i));
+            caption = self.read(reply);
+            if !self.again(attempt, &caption) {
+                break;
+            }
+        }
+        self.keep(i, caption)
+    }
+
+    async fn one_future(&self, i: usize) -> Outcome {
+        if let Some(hit) = self.hit(i) {
+            return hit;
+        }
+        let _asking = match self.cache {
+            Some(cache) => Some(cache.ask_async(&self.keys[i]).await),
+            None => None,
+        };
+        if let Some(hit) = self.hit(i) {
+            return hit;
+        }
+        let mut caption = Err(CaptionError::Interrupted);
+        for attempt in 0..self.attempts() {
+            let reply = self.captioner.caption_future(self.request(i)).await;
+            caption = self.read(reply);
+            if !self.again(attempt, &caption) {
+                break;
+            }
+        }
+        self.keep(i, caption)
+    }
+
+    fn request(&self, i: usize) -> Request<'_> {
+        let picture = &self.pictures[i];
+        Request {
+            jpeg: &picture.jpeg,
+            width: picture.width,
+            height: picture.height,
+            prompt: self.settings.prompt,
+            lang: self.settings.lang,
+        }
+    }
+
+    /// One question, and for the JSON style one more if the first answer is not valid JSON.
+    fn attempts(&self) -> usize {
+        if self.settings.prompt.json {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn again(&self, attempt: usize, caption: &Result<Caption, CaptionError>) -> bool {
+        attempt + 1 < self.attempts() && matches!(caption, Err(CaptionError::BadJson { .. }))
+    }
+
+    /// Counts a reply and reads it as the style asks.
+    fn read(&self, reply: Result<Reply, CaptionError>) -> Result<Caption, CaptionError> {
+        let (captioner, settings) = (self.captioner, self.settings);
+        let mut t = self.totals.lock().expect("no worker panics");
         t.calls += 1;
         let reply = reply?;
         t.usage += reply.usage;
         drop(t);
-        let read = if captioner.makes_tags() {
-            // A classifier answers no prompt: its words are tags, whatever the style asked.
-            Ok((reply.text.clone(), Kind::Tags, None))
-        } else {
-            read_reply(settings.style, &reply.text, captioner.backend())
+        // A classifier answers no prompt: its words are tags, whatever the style asked.
+        let tags = captioner.makes_tags();
+        let (text, kind, moderation) = match tags {
+            true => (reply.text.clone(), Kind::Tags, None),
+            false => read_reply(settings.style, &reply.text, captioner.backend())?,
         };
-        let prompt = if captioner.makes_tags() {
-            "none".to_string()
-        } else {
-            settings.prompt.tag()
-        };
-        match read {
-            Ok((text, kind, moderation)) => {
-                return Ok(Caption {
-                    text,
-                    kind,
-                    moderation,
-                    backend: captioner.backend().to_string(),
-                    model: captioner.model().to_string(),
-                    prompt,
-                    lang: settings.lang.map(str::to_string),
-                    usage: reply.usage,
-                })
+        Ok(Caption {
+            text,
+            kind,
+            moderation,
+            backend: captioner.backend().to_string(),
+            model: captioner.model().to_string(),
+            prompt: if tags {
+                "none".into()
+            } else {
+                settings.prompt.tag()
+            },
+            lang: settings.lang.map(str::to_string),
+            usage: reply.usage,
+        })
+    }
+
+    fn keep(&self, i: usize, caption: Result<Caption, CaptionError>) -> Outcome {
+        if let (Ok(caption), Some(cache)) = (&caption, self.cache) {
+            // A cache that cannot be written costs money later, not correctness now.
+            if let Err(e) = cache.put(&self.keys[i], caption) {
+                eprintln!(
+                    "warning: cannot write to the caption cache {}: {e}",
+                    cache.dir().display()
+                );
             }
-            Err(e @ CaptionError::BadJson { .. }) => last = Some(e),
-            Err(e) => return Err(e),
+        }
+        Outcome {
+            caption,
+            cached: false,
         }
     }
-    Err(last.expect("at least one attempt"))
 }
 
 fn interrupted() -> Outcome {

@@ -69,7 +69,6 @@ pub struct ServerStore {
     /// The node requests go to; moves on when one stops answering.
     current: AtomicUsize,
     collection: String,
-    runtime: tokio::runtime::Runtime,
     bm25: EdgeBm25,
     model: String,
     /// Total time spent retrying one request before giving up.
@@ -91,11 +90,6 @@ impl ServerStore {
         model: Option<(&str, usize)>,
         create: Option<Cluster>,
     ) -> Result<ServerStore, StoreError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Engine(e.to_string()))?;
         let mut clients = Vec::new();
         for url in urls {
             let client = Qdrant::from_url(url)
@@ -112,7 +106,6 @@ impl ServerStore {
             clients,
             current: AtomicUsize::new(0),
             collection: collection.to_string(),
-            runtime,
             bm25: EdgeBm25::new(EdgeBm25Config::default()).map_err(engine)?,
             model: String::new(),
             patience: Duration::from_secs(60),
@@ -252,7 +245,7 @@ impl ServerStore {
             .with_total_delay(Some(patience))
             .without_max_times()
             .with_jitter();
-        let result = self.runtime.block_on(
+        let result = crate::runtime::block_on(
             attempt
                 .retry(backoff)
                 .sleep(tokio::time::sleep)

@@ -58,6 +58,11 @@ pub struct MockVlm {
     batches: Arc<Mutex<Batches>>,
     /// How long every answer not scripted otherwise takes, as a real model's would.
     latency: Arc<Mutex<Duration>>,
+    /// Requests being answered now, and the most there were at once.
+    in_flight: Arc<(
+        std::sync::atomic::AtomicUsize,
+        std::sync::atomic::AtomicUsize,
+    )>,
     server: Arc<tiny_http::Server>,
 }
 
@@ -95,8 +100,10 @@ impl MockVlm {
             script: Arc::default(),
             batches: Arc::default(),
             latency: Arc::default(),
+            in_flight: Arc::default(),
             server: server.clone(),
         };
+        let in_flight = mock.in_flight.clone();
         let (seen, script, batches, latency) = (
             mock.seen.clone(),
             mock.script.clone(),
@@ -107,7 +114,12 @@ impl MockVlm {
             for request in server.incoming_requests() {
                 let (seen, script, batches) = (seen.clone(), script.clone(), batches.clone());
                 let latency = *latency.lock().unwrap();
+                let in_flight = in_flight.clone();
                 std::thread::spawn(move || {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let now = in_flight.0.fetch_add(1, SeqCst) + 1;
+                    in_flight.1.fetch_max(now, SeqCst);
+                    let _leaving = Leaving(&in_flight.0);
                     let path = request.url().to_string();
                     if path.starts_with("/v1/files")
                         || path.starts_with("/v1/batches")
@@ -142,6 +154,11 @@ impl MockVlm {
         self.batches.lock().unwrap().calls.clone()
     }
 
+    /// The most requests that were being answered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.in_flight.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Makes every answer that is not scripted otherwise take this long.
     pub fn set_latency(&self, latency: Duration) {
         *self.latency.lock().unwrap() = latency;
@@ -157,6 +174,15 @@ impl MockVlm {
 
     pub fn wire(&self) -> Wire {
         self.wire
+    }
+}
+
+/// Counts a request out when its answer is sent, whichever way its handler ends.
+struct Leaving<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
