@@ -85,6 +85,11 @@ impl Client {
             // A redirect would carry the key (Authorization, x-api-key) to wherever it points:
             // it is answered as the error it is, never followed.
             .redirect(reqwest::redirect::Policy::none())
+            // No idle connection is kept for the next request: against the stand-in, a request
+            // sent on a kept-alive connection sometimes got no answer until the time-out, and
+            // its retry paid for the picture twice. A new connection costs little beside a
+            // model's seconds.
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("scenedex/", env!("CARGO_PKG_VERSION")))
             .build()
             // Only a TLS back end that cannot start fails here, and rustls with built-in roots

@@ -73,11 +73,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
     let chosen = backends::captioner(&captioning, &Env::from_process())?;
     let prompt = Prompt::load(args.captioner.style, args.captioner.prompts.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;
-    let picture = Picture {
-        max_side: args.captioner.max_side,
-        quality: args.captioner.jpeg_quality,
-    };
-    let (places, pictures, truncated) = gather(&args.path, args, picture)?;
+    let (places, pictures, truncated) = gather(&args.path, args, args.captioner.picture())?;
     // Said once there is something to caption, not for a path that is not there.
     if let (Some(note), false) = (&chosen.note, pictures.is_empty()) {
         eprintln!("note: {note}");
@@ -92,13 +88,7 @@ pub fn run(args: &CaptionArgs) -> Result<(), Error> {
         .price
         .or_else(|| cost::list_price(chosen.captioner.model(), Some(&chosen.base_url)));
     let lang = args.captioner.lang.as_deref();
-    let settings = Settings {
-        style: args.captioner.style,
-        prompt: &prompt,
-        lang,
-        detail: &chosen.detail,
-        concurrency: args.captioner.concurrency,
-    };
+    let settings = args.captioner.asking(&prompt, &chosen.detail);
     let mut out = Out::new();
     if args.dry_run {
         // Batches are billed at half the list price.

@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 use super::output::Out;
 use super::{config, Cli, Command, Error, EvalArgs};
 use crate::backends::{self, Env, StoreSettings};
-use crate::caption::run::Settings;
-use crate::caption::{cost, Picture, Prompt};
+use crate::caption::{cost, Prompt};
 use crate::eval::{self, EvalError, Golden, Scores, ROWS};
 use crate::index::run::Provenance;
 use crate::index::Pipeline;
@@ -62,15 +61,8 @@ pub fn run(args: &EvalArgs) -> Result<(), Error> {
 fn against(file: &std::path::Path) -> Result<EvalArgs, Error> {
     let mut argv: Vec<OsString> = std::env::args_os().collect();
     argv.extend(config::flags(file)?.into_iter().map(OsString::from));
-    let cli = Cli::try_parse_from(argv).map_err(|e| {
-        let text = e.to_string();
-        let first = text
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("error: ");
-        Error::Config(format!("{}: {first}", file.display()))
-    })?;
+    let cli = Cli::try_parse_from(argv)
+        .map_err(|e| Error::Config(format!("{}: {}", file.display(), super::first_line(&e))))?;
     match cli.command {
         Command::Eval(args) => Ok(args),
         _ => unreachable!("the same command line, with options added"),
@@ -96,26 +88,18 @@ fn score(args: &EvalArgs, golden: &Golden) -> Result<Scored, Error> {
         true => backends::cache(args.captioner.cache_dir.as_deref(), args.captioner.no_cache)?,
         false => None,
     };
-    let settings = Settings {
-        style,
-        prompt: &prompt,
-        lang: args.captioner.lang.as_deref(),
-        detail: &chosen.detail,
-        concurrency: args.captioner.concurrency,
-    };
+    let settings = args.captioner.asking(&prompt, &chosen.detail);
     let pipeline = Pipeline {
         sampling: args.sampling.sample_config(),
         dedup: args.sampling.dedup_config(),
-        picture: Picture {
-            max_side: args.captioner.max_side,
-            quality: args.captioner.jpeg_quality,
-        },
+        picture: args.captioner.picture(),
         captioner: chosen.captioner.as_ref(),
         settings: &settings,
         cache: cache.as_ref(),
         embedder: embedder.as_ref(),
         segmenting: SegmentConfig::default(),
-        // The searches' index is throw-away, and so are its thumbnails (`eval` moves them).
+        // The searches' index is throw-away, and so are its thumbnails: `eval` gives both a
+        // folder of their own.
         thumbs: crate::index::thumbs::Thumbs::new(PathBuf::new()),
     };
     let price = args

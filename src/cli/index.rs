@@ -15,8 +15,7 @@ use super::Fallback;
 use super::{exit, Error, IndexArgs};
 use crate::backends::{self, Env, SetupError};
 use crate::caption::batch::{Event, Tally};
-use crate::caption::run::Settings;
-use crate::caption::{cost, Picture, Prompt};
+use crate::caption::{cost, Prompt};
 use crate::decode::find::find_videos;
 use crate::index::batch::Batching;
 use crate::index::lease::{host_name, Holder};
@@ -59,20 +58,11 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         true => backends::cache_lookup(dir, off),
         false => backends::cache(dir, off)?,
     };
-    let settings = Settings {
-        style: args.captioner.style,
-        prompt: &prompt,
-        lang: args.captioner.lang.as_deref(),
-        detail: &chosen.detail,
-        concurrency: args.captioner.concurrency,
-    };
+    let settings = args.captioner.asking(&prompt, &chosen.detail);
     let pipeline = Pipeline {
         sampling: args.sampling.sample_config(),
         dedup: args.sampling.dedup_config(),
-        picture: Picture {
-            max_side: args.captioner.max_side,
-            quality: args.captioner.jpeg_quality,
-        },
+        picture: args.captioner.picture(),
         captioner: chosen.captioner.as_ref(),
         settings: &settings,
         cache: cache.as_ref(),

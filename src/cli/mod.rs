@@ -584,6 +584,29 @@ impl StoreArgs {
 }
 
 impl CaptionerArgs {
+    /// How pictures are prepared before they are sent.
+    pub fn picture(&self) -> crate::caption::Picture {
+        crate::caption::Picture {
+            max_side: self.max_side,
+            quality: self.jpeg_quality,
+        }
+    }
+
+    /// What to ask, and how, with this prompt and the backend's detail setting.
+    pub fn asking<'a>(
+        &'a self,
+        prompt: &'a crate::caption::Prompt,
+        detail: &'a str,
+    ) -> crate::caption::Settings<'a> {
+        crate::caption::Settings {
+            style: self.style,
+            prompt,
+            lang: self.lang.as_deref(),
+            detail,
+            concurrency: self.concurrency,
+        }
+    }
+
     pub fn settings(&self) -> CaptionerSettings {
         CaptionerSettings {
             choice: self.captioner,
@@ -906,13 +929,7 @@ fn flag_error(e: &clap::Error, from_file: &[(String, String)]) -> i32 {
     };
     match flag.and_then(|flag| config::origin(flag, value, from_file, &file)) {
         Some(origin) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            eprintln!("Error: {first}; it comes from {origin}");
+            eprintln!("Error: {}; it comes from {origin}", first_line(e));
         }
         None => {
             let _ = e.print();
@@ -933,4 +950,11 @@ fn install_interrupt_handler() {
         }
         crate::stop::request();
     });
+}
+
+/// The first line of clap's error, without its `error: `.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or("");
+    line.trim_start_matches("error: ").to_string()
 }

@@ -25,10 +25,9 @@ pub struct AnthropicBatches {
 impl AnthropicBatches {
     /// At most `size` requests a batch, when given (never more than Anthropic takes).
     pub fn new(api: Arc<Anthropic>, size: Option<usize>) -> AnthropicBatches {
-        let requests = size.map_or(LIMITS.requests, |n| n.clamp(1, LIMITS.requests));
         AnthropicBatches {
             api,
-            limits: Limits { requests, ..LIMITS },
+            limits: LIMITS.at_most(size),
         }
     }
 }

@@ -34,6 +34,16 @@ pub struct Limits {
     pub bytes: usize,
 }
 
+impl Limits {
+    /// These limits with at most `size` requests, when given: never more than the provider's.
+    pub fn at_most(self, size: Option<usize>) -> Limits {
+        Limits {
+            requests: size.map_or(self.requests, |n| n.clamp(1, self.requests)),
+            ..self
+        }
+    }
+}
+
 /// How a batch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -22,10 +22,9 @@ pub struct OpenAiBatches {
 impl OpenAiBatches {
     /// At most `size` requests a batch, when given (never more than OpenAI takes).
     pub fn new(api: Arc<OpenAi>, size: Option<usize>) -> OpenAiBatches {
-        let requests = size.map_or(LIMITS.requests, |n| n.clamp(1, LIMITS.requests));
         OpenAiBatches {
             api,
-            limits: Limits { requests, ..LIMITS },
+            limits: LIMITS.at_most(size),
         }
     }
 
