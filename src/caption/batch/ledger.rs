@@ -32,6 +32,8 @@ pub struct Record {
     #[serde(default = "search")]
     pub style: Style,
     #[serde(default)]
+    pub model: String,
+    #[serde(default)]
     pub prompt: String,
     #[serde(default)]
     pub lang: Option<String>,
@@ -70,6 +72,7 @@ impl Record {
             keys,
             created,
             style: settings.style,
+            model: batcher.captioner().model().to_string(),
             prompt: settings.prompt.tag(),
             lang: settings.lang.map(str::to_string),
         }

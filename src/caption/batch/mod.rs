@@ -272,7 +272,8 @@ impl<'a> Session<'a> {
             match answer.map(|reply| self.caption(record, reply)) {
                 Ok(Ok(caption)) => {
                     usage += caption.usage;
-                    // A failed write costs a request later, never a wrong caption.
+                    // A cache that cannot be written (a full disk) stops the run here, with
+                    // the record kept: the next run collects the batch again.
                     if let Err(e) = self.cache.put(&key, &caption) {
                         return Err(self.ledger_error(&e));
                     }
@@ -315,7 +316,11 @@ impl<'a> Session<'a> {
             kind,
             moderation,
             backend: captioner.backend().to_string(),
-            model: captioner.model().to_string(),
+            // The model the batch asked, which a later run's --model may not be.
+            model: match record.model.is_empty() {
+                true => captioner.model().to_string(),
+                false => record.model.clone(),
+            },
             prompt: record.prompt.clone(),
             lang: record.lang.clone(),
             usage: reply.usage,
