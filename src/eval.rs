@@ -550,9 +550,6 @@ pub fn search_cases(
     ))
 }
 
-/// Keeps the label of each configuration with its scores, for the table and `--json`.
-pub type Labelled = Vec<(String, Scores)>;
-
 /// Configuration fields in a table's first column, in order.
 pub const ROWS: &[&str] = &[
     "keyword_recall",

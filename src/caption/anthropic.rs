@@ -92,9 +92,7 @@ impl Captioner for Anthropic {
     }
 
     fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
-        let url = format!("{}/v1/messages", self.base_url);
-        let answer = self.with_headers(|h| self.client.post_json(&url, h, &self.body(request)))?;
-        read_answer(&answer)
+        crate::runtime::block_on(self.caption_future(*request))
     }
 
     /// Anthropic's published estimate: width × height / 750 tokens.

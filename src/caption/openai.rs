@@ -58,12 +58,6 @@ impl OpenAi {
         super::http::with_bearer(self.key.as_ref(), f)
     }
 
-    /// POSTs JSON to `{base}/{path}` (for the Batch API's endpoints).
-    pub(super) fn post(&self, path: &str, body: &Value) -> Result<Value, CaptionError> {
-        let url = format!("{}/{path}", self.base_url);
-        self.with_headers(|h| self.client.post_json(&url, h, body))
-    }
-
     /// POSTs JSON once (creating a batch is never retried blindly).
     pub(super) fn post_once(&self, path: &str, body: &Value) -> Result<Value, CaptionError> {
         let url = format!("{}/{path}", self.base_url);
@@ -139,7 +133,7 @@ impl Captioner for OpenAi {
     }
 
     fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
-        read_answer(&self.post("chat/completions", &self.body(request))?)
+        crate::runtime::block_on(self.caption_future(*request))
     }
 
     /// OpenAI's published rule: 85 tokens at low detail; at high, 85 plus 170 per 512-pixel
