@@ -76,6 +76,35 @@ fn every_shot_gets_a_kept_frame() {
     }
 }
 
+/// A fade or dissolve has two times: its frame is taken where it settles, and its stretch of
+/// timeline begins where it began. The fade-in's stretch once began where it settled, 1.3 s
+/// late, so a search hit for the new shot started after the viewer could see it.
+#[test]
+fn issue10_a_fade_or_dissolve_stretch_begins_where_the_change_began() {
+    // fixtures/make.sh: A fades out over 2-3 s, B fades in from black over 3.5-4.5 s, and B
+    // dissolves into C over 6.5-7.5 s.
+    let changes = [(2.0, 3.0), (3.5, 4.5), (6.5, 7.5)];
+    for mode in ["scene", "auto"] {
+        let run = frames_json("fades.mp4", &["--sample", mode]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let scenes: Vec<&serde_json::Value> = run
+            .frames
+            .iter()
+            .filter(|f| f["reason"] == "scene")
+            .collect();
+        assert_eq!(scenes.len(), changes.len(), "{mode}: {scenes:?}");
+        for (frame, (began, settled)) in scenes.iter().zip(changes) {
+            let time = frame["time"].as_f64().unwrap();
+            let start = frame["span"][0].as_f64().unwrap();
+            assert!(time >= settled - FRAME, "{mode}: taken mid-change: {frame}");
+            assert!(
+                start > began - FRAME && start <= began + 3.0 * FRAME,
+                "{mode}: the stretch should begin at {began} s: {frame}"
+            );
+        }
+    }
+}
+
 /// Two cuts 0.32 s apart, closer than --min-gap: auto mode once kept the first, so the 4 s
 /// shot after the second had no frame at all.
 #[test]

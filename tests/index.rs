@@ -630,3 +630,21 @@ fn a_query_with_no_close_match_says_so_and_min_score_0_shows_the_weak_hits() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
 }
+
+/// A search hit for the shot a dissolve leads into starts where the dissolve began (6.5 s in
+/// fades.mp4), not where it settled about a second later.
+#[test]
+fn issue10_the_segment_after_a_dissolve_starts_where_the_dissolve_began() {
+    let archive = Archive::new(&["fades.mp4"]);
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let starts: Vec<i64> = archive.segments().iter().map(|s| s.1).collect();
+    assert!(
+        starts.iter().any(|&ms| (6500..=6620).contains(&ms)),
+        "a segment should start at the dissolve, 6.5 s: {starts:?}"
+    );
+    assert!(
+        !starts.iter().any(|&ms| (7000..8000).contains(&ms)),
+        "none where it settled: {starts:?}"
+    );
+}

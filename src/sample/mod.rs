@@ -10,7 +10,7 @@ use std::str::FromStr;
 use image::RgbImage;
 
 use crate::decode::{Converter, DecodeError, Decoder, Frame, Skip, Truncation, VideoInfo};
-pub use scene::{Change, SceneConfig, SceneDetector, LOOKAHEAD};
+pub use scene::{Change, SceneConfig, SceneDetector, Verdict, LOOKAHEAD};
 
 /// How frames are chosen (`--sample`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -110,8 +110,8 @@ impl Default for SampleConfig {
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub time: f64,
-    /// Where the stretch this frame stands for begins; earlier than `time` when this frame
-    /// replaced a frame closer than the minimum gap.
+    /// Where the stretch this frame stands for begins; earlier than `time` when a fade or
+    /// dissolve led up to this frame, or when it replaced a frame closer than the minimum gap.
     pub span_start: f64,
     pub reason: Reason,
     pub image: RgbImage,
@@ -220,7 +220,7 @@ impl Sampler {
     fn take(&mut self, frame: Frame) -> Result<(), DecodeError> {
         self.note_end(&frame);
         match self.config.mode {
-            Mode::Keyframes => self.emit(frame, Reason::Keyframe, Change::None),
+            Mode::Keyframes => self.emit(frame, Reason::Keyframe, Change::None, None),
             Mode::Interval(every) => self.take_interval(frame, every),
             Mode::Scene | Mode::Auto => self.take_for_detector(frame),
         }
@@ -248,7 +248,7 @@ impl Sampler {
             .floor()
             .mul_add(every, every);
         let time = frame.time;
-        self.emit(frame, Reason::Interval, Change::None)?;
+        self.emit(frame, Reason::Interval, Change::None, None)?;
         // Seeking costs one key-frame interval of decoding; reading through costs the whole gap.
         if self.next_interval - time > self.seek_threshold() {
             self.decoder.seek(self.next_interval)?;
@@ -274,17 +274,18 @@ impl Sampler {
             .map_err(|e| self.convert_error(e))?;
         let verdict = self.detector.push(frame.time, small);
         self.waiting.push_back(frame);
-        if let Some((_, change)) = verdict {
+        if let Some(verdict) = verdict {
             let judged = self
                 .waiting
                 .pop_front()
                 .expect("one frame waits per pending verdict");
-            self.judge(judged, change)?;
+            self.judge(judged, verdict)?;
         }
         Ok(())
     }
 
-    fn judge(&mut self, frame: Frame, change: Change) -> Result<(), DecodeError> {
+    fn judge(&mut self, frame: Frame, verdict: Verdict) -> Result<(), DecodeError> {
+        let change = verdict.change;
         let before = self.last_judged.replace(frame.time);
         let frame = match before {
             Some(before) if change == Change::Cut && self.skipped_between(before, &frame) => {
@@ -306,8 +307,9 @@ impl Sampler {
             }
             (Change::None, _) => None,
         };
+        let began = (change == Change::Gradual).then_some(verdict.began);
         match reason {
-            Some(reason) => self.emit(frame, reason, change),
+            Some(reason) => self.emit(frame, reason, change, began),
             None => Ok(()),
         }
     }
@@ -330,12 +332,12 @@ impl Sampler {
     }
 
     fn finish(&mut self) -> Result<(), DecodeError> {
-        for (_, change) in self.detector.finish() {
+        for verdict in self.detector.finish() {
             let frame = self
                 .waiting
                 .pop_front()
                 .expect("one frame waits per pending verdict");
-            self.judge(frame, change)?;
+            self.judge(frame, verdict)?;
         }
         if self.last_sample.is_none() && self.held.is_none() {
             return Err(DecodeError::NoFrames(self.decoder.path().to_path_buf()));
@@ -346,7 +348,15 @@ impl Sampler {
         Ok(())
     }
 
-    fn emit(&mut self, frame: Frame, reason: Reason, change: Change) -> Result<(), DecodeError> {
+    /// Samples a frame. `began`, for a fade or dissolve, is where its stretch starts; it never
+    /// reaches back past the sample before, which keeps its own moment.
+    fn emit(
+        &mut self,
+        frame: Frame,
+        reason: Reason,
+        change: Change,
+        began: Option<f64>,
+    ) -> Result<(), DecodeError> {
         let image = self
             .converter
             .rgb(
@@ -355,10 +365,12 @@ impl Sampler {
                 self.config.max_side,
             )
             .map_err(|e| self.convert_error(e))?;
+        let floor = self.last_sample.unwrap_or(f64::NEG_INFINITY);
+        let span_start = began.map_or(frame.time, |b| b.max(floor).min(frame.time));
         self.last_sample = Some(frame.time);
         let sample = Sample {
             time: frame.time,
-            span_start: frame.time,
+            span_start,
             reason,
             image,
         };
@@ -381,7 +393,7 @@ impl Sampler {
             self.ready.push_back(held);
             self.held = Some((sample, change));
         } else if change >= held_change && change != Change::None {
-            sample.span_start = held.span_start;
+            sample.span_start = sample.span_start.min(held.span_start);
             self.held = Some((sample, change));
         } else {
             self.held = Some((held, held_change));

@@ -22,6 +22,13 @@ const GROWTH_SHARE: f64 = 0.05;
 const SETTLED_FRAMES: usize = 3;
 /// ...or once it has gone on this long (a pan or zoom that never settles).
 const GRADUAL_MAX_WAIT: f64 = 3.0;
+/// How far back a settled fade is traced to where it began: the longest fade found.
+const TRAIL: f64 = GRADUAL_WINDOW + GRADUAL_MAX_WAIT;
+/// A frame has moved away from the shot before a fade once it is closer to where the fade
+/// arrives by more than this share of the whole change...
+const MOVED_SHARE: f64 = 0.05;
+/// ...and by more than this much: still frames of a shot differ by a little noise.
+const MOVED_FLOOR: f64 = 0.5;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SceneConfig {
@@ -38,6 +45,16 @@ impl Default for SceneConfig {
             min_scene: 0.3,
         }
     }
+}
+
+/// The detector's final word on one frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    pub time: f64,
+    pub change: Change,
+    /// Where the change began: the first frame that moved away from the shot before a fade or
+    /// dissolve, which owns the stretch of timeline from there. `time` for anything else.
+    pub began: f64,
 }
 
 /// What the detector says of a frame once it is final.
@@ -78,6 +95,8 @@ pub struct SceneDetector {
     history: VecDeque<f64>,
     /// Judged frames of the last GRADUAL_WINDOW seconds of the current shot.
     recent: VecDeque<Pending>,
+    /// Judged frames of the last TRAIL seconds of the current shot, to trace a fade's start.
+    trail: VecDeque<Pending>,
     gradual: Option<Gradual>,
     /// Times of the last change of any kind and of the last hard cut: a gradual change must
     /// not hold back the hard cut that often ends it.
@@ -93,6 +112,7 @@ impl SceneDetector {
             previous: None,
             history: VecDeque::with_capacity(HISTORY),
             recent: VecDeque::new(),
+            trail: VecDeque::new(),
             gradual: None,
             last_change: f64::NEG_INFINITY,
             last_cut: f64::NEG_INFINITY,
@@ -100,13 +120,13 @@ impl SceneDetector {
     }
 
     /// Adds a frame; returns the verdict on the oldest frame once enough later frames are known.
-    pub fn push(&mut self, time: f64, small: Small) -> Option<(f64, Change)> {
+    pub fn push(&mut self, time: f64, small: Small) -> Option<Verdict> {
         self.window.push_back(Pending { time, small });
         (self.window.len() > LOOKAHEAD).then(|| self.judge_oldest())
     }
 
     /// Verdicts on the frames still waiting for lookahead, at the end of the stream.
-    pub fn finish(&mut self) -> Vec<(f64, Change)> {
+    pub fn finish(&mut self) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
         while !self.window.is_empty() {
             verdicts.push(self.judge_oldest());
@@ -114,13 +134,22 @@ impl SceneDetector {
         verdicts
     }
 
-    fn judge_oldest(&mut self) -> (f64, Change) {
+    fn judge_oldest(&mut self) -> Verdict {
         let (change, flash) = self.classify();
+        let began = match change {
+            Change::Gradual => self.fade_began(),
+            _ => self.window[0].time,
+        };
         let frame = self.window.pop_front().expect("judge_oldest needs a frame");
         let time = frame.time;
+        let verdict = Verdict {
+            time,
+            change,
+            began,
+        };
         // A flash is no reference: the frame after it is compared with the frame before it.
         if flash {
-            return (time, change);
+            return verdict;
         }
         if let Some(previous) = &self.previous {
             if self.history.len() == HISTORY {
@@ -128,22 +157,41 @@ impl SceneDetector {
             }
             self.history.push_back(previous.distance(&frame.small));
         }
-        if change != Change::None {
-            self.recent.clear();
+        for (frames, seconds) in [(&mut self.recent, GRADUAL_WINDOW), (&mut self.trail, TRAIL)] {
+            if change != Change::None {
+                frames.clear();
+            }
+            while frames.front().is_some_and(|p| time - p.time > seconds) {
+                frames.pop_front();
+            }
+            frames.push_back(Pending {
+                time,
+                small: frame.small.clone(),
+            });
         }
-        while self
-            .recent
-            .front()
-            .is_some_and(|p| time - p.time > GRADUAL_WINDOW)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(Pending {
-            time,
-            small: frame.small.clone(),
-        });
         self.previous = Some(frame.small);
-        (time, change)
+        verdict
+    }
+
+    /// Where the fade or dissolve that settles on the oldest waiting frame began: the frame
+    /// after the last one of this shot that was still as far from the settled picture as the
+    /// shot was before the change. A fade-in's black frames thus stay with the black before it.
+    fn fade_began(&self) -> f64 {
+        let settled = &self.window[0];
+        let away: Vec<f64> = self
+            .trail
+            .iter()
+            .map(|p| p.small.distance(&settled.small))
+            .collect();
+        let before = away.iter().copied().fold(0.0, f64::max);
+        let moved = (before * MOVED_SHARE).max(MOVED_FLOOR);
+        match away.iter().rposition(|&d| d >= before - moved) {
+            Some(last_still) => self
+                .trail
+                .get(last_still + 1)
+                .map_or(settled.time, |p| p.time),
+            None => settled.time,
+        }
     }
 
     /// The verdict on the oldest waiting frame, and whether it is a flash.
@@ -247,7 +295,7 @@ mod tests {
         }
     }
 
-    fn run(frames: &[u8]) -> Vec<(f64, Change)> {
+    fn run(frames: &[u8]) -> Vec<Verdict> {
         let mut detector = SceneDetector::new(SceneConfig::default());
         let mut out = Vec::new();
         for (i, y) in frames.iter().enumerate() {
@@ -257,12 +305,12 @@ mod tests {
         out
     }
 
-    fn changes(verdicts: &[(f64, Change)]) -> Vec<(usize, Change)> {
+    fn changes(verdicts: &[Verdict]) -> Vec<(usize, Change)> {
         verdicts
             .iter()
             .enumerate()
-            .filter(|(_, (_, c))| *c != Change::None)
-            .map(|(i, (_, c))| (i, *c))
+            .filter(|(_, v)| v.change != Change::None)
+            .map(|(i, v)| (i, v.change))
             .collect()
     }
 
@@ -270,7 +318,7 @@ mod tests {
     fn every_frame_gets_one_verdict_in_order() {
         let verdicts = run(&[10; 20]);
         assert_eq!(verdicts.len(), 20);
-        assert!(verdicts.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(verdicts.windows(2).all(|w| w[0].time < w[1].time));
     }
 
     #[test]
@@ -303,5 +351,40 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].1, Change::Gradual);
         assert!((40..=44).contains(&found[0].0), "taken mid-fade: {found:?}");
+    }
+
+    /// A fade's stretch began where it settled, 1.3 s late in a fade-in from black: a search
+    /// hit for the new shot started after the viewer could already see it.
+    #[test]
+    fn issue10_a_fade_begins_at_its_first_moving_frame_not_where_it_settles() {
+        // Still at 40 for 20 frames, then 40 -> 200 over 40 frames, then still.
+        let mut frames = vec![40u8; 20];
+        frames.extend((1..=40).map(|i| 40 + 4 * i as u8));
+        frames.extend([200u8; 20]);
+        let verdicts = run(&frames);
+        let fade: Vec<&Verdict> = verdicts
+            .iter()
+            .filter(|v| v.change == Change::Gradual)
+            .collect();
+        assert_eq!(fade.len(), 1, "{verdicts:?}");
+        assert!(
+            fade[0].time >= 59.0 * 0.04,
+            "taken where it settles: {fade:?}"
+        );
+        assert!(
+            (fade[0].began - 20.0 * 0.04).abs() < 0.04 * 2.5,
+            "began at frame 20 (0.80 s): {fade:?}"
+        );
+    }
+
+    #[test]
+    fn a_cut_begins_where_it_is() {
+        let mut frames = vec![40u8; 30];
+        frames[12..].fill(200);
+        let cut = run(&frames)
+            .into_iter()
+            .find(|v| v.change == Change::Cut)
+            .unwrap();
+        assert_eq!(cut.began, cut.time);
     }
 }
