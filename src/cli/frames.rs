@@ -97,6 +97,10 @@ pub fn run(args: &FramesArgs) -> Result<(), Error> {
             count(stats.corrupt, "damaged stretch", "damaged stretches")
         );
     }
+    if stats.implausible > 0 {
+        let note = crate::decode::implausible_note(&args.file, stats.implausible);
+        eprintln!("warning: {note}");
+    }
     match sampler.truncation() {
         Some(cut) => Err(cut.error(&args.file).into()),
         None => Ok(()),

@@ -80,6 +80,13 @@ mod tests {
         assert_eq!(clock(3723.25), "01:02:03.250");
     }
 
+    /// Frames shown before a file's start were clamped to 0, so two could share a time.
+    #[test]
+    fn issue10_a_time_before_the_start_keeps_its_sign() {
+        assert_eq!(clock(-0.04), "-00:00:00.040");
+        assert_eq!(clock(-0.0001), "00:00:00.000");
+    }
+
     #[test]
     fn time_file_names_sort_by_time() {
         let mut names = vec![

@@ -78,12 +78,14 @@ pub enum Skip {
     NonKey,
 }
 
-/// Seconds as HH:MM:SS.mmm, rounded to the millisecond.
+/// Seconds as HH:MM:SS.mmm, rounded to the millisecond; a frame shown before the file's start
+/// (rare: an open GOP's leading frames) gets a minus sign.
 pub fn clock(seconds: f64) -> String {
-    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
+    let ms = (seconds.abs() * 1000.0).round() as u64;
+    let sign = if seconds < 0.0 && ms > 0 { "-" } else { "" };
     let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
     let (m, rest) = (rest / 60_000, rest % 60_000);
-    format!("{h:02}:{m:02}:{:02}.{:03}", rest / 1000, rest % 1000)
+    format!("{sign}{h:02}:{m:02}:{:02}.{:03}", rest / 1000, rest % 1000)
 }
 
 /// What is known about the video before decoding it.
@@ -124,6 +126,23 @@ pub struct DecodeStats {
     /// End of the last packet of the stream that was read, in seconds: how far the file goes,
     /// whether or not those frames were decoded.
     pub stream_end: f64,
+    /// Frames dropped for a time no video has (see `PLAUSIBLE`).
+    pub implausible: u64,
+}
+
+/// Frame times beyond this many seconds from the start, either way, are damage or a crafted
+/// file, not a recording (31 years): such a frame is dropped and counted, so one bad timestamp
+/// cannot stretch the timeline, or the last segment, across a trillion seconds.
+pub const PLAUSIBLE: f64 = 1e9;
+
+/// The warning for frames left out for their time, the same from every front end.
+pub fn implausible_note(path: &Path, frames: u64) -> String {
+    let what = if frames == 1 { "frame" } else { "frames" };
+    format!(
+        "{}: {frames} {what} left out: their times lie more than 31 years from the start, \
+         which is damage, not video",
+        path.display()
+    )
 }
 
 pub struct Decoder {
@@ -217,7 +236,10 @@ impl Decoder {
             match self.decoder.receive_frame(&mut frame) {
                 Ok(()) => {
                     self.failures_in_a_row = 0;
-                    return Ok(Some(self.wrap(frame)));
+                    match self.wrap(frame) {
+                        Some(frame) => return Ok(Some(frame)),
+                        None => continue,
+                    }
                 }
                 Err(ffmpeg::Error::Eof) => return Ok(None),
                 Err(ffmpeg::Error::Other { errno }) if errno == libc_eagain() => {}
@@ -313,7 +335,9 @@ impl Decoder {
     fn note_packet_end(&mut self, packet: &ffmpeg::Packet) {
         if let Some(pts) = packet.pts() {
             let end = (pts + packet.duration().max(0)) as f64 * self.time_base - self.start;
-            self.stats.stream_end = self.stats.stream_end.max(end);
+            if end.abs() <= PLAUSIBLE {
+                self.stats.stream_end = self.stats.stream_end.max(end);
+            }
         }
     }
 
@@ -334,18 +358,25 @@ impl Decoder {
         Ok(())
     }
 
-    fn wrap(&mut self, frame: ffmpeg::frame::Video) -> Frame {
+    /// The frame with its time, or None for a frame whose time is implausible.
+    fn wrap(&mut self, frame: ffmpeg::frame::Video) -> Option<Frame> {
         self.stats.frames += 1;
         if frame.is_corrupt() || frame.has_decode_errors() {
             self.damage();
         } else if frame.is_key() {
             self.damaged = false;
         }
+        // Not clamped at 0: frames shown before the start keep their order, and so their own
+        // segments and point ids.
         let time = match frame.timestamp().or(frame.pts()) {
-            Some(ts) => (ts as f64 * self.time_base - self.start).max(0.0),
+            Some(ts) => ts as f64 * self.time_base - self.start,
             // No timestamp at all: assume the nominal frame rate after the previous frame.
             None => self.last_time.map_or(0.0, |t| t + self.frame_period()),
         };
+        if !(time.abs() <= PLAUSIBLE) {
+            self.stats.implausible += 1;
+            return None;
+        }
         self.last_time = Some(time);
         let packet_duration = frame.packet().duration;
         let duration = if packet_duration > 0 {
@@ -353,12 +384,12 @@ impl Decoder {
         } else {
             self.frame_period()
         };
-        Frame {
+        Some(Frame {
             time,
             duration,
             key: frame.is_key(),
             inner: frame,
-        }
+        })
     }
 
     fn frame_period(&self) -> f64 {
@@ -553,7 +584,8 @@ pub(crate) fn start_seconds(
     0.0
 }
 
-/// The declared duration, unless FFmpeg only guessed it from the bit rate (MPEG-TS, raw streams).
+/// The declared duration, unless FFmpeg only guessed it from the bit rate (MPEG-TS, raw streams)
+/// or it is no time a video has (`PLAUSIBLE`).
 fn duration_seconds(
     input: &ffmpeg::format::context::Input,
     stream: &ffmpeg::format::stream::Stream,
@@ -566,9 +598,13 @@ fn duration_seconds(
     }
     let stream_duration = stream.duration();
     if stream_duration > 0 && stream_duration != ffmpeg::ffi::AV_NOPTS_VALUE {
-        return Some(stream_duration as f64 * time_base);
+        return plausible(stream_duration as f64 * time_base);
     }
-    positive(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+    plausible(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+}
+
+fn plausible(x: f64) -> Option<f64> {
+    positive(x).filter(|x| *x <= PLAUSIBLE)
 }
 
 fn positive(x: f64) -> Option<f64> {

@@ -79,6 +79,13 @@ pub struct FileStats {
     /// The file stops before its declared length: what there is was indexed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncation>,
+    /// Frames left out for an implausible time (`decode::PLAUSIBLE`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub implausible: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +135,8 @@ pub struct Timeline {
     pub frames_sampled: u64,
     /// The file stops before the length its container declares.
     pub truncated: Option<Truncation>,
+    /// Frames left out for an implausible time.
+    pub implausible: u64,
 }
 
 /// Decodes and samples one video, reporting how far it got.
@@ -183,6 +192,7 @@ pub fn sample(
         },
         frames_sampled: sampled,
         truncated,
+        implausible: sampler.decoder().stats().implausible,
     })
 }
 
@@ -200,11 +210,13 @@ impl Pipeline<'_> {
             duration,
             frames_sampled,
             truncated,
+            implausible,
         } = sample(path, self.sampling, self.dedup, self.picture, on)?;
         let mut stats = FileStats {
             duration,
             frames_sampled,
             truncated,
+            implausible,
             frames_kept: pictures.len() as u64,
             ..Default::default()
         };

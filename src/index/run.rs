@@ -543,6 +543,10 @@ impl Run<'_> {
         self.leases.release(fingerprint)?;
         self.let_go(job.replaces.iter())?;
         self.add(&indexed.stats);
+        if indexed.stats.implausible > 0 {
+            let note = crate::decode::implausible_note(&job.path, indexed.stats.implausible);
+            self.cx.observer.warning(&note);
+        }
         let partial = indexed.stats.truncated.map(Failure::Partial);
         for (n, place) in job.places.iter().enumerate() {
             let (status, segments) = match (n, &partial) {

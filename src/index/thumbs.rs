@@ -31,7 +31,7 @@ impl Thumbs {
         start: f64,
         jpeg: &[u8],
     ) -> Result<PathBuf, (PathBuf, std::io::Error)> {
-        let name = format!("{}.jpg", (start.max(0.0) * 1000.0).round() as u64);
+        let name = format!("{}.jpg", crate::store::millis(start));
         let planned = self.dir.join(fingerprint).join(&name);
         let failed = |e| (planned.clone(), e);
         let folder = self.folder(fingerprint).map_err(failed)?;
@@ -135,5 +135,18 @@ mod tests {
         thumbs.remove(FINGERPRINT).unwrap();
         assert!(!thumbs.dir().join(FINGERPRINT).exists());
         thumbs.remove(FINGERPRINT).unwrap();
+    }
+
+    /// Times before a file's start were clamped to 0, so a segment there and the segment at 0
+    /// shared one thumbnail, and one of the pictures was lost.
+    #[test]
+    fn issue10_a_segment_before_the_start_has_a_thumbnail_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let thumbs = Thumbs::new(dir.path().join("thumbs"));
+        let before = thumbs.write(FINGERPRINT, -0.04, b"before").unwrap();
+        let at = thumbs.write(FINGERPRINT, 0.0, b"at").unwrap();
+        assert_ne!(before, at);
+        assert_eq!(std::fs::read(&before).unwrap(), b"before");
+        assert_eq!(std::fs::read(&at).unwrap(), b"at");
     }
 }

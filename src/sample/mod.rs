@@ -162,7 +162,8 @@ impl Sampler {
             held: None,
             ready: VecDeque::new(),
             last_sample: None,
-            next_interval: 0.0,
+            // The first frame is always sampled, even one shown before the start.
+            next_interval: f64::NEG_INFINITY,
             last_key: None,
             longest_gop: 0.0,
             end: None,

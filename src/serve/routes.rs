@@ -168,7 +168,7 @@ fn hit(app: &App, found: &Found) -> Value {
     map.insert("similarity".into(), found.hit.similarity.into());
     map.insert("path".into(), found.place.shown().into());
     map.insert("host".into(), found.place.host.clone().into());
-    let millis = (start * 1000.0).round() as u64;
+    let millis = crate::store::millis(start);
     map.insert(
         "thumb".into(),
         format!("/thumb/{fingerprint}/{millis}").into(),
@@ -353,7 +353,7 @@ async fn thumb(
     State(app): State<Arc<App>>,
     UrlPath((fingerprint, millis)): UrlPath<(String, String)>,
 ) -> Answer {
-    let millis: u64 = millis.parse().map_err(|_| not_found())?;
+    let millis: i64 = millis.parse().map_err(|_| not_found())?;
     if !is_fingerprint(&fingerprint) {
         return Err(not_found());
     }
@@ -369,7 +369,7 @@ async fn thumb(
 
 impl App {
     /// A thumbnail already made, read only if it is a plain file inside the thumbnails folder.
-    fn cached_thumb(&self, fingerprint: &str, millis: u64) -> Option<Vec<u8>> {
+    fn cached_thumb(&self, fingerprint: &str, millis: i64) -> Option<Vec<u8>> {
         let root = std::fs::canonicalize(self.thumbs.dir()).ok()?;
         let path = self
             .thumbs
@@ -384,7 +384,7 @@ impl App {
 
     /// Another machine indexed this file: seek this machine's copy to the segment's picture,
     /// and keep the thumbnail for next time.
-    fn make_thumb(&self, fingerprint: &str, millis: u64) -> Result<Vec<u8>, (StatusCode, String)> {
+    fn make_thumb(&self, fingerprint: &str, millis: i64) -> Result<Vec<u8>, (StatusCode, String)> {
         let start = millis as f64 / 1000.0;
         let segment = self
             .store

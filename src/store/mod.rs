@@ -173,8 +173,13 @@ pub enum StoreError {
 /// A point id that depends only on the file and the segment's start, so writing the same
 /// segment again replaces it instead of adding a second one.
 pub fn point_id(fingerprint: &str, start: f64) -> u64 {
-    let millis = (start * 1000.0).round() as i64;
-    hash_id(&format!("{fingerprint}@{millis}"))
+    hash_id(&format!("{fingerprint}@{}", millis(start)))
+}
+
+/// A time as whole milliseconds, the unit of point ids and thumbnail names. Signed: a frame a
+/// file shows before its start keeps a time, and an id, of its own.
+pub fn millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
 }
 
 /// The id of a file's record point.
@@ -209,6 +214,8 @@ mod tests {
         assert_ne!(point_id("f", 1.0), point_id("f", 1.001));
         assert_ne!(point_id("f", 1.0), point_id("g", 1.0));
         assert_ne!(point_id("f", 0.0), file_id("f"));
+        assert_ne!(point_id("f", -0.04), point_id("f", 0.0));
+        assert_ne!(point_id("f", -0.04), point_id("f", 0.04));
         assert_ne!(file_id("f"), lease_id("f"));
         assert_ne!(place_id("a#b", "/c"), place_id("a", "b#/c"));
     }
