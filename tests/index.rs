@@ -648,3 +648,61 @@ fn issue10_the_segment_after_a_dissolve_starts_where_the_dissolve_began() {
         "none where it settled: {starts:?}"
     );
 }
+
+/// Two pictures taking turns every 0.6 s for 30 s, encoded losslessly, so each comes back as the
+/// same bytes: 50 kept frames, 2 distinct pictures.
+fn two_pictures_taking_turns(path: &Path) {
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "smptebars=s=320x180:r=25:d=30"])
+        .args(["-f", "lavfi", "-i", "rgbtestsrc=s=320x180:r=25:d=30"])
+        .args([
+            "-filter_complex",
+            "[0:v][1:v]overlay=enable='lt(mod(t,1.2),0.6)',format=yuv444p",
+        ])
+        .args(["-c:v", "libx264", "-qp", "0", "-preset", "ultrafast"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs (the README's set-up installs it)");
+    assert!(made.success());
+}
+
+/// `index` held every kept picture of a file until the file was done, so its memory grew with
+/// the video's length. Pictures now go through in windows (32 at --concurrency 1): a picture
+/// that comes back in a later window must still be paid for once, with no cache to catch it,
+/// and each segment keeps exactly one thumbnail.
+#[test]
+fn issue10_a_picture_seen_again_in_a_later_window_is_paid_for_once() {
+    let archive = Archive::new(&[]);
+    two_pictures_taking_turns(&archive.videos.join("turns.mkv"));
+    let (output, _, summary) = archive.index(&["--no-cache", "--concurrency", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["frames_kept"], 50, "{summary}");
+    assert_eq!(summary["calls"], 2, "{summary}");
+    assert_eq!(archive.mock.seen().len(), 2);
+
+    let hits = archive.search("anything", &["--limit", "1000", "--min-score", "0"]);
+    assert_eq!(hits.len() as u64, summary["segments"].as_u64().unwrap());
+    let mut shown: Vec<std::path::PathBuf> = hits
+        .iter()
+        .map(|h| std::path::PathBuf::from(h["thumbnail"].as_str().unwrap()))
+        .collect();
+    shown.sort();
+    shown.dedup();
+    assert_eq!(shown.len(), hits.len(), "one thumbnail per segment");
+    let folder = shown[0].parent().unwrap();
+    let mut present: Vec<std::path::PathBuf> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    present.sort();
+    assert_eq!(present, shown, "the other frames' pictures are removed");
+    for (hit, path) in hits.iter().zip(&shown) {
+        let start = (hit["start"].as_f64().unwrap() * 1000.0).round() as i64;
+        assert!(
+            shown.iter().any(|p| p.ends_with(format!("{start}.jpg"))),
+            "{hit}"
+        );
+        assert!(image::open(path).is_ok(), "{}", path.display());
+    }
+}

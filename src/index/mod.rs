@@ -4,6 +4,7 @@
 //! dedup → caption → embed → segment, into segment points and thumbnails.
 
 pub mod batch;
+mod file;
 pub mod lease;
 pub mod plan;
 pub mod run;
@@ -14,15 +15,15 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use crate::caption::cache::Cache;
-use crate::caption::run::{caption_all, Settings, Totals};
+use crate::caption::run::{Settings, Totals};
 use crate::caption::{encode, Caption, CaptionError, Captioner, Encoded, Kind, Picture};
 use crate::decode::{DecodeError, Truncation};
 use crate::dedup::{DedupConfig, Deduper, FrameRecord, Verdict};
-use crate::embed::{normalize, EmbedError, Embedder};
+use crate::embed::{EmbedError, Embedder};
 use crate::sample::{Reason, SampleConfig, Sampler};
 use crate::segment::{segments, Moment, Segment, SegmentConfig};
 use crate::store::files::SEGMENT;
-use crate::store::{point_id, Point, Vectors};
+use crate::store::Point;
 use thumbs::Thumbs;
 
 /// Recorded in every point, so an index can tell which release wrote what.
@@ -139,7 +140,72 @@ pub struct Timeline {
     pub implausible: u64,
 }
 
-/// Decodes and samples one video, reporting how far it got.
+/// Frames in the order of the timeline, with the kept pictures among them, handed on as a
+/// window fills: `index` captions one window while the next is sampled, so a file's pictures
+/// are never all held at once.
+#[derive(Default)]
+pub struct Window {
+    pub frames: Vec<Frame>,
+    /// The file's picture number of `pictures[0]`; `Frame::picture` counts from the file's start.
+    pub first: usize,
+    pub pictures: Vec<Encoded>,
+}
+
+/// What sampling a whole file tells, beyond its windows.
+pub struct Sampled {
+    /// Seconds of video: the declared duration, or the timeline's end if that is later.
+    pub duration: f64,
+    pub frames_sampled: u64,
+    pub truncated: Option<Truncation>,
+    pub implausible: u64,
+}
+
+/// Decodes and samples one video, reporting how far it got, and hands each window of `size`
+/// kept pictures to `each` as it fills (the last may hold fewer).
+pub fn sample_windows(
+    path: &Path,
+    sampling: SampleConfig,
+    dedup: DedupConfig,
+    picture: Picture,
+    on: &(dyn Fn(Progress) + Sync),
+    size: usize,
+    each: &mut dyn FnMut(Window) -> Result<(), FileError>,
+) -> Result<Sampled, FileError> {
+    let mut sampler = Sampler::open(path, sampling)?;
+    let duration = sampler.info().duration;
+    let mut deduper = Deduper::new(dedup);
+    let mut gather = Gather {
+        window: Window::default(),
+        picture,
+        sampled: 0,
+    };
+    while let Some(sample) = sampler.next_sample()? {
+        on(Progress::Sampling {
+            at: sample.time,
+            duration,
+        });
+        gather.take(deduper.push(sample))?;
+        if gather.window.pictures.len() >= size {
+            each(gather.cut())?;
+        }
+    }
+    let end = sampler.timeline_end();
+    gather.take(deduper.finish(end))?;
+    each(gather.cut())?;
+    let truncated = sampler.truncation();
+    Ok(Sampled {
+        // A truncated file lasts as long as what there is of it.
+        duration: match truncated {
+            Some(_) => end,
+            None => duration.unwrap_or(end).max(end),
+        },
+        frames_sampled: gather.sampled,
+        truncated,
+        implausible: sampler.decoder().stats().implausible,
+    })
+}
+
+/// Decodes and samples one video whole, reporting how far it got.
 pub fn sample(
     path: &Path,
     sampling: SampleConfig,
@@ -147,23 +213,45 @@ pub fn sample(
     picture: Picture,
     on: &(dyn Fn(Progress) + Sync),
 ) -> Result<Timeline, FileError> {
-    let mut sampler = Sampler::open(path, sampling)?;
-    let duration = sampler.info().duration;
-    let mut deduper = Deduper::new(dedup);
-    let (mut frames, mut pictures, mut sampled) = (Vec::new(), Vec::new(), 0);
-    let mut take = |records: Vec<FrameRecord>| -> Result<(), FileError> {
+    let (mut frames, mut pictures) = (Vec::new(), Vec::new());
+    let sampled = sample_windows(path, sampling, dedup, picture, on, usize::MAX, &mut |w| {
+        frames.extend(w.frames);
+        pictures.extend(w.pictures);
+        Ok(())
+    })?;
+    Ok(Timeline {
+        frames,
+        pictures,
+        duration: sampled.duration,
+        frames_sampled: sampled.frames_sampled,
+        truncated: sampled.truncated,
+        implausible: sampled.implausible,
+    })
+}
+
+/// Deduplicated records becoming the frames and pictures of the window being filled.
+struct Gather {
+    window: Window,
+    picture: Picture,
+    sampled: u64,
+}
+
+impl Gather {
+    fn take(&mut self, records: Vec<FrameRecord>) -> Result<(), FileError> {
         for record in records {
-            sampled += 1;
+            self.sampled += 1;
+            let w = &mut self.window;
             let index = match record.verdict {
                 Verdict::Duplicate { .. } => continue,
                 Verdict::Uninformative { .. } => None,
                 Verdict::Kept => {
-                    let encoded = encode(&record.image, picture).map_err(FileError::Picture)?;
-                    pictures.push(encoded);
-                    Some(pictures.len() - 1)
+                    let encoded =
+                        encode(&record.image, self.picture).map_err(FileError::Picture)?;
+                    w.pictures.push(encoded);
+                    Some(w.first + w.pictures.len() - 1)
                 }
             };
-            frames.push(Frame {
+            w.frames.push(Frame {
                 time: record.time,
                 span: record.span,
                 starts_shot: matches!(record.reason, Reason::First | Reason::Scene),
@@ -171,133 +259,19 @@ pub fn sample(
             });
         }
         Ok(())
-    };
-    while let Some(sample) = sampler.next_sample()? {
-        on(Progress::Sampling {
-            at: sample.time,
-            duration,
-        });
-        take(deduper.push(sample))?;
     }
-    let end = sampler.timeline_end();
-    take(deduper.finish(end))?;
-    let truncated = sampler.truncation();
-    Ok(Timeline {
-        frames,
-        pictures,
-        // A truncated file lasts as long as what there is of it.
-        duration: match truncated {
-            Some(_) => end,
-            None => duration.unwrap_or(end).max(end),
-        },
-        frames_sampled: sampled,
-        truncated,
-        implausible: sampler.decoder().stats().implausible,
-    })
+
+    /// The window so far; the next one numbers its pictures on from it.
+    fn cut(&mut self) -> Window {
+        let next = Window {
+            first: self.window.first + self.window.pictures.len(),
+            ..Window::default()
+        };
+        std::mem::replace(&mut self.window, next)
+    }
 }
 
 impl Pipeline<'_> {
-    /// Turns one file into segment points.
-    pub fn run(
-        &self,
-        path: &Path,
-        fingerprint: &str,
-        on: &(dyn Fn(Progress) + Sync),
-    ) -> Result<Indexed, FileError> {
-        let Timeline {
-            frames,
-            pictures,
-            duration,
-            frames_sampled,
-            truncated,
-            implausible,
-        } = sample(path, self.sampling, self.dedup, self.picture, on)?;
-        let mut stats = FileStats {
-            duration,
-            frames_sampled,
-            truncated,
-            implausible,
-            frames_kept: pictures.len() as u64,
-            ..Default::default()
-        };
-        let total = pictures.len() as u64;
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let tick = || {
-            let done = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            on(Progress::Captioning { done, total });
-        };
-        let (outcomes, totals) =
-            caption_all(&pictures, self.captioner, self.settings, self.cache, &tick);
-        if crate::stop::requested() {
-            return Err(FileError::Interrupted);
-        }
-        stats.captioning = totals;
-        stats.frames_captioned = total;
-        let mut captions = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
-            match outcome.caption {
-                Ok(caption) => captions.push(caption),
-                Err(first) => {
-                    return Err(FileError::Caption {
-                        failed: totals.failures,
-                        total,
-                        first,
-                        spent: Box::new(stats),
-                    })
-                }
-            }
-        }
-        on(Progress::Embedding);
-        let vectors = self.embed(&captions)?;
-        let moments: Vec<Moment> = frames
-            .iter()
-            .map(|f| Moment {
-                time: f.time,
-                span: f.span,
-                starts_shot: f.starts_shot,
-                vector: f.picture.and_then(|i| vectors[i].as_deref()),
-            })
-            .collect();
-        let found = segments(&moments, self.segmenting);
-        stats.segments = found.len() as u64;
-        let mut points = Vec::with_capacity(found.len());
-        for segment in &found {
-            let member = |m: usize| frames[m].picture.expect("segments hold kept frames");
-            let representative = member(segment.representative);
-            let thumbnail =
-                self.thumbnail(fingerprint, segment.start, &pictures[representative])?;
-            let mut dense = vec![0.0; self.embedder.dimension()];
-            for &m in &segment.moments {
-                let v = vectors[member(m)]
-                    .as_ref()
-                    .expect("segments hold searchable frames");
-                dense.iter_mut().zip(v).for_each(|(d, x)| *d += x);
-            }
-            normalize(&mut dense);
-            let members: Vec<&Caption> = segment
-                .moments
-                .iter()
-                .map(|&m| &captions[member(m)])
-                .collect();
-            points.push(Point {
-                id: point_id(fingerprint, segment.start),
-                vectors: Some(Vectors {
-                    dense,
-                    text: words(&members),
-                }),
-                payload: payload(
-                    segment,
-                    &frames,
-                    &members,
-                    &captions[representative],
-                    fingerprint,
-                    &thumbnail,
-                ),
-            });
-        }
-        Ok(Indexed { points, stats })
-    }
-
     /// The file sampled as indexing would sample it, for an estimate of its pictures.
     pub fn timeline(&self, path: &Path) -> Result<Timeline, FileError> {
         sample(path, self.sampling, self.dedup, self.picture, &|_| {})
@@ -305,6 +279,9 @@ impl Pipeline<'_> {
 
     /// One vector per caption; None for a caption that must not be searchable.
     fn embed(&self, captions: &[Caption]) -> Result<Vec<Option<Vec<f32>>>, FileError> {
+        if captions.is_empty() {
+            return Ok(Vec::new());
+        }
         // A tagger that found nothing confident leaves no words: nothing to search for.
         let (searchable, texts): (Vec<usize>, Vec<String>) = (0..captions.len())
             .filter(|&i| captions[i].kind.searchable())
@@ -318,18 +295,6 @@ impl Pipeline<'_> {
             out[i] = vectors.next();
         }
         Ok(out)
-    }
-
-    /// Writes the segment's picture, as sent to the captioner, as its thumbnail.
-    fn thumbnail(
-        &self,
-        fingerprint: &str,
-        start: f64,
-        picture: &Encoded,
-    ) -> Result<PathBuf, FileError> {
-        self.thumbs
-            .write(fingerprint, start, &picture.jpeg)
-            .map_err(|(path, source)| FileError::Thumbnail { path, source })
     }
 }
 
@@ -365,10 +330,11 @@ pub fn readable(text: &str, kind: Kind) -> String {
 /// The BM25 text of a segment: every distinct caption of its frames, so a word seen in one of
 /// them (a name on screen) finds the whole segment.
 fn words(members: &[&Caption]) -> String {
+    let mut seen = std::collections::HashSet::new();
     let mut texts: Vec<String> = Vec::new();
     for caption in members {
         let text = searchable_text(caption);
-        if !texts.contains(&text) {
+        if seen.insert(text.clone()) {
             texts.push(text);
         }
     }

@@ -1,4 +1,7 @@
-//! Thumbnails: one folder per file content, named by its fingerprint, one JPEG per segment.
+//! Thumbnails: one folder per file content, named by its fingerprint, one JPEG per segment,
+//! named by the segment's start in milliseconds. While a file is indexed, each kept frame's
+//! picture is written as it is captioned, under its own stretch's start, and once the segments
+//! are known each segment's picture takes its start's name and the rest are removed.
 //! Fingerprints can come from a collection that other machines write, so a name is used only
 //! if it is a fingerprint (32 lowercase hex digits), and nothing is written or removed outside
 //! the thumbnails folder, through a link or otherwise.
@@ -31,7 +34,7 @@ impl Thumbs {
         start: f64,
         jpeg: &[u8],
     ) -> Result<PathBuf, (PathBuf, std::io::Error)> {
-        let name = format!("{}.jpg", crate::store::millis(start));
+        let name = name(start);
         let planned = self.dir.join(fingerprint).join(&name);
         let failed = |e| (planned.clone(), e);
         let folder = self.folder(fingerprint).map_err(failed)?;
@@ -42,6 +45,48 @@ impl Thumbs {
         std::fs::write(&partial, jpeg).map_err(failed)?;
         std::fs::rename(&partial, &path).map_err(failed)?;
         Ok(path)
+    }
+
+    /// Gives the picture written for `from` the name of `to`, replacing what is there.
+    pub fn rename(
+        &self,
+        fingerprint: &str,
+        from: f64,
+        to: f64,
+    ) -> Result<PathBuf, (PathBuf, std::io::Error)> {
+        let target = self.dir.join(fingerprint).join(name(to));
+        let failed = |e| (target.clone(), e);
+        let folder = self.folder(fingerprint).map_err(failed)?;
+        self.check_inside(&folder).map_err(failed)?;
+        std::fs::rename(folder.join(name(from)), &target).map_err(failed)?;
+        Ok(target)
+    }
+
+    /// Copies the picture written for `from` to the name of `to`, whole or not at all.
+    pub fn copy(
+        &self,
+        fingerprint: &str,
+        from: f64,
+        to: f64,
+    ) -> Result<PathBuf, (PathBuf, std::io::Error)> {
+        let target = self.dir.join(fingerprint).join(name(to));
+        let failed = |e| (target.clone(), e);
+        let folder = self.folder(fingerprint).map_err(failed)?;
+        self.check_inside(&folder).map_err(failed)?;
+        let partial = target.with_extension("partial");
+        std::fs::copy(folder.join(name(from)), &partial).map_err(failed)?;
+        std::fs::rename(&partial, &target).map_err(failed)?;
+        Ok(target)
+    }
+
+    /// Removes the picture written for `start`; one already gone is no error.
+    pub fn remove_one(&self, fingerprint: &str, start: f64) -> std::io::Result<()> {
+        let folder = self.folder(fingerprint)?;
+        self.check_inside(&folder)?;
+        match std::fs::remove_file(folder.join(name(start))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Removes a file's thumbnails. A name that is not a fingerprint, or a folder that is a
@@ -80,6 +125,10 @@ impl Thumbs {
         }
         Ok(())
     }
+}
+
+fn name(start: f64) -> String {
+    format!("{}.jpg", crate::store::millis(start))
 }
 
 fn refused(why: String) -> std::io::Error {
