@@ -133,3 +133,70 @@ read -r _ short_rss < <(runs=1 measure target/release/scenedex frames $b/synthet
 read -r _ long_rss < <(runs=1 measure target/release/scenedex frames $b/long.mp4 --json)
 echo
 echo "peak RSS, auto: 1 min ${short_rss} KB, 10 min ${long_rss} KB"
+
+# `index` memory must not grow with video length: 10 minutes against 2 hours of 480x270 video
+# (Conway's life, so that every second's frame is new: a kept frame every second), captioned by
+# the stand-in VLM (instant answers, no cache), one file at -j 1 and four at -j 4 (remuxed
+# copies, each with a fingerprint of its own). About 5 GB of files under target/bench.
+cargo build --release --quiet --example stand_in_vlm
+for minutes in 10 120; do
+  f=$b/long-$minutes.mkv
+  [ -f "$f" ] || ff -f lavfi -i "life=s=480x270:r=5:mold=10:ratio=0.5:death_color=#203060:life_color=#f0c040,trim=duration=$((minutes * 60))" \
+    -c:v libx264 -preset ultrafast -crf 35 "$f"
+  for k in 1 2 3 4; do
+    mkdir -p $b/j4-$minutes
+    [ -f $b/j4-$minutes/copy$k.mkv ] || ff -i "$f" -c copy -metadata title="copy $k" $b/j4-$minutes/copy$k.mkv
+  done
+done
+target/release/examples/stand_in_vlm >$b/vlm.txt &
+vlm_pid=$!
+trap 'kill $vlm_pid 2>/dev/null' EXIT
+until [ -s $b/vlm.txt ]; do sleep 0.1; done
+index_rss() { # -j N, then the files
+  local jobs=$1
+  shift
+  rm -rf $b/index-mem $b/data-mem
+  runs=1 measure env SCENEDEX_CONFIG=/nonexistent SCENEDEX_INDEX=$b/index-mem XDG_DATA_HOME=$b/data-mem \
+    OPENAI_BASE_URL="$(head -1 $b/vlm.txt)" OPENAI_API_KEY=sk-test-0123456789abcdef SCENEDEX_CAPTIONER=openai \
+    target/release/scenedex index --no-cache --sample interval:1 --dup-distance 0 -j "$jobs" --json "$@"
+}
+# Whole-pipeline throughput, all defaults (auto sampling, -j 2, a fresh index and cache), on the
+# two 1-minute files: hours of video per hour of `index`, with the offline tagger and with the
+# stand-in VLM (instant answers: the pipeline's own ceiling), next to FFmpeg decoding only the
+# reference frames of the same files, which is the floor for this sampling.
+index_run() { # captioner env..., then the files
+  rm -rf $b/index-run $b/data-run $b/cache-run
+  runs=1 measure env SCENEDEX_CONFIG=/nonexistent SCENEDEX_INDEX=$b/index-run XDG_DATA_HOME=$b/data-run \
+    SCENEDEX_CACHE_DIR=$b/cache-run SCENEDEX_TAGGER_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/scenedex/tagger" "$@"
+}
+both=($b/synthetic.mp4 $b/real.mp4)
+video=$(for f in "${both[@]}"; do ffprobe -v error -show_entries format=duration -of csv=p=0 "$f"; done |
+  python3 -c "import sys; print(sum(float(x) for x in sys.stdin))")
+read -r floor _ < <(runs=1 measure sh -c "for f in ${both[*]}; do ffmpeg -v error -skip_frame nonref -i \$f -f null - || exit 1; done")
+read -r tagger _ < <(index_run SCENEDEX_CAPTIONER=tagger target/release/scenedex index "${both[@]}")
+read -r instant _ < <(index_run OPENAI_BASE_URL="$(head -1 $b/vlm.txt)" OPENAI_API_KEY=sk-test-0123456789abcdef \
+  SCENEDEX_CAPTIONER=openai target/release/scenedex index "${both[@]}")
+echo
+echo "### index throughput, all defaults, $(nproc) cores: hours of video per hour"
+echo
+echo "| run | wall s | hours of video per hour | vs reference-frame decode |"
+echo "|---|---|---|---|"
+for pair in "ffmpeg -skip_frame nonref (the floor):$floor" "index, offline tagger:$tagger" "index, instant stand-in VLM:$instant"; do
+  python3 -c "
+name, s = '''${pair%:*}''', float('${pair##*:}')
+print(f'| {name} | {s:.1f} | {$video / s:.0f} | {$floor / s:.2f}x |')"
+done
+
+echo
+echo "### index peak RSS with the stand-in VLM, a kept frame every second"
+echo
+echo "| -j | 10 min of video | 2 h of video | growth per hour of video |"
+echo "|---|---|---|---|"
+for jobs in 1 4; do
+  if [ "$jobs" = 1 ]; then short=($b/long-10.mkv) long=($b/long-120.mkv); else short=($b/j4-10/*.mkv) long=($b/j4-120/*.mkv); fi
+  read -r short_s short_kb < <(index_rss "$jobs" "${short[@]}")
+  read -r long_s long_kb < <(index_rss "$jobs" "${long[@]}")
+  python3 -c "
+s, l = $short_kb / 1024, $long_kb / 1024
+print(f'| $jobs | {s:.0f} MB ({$short_s:.0f} s) | {l:.0f} MB ({$long_s:.0f} s) | {(l - s) / (110 / 60):.1f} MB |')"
+done

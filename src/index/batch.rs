@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::plan::Job;
 use super::run::{Context, RunError};
-use super::Pipeline;
+use super::{FileError, Pipeline};
 use crate::caption::batch::{Batcher, Session, Tally};
 use crate::caption::run::key;
 use crate::caption::{CaptionError, Captioner, Reply, Request};
@@ -91,23 +91,27 @@ fn queue(jobs: &[Job], cx: &Context, session: &Session) -> Result<Vec<Vec<String
                 if crate::stop::requested() || failed.lock().is_ok_and(|f| f.is_some()) {
                     break;
                 }
-                let Ok(timeline) = pipeline.timeline(&job.path) else {
-                    continue;
-                };
-                let mut waiting = Vec::new();
-                for picture in &timeline.pictures {
-                    let key = key(picture, pipeline.captioner, pipeline.settings);
-                    match session.add(&key, picture) {
-                        Ok(true) => waiting.push(key),
-                        Ok(false) => {}
-                        Err(e) => {
-                            failed
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
-                            break;
+                let (mut waiting, mut refused) = (Vec::new(), None);
+                // A file that cannot be sampled is left to the pipeline, which reports it.
+                let _ = pipeline.windows(&job.path, &mut |window| {
+                    for picture in &window.pictures {
+                        let key = key(picture, pipeline.captioner, pipeline.settings);
+                        match session.add(&key, picture) {
+                            Ok(true) => waiting.push(key),
+                            Ok(false) => {}
+                            Err(e) => {
+                                refused = Some(e);
+                                return Err(FileError::Interrupted);
+                            }
                         }
                     }
+                    Ok(())
+                });
+                if let Some(e) = refused {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
                 }
                 needs.lock().unwrap_or_else(|e| e.into_inner())[i] = waiting;
             });

@@ -20,7 +20,7 @@ use crate::store::{point_id, Point, Vectors};
 
 /// Kept pictures per window: enough to keep `--concurrency` requests busy, and few enough
 /// that a window of 512-pixel JPEGs stays within a few megabytes.
-fn window_size(concurrency: usize) -> usize {
+pub(super) fn window_size(concurrency: usize) -> usize {
     (concurrency * 4).clamp(32, 512)
 }
 
@@ -114,11 +114,18 @@ impl<'p, 'a> Work<'p, 'a> {
         if crate::stop::requested() {
             return Err(FileError::Interrupted);
         }
+        // What the file has cost so far, should a later window fail.
+        self.stats.frames_sampled += window.sampled;
+        self.stats.frames_kept += window.pictures.len() as u64;
+        if let Some(last) = window.frames.last() {
+            self.stats.duration = last.span.1;
+        }
         self.write_thumbs(&window)?;
         let Window {
             frames,
             first,
             pictures,
+            ..
         } = window;
         let captions = self.caption(first, pictures)?;
         let vectors = self.pipeline.embed(&captions)?;
@@ -214,7 +221,6 @@ impl<'p, 'a> Work<'p, 'a> {
         self.stats.frames_sampled = sampled.frames_sampled;
         self.stats.truncated = sampled.truncated;
         self.stats.implausible = sampled.implausible;
-        self.stats.frames_kept = self.captions.len() as u64;
         (self.on)(Progress::Embedding);
         let moments: Vec<Moment> = self
             .frames

@@ -149,6 +149,8 @@ pub struct Window {
     /// The file's picture number of `pictures[0]`; `Frame::picture` counts from the file's start.
     pub first: usize,
     pub pictures: Vec<Encoded>,
+    /// Frames sampled for this window, duplicates included.
+    pub sampled: u64,
 }
 
 /// What sampling a whole file tells, beyond its windows.
@@ -239,8 +241,8 @@ struct Gather {
 impl Gather {
     fn take(&mut self, records: Vec<FrameRecord>) -> Result<(), FileError> {
         for record in records {
-            self.sampled += 1;
             let w = &mut self.window;
+            w.sampled += 1;
             let index = match record.verdict {
                 Verdict::Duplicate { .. } => continue,
                 Verdict::Uninformative { .. } => None,
@@ -263,6 +265,7 @@ impl Gather {
 
     /// The window so far; the next one numbers its pictures on from it.
     fn cut(&mut self) -> Window {
+        self.sampled += self.window.sampled;
         let next = Window {
             first: self.window.first + self.window.pictures.len(),
             ..Window::default()
@@ -272,9 +275,23 @@ impl Gather {
 }
 
 impl Pipeline<'_> {
-    /// The file sampled as indexing would sample it, for an estimate of its pictures.
-    pub fn timeline(&self, path: &Path) -> Result<Timeline, FileError> {
-        sample(path, self.sampling, self.dedup, self.picture, &|_| {})
+    /// The file sampled as indexing samples it, its pictures handed on in the same windows:
+    /// for an estimate, or a batch, that never holds a whole file's pictures.
+    pub fn windows(
+        &self,
+        path: &Path,
+        each: &mut dyn FnMut(Window) -> Result<(), FileError>,
+    ) -> Result<Sampled, FileError> {
+        let size = file::window_size(self.settings.concurrency);
+        sample_windows(
+            path,
+            self.sampling,
+            self.dedup,
+            self.picture,
+            &|_| {},
+            size,
+            each,
+        )
     }
 
     /// One vector per caption; None for a caption that must not be searchable.

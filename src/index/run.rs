@@ -760,20 +760,25 @@ pub fn dry_run(
         if crate::stop::requested() {
             return Err(RunError::Interrupted);
         }
-        match pipeline.timeline(&job.path) {
-            Ok(timeline) => {
+        let mut estimate = dry.estimate;
+        let sampled = pipeline.windows(&job.path, &mut |window| {
+            estimate.add(
+                &window.pictures,
+                pipeline.captioner,
+                pipeline.settings,
+                pipeline.cache,
+                &mut seen,
+            );
+            Ok(())
+        });
+        match sampled {
+            Ok(sampled) => {
+                dry.estimate = estimate;
                 dry.files_to_index += 1;
-                if let Some(cut) = timeline.truncated {
+                if let Some(cut) = sampled.truncated {
                     dry.partial += 1;
                     report(&job.path, Failure::Partial(cut));
                 }
-                dry.estimate.add(
-                    &timeline.pictures,
-                    pipeline.captioner,
-                    pipeline.settings,
-                    pipeline.cache,
-                    &mut seen,
-                );
             }
             Err(e) => {
                 dry.failed += 1;
