@@ -135,13 +135,13 @@ echo
 echo "peak RSS, auto: 1 min ${short_rss} KB, 10 min ${long_rss} KB"
 
 # `index` memory must not grow with video length: 10 minutes against 2 hours of 480x270 video
-# (Conway's life, so that every second's frame is new: a kept frame every second), captioned by
-# the stand-in VLM (instant answers, no cache), one file at -j 1 and four at -j 4 (remuxed
-# copies, each with a fingerprint of its own). About 5 GB of files under target/bench.
+# (rule 30's cellular automaton scrolling, which never settles, so every second's frame is new:
+# a kept frame every second), captioned by the stand-in VLM (instant answers, no cache), one
+# file at -j 1 and four at -j 4 (remuxed copies, each with a fingerprint of its own).
 cargo build --release --quiet --example stand_in_vlm
 for minutes in 10 120; do
   f=$b/long-$minutes.mkv
-  [ -f "$f" ] || ff -f lavfi -i "life=s=480x270:r=5:mold=10:ratio=0.5:death_color=#203060:life_color=#f0c040,trim=duration=$((minutes * 60))" \
+  [ -f "$f" ] || ff -f lavfi -i "cellauto=s=480x270:r=5:rule=30:random_fill_ratio=0.5:scroll=1,trim=duration=$((minutes * 60))" \
     -c:v libx264 -preset ultrafast -crf 35 "$f"
   for k in 1 2 3 4; do
     mkdir -p $b/j4-$minutes

@@ -290,11 +290,14 @@ impl Decoder {
 
     /// Sends the next packet of our stream to the decoder, or end-of-stream.
     fn feed(&mut self) -> Result<(), DecodeError> {
-        let mut packet = ffmpeg::Packet::empty();
         loop {
             if crate::stop::requested() {
                 return Err(DecodeError::Interrupted);
             }
+            // A new packet for every read: FFmpeg's read wants a blank one and does not release
+            // what a reused packet held, so every skipped packet (another stream's, a non-key
+            // frame's) stayed in memory until the file was done.
+            let mut packet = ffmpeg::Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) => {}
                 Err(ffmpeg::Error::Eof) => return self.send_eof(),
