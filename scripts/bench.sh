@@ -15,7 +15,8 @@ runs=${1:-3}
 scripts/setup.sh
 python3 -c "import scenedetect, cv2" 2>/dev/null ||
   pip install --quiet scenedetect==0.7.2 opencv-python-headless==5.0.0.93
-cargo build --release --quiet
+# The same build as bench_cluster.sh: one feature set, so neither rebuilds the other's crates.
+cargo build --release --quiet --bin scenedex --example stand_in_vlm
 mkdir -p target/bench
 b=target/bench
 ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
@@ -125,6 +126,33 @@ for name in synthetic real; do
   done
 done
 
+# Exact timestamps: for each known change in the fixtures (hard cuts; fades and a dissolve, by
+# where they begin), how far from it the nearest stretch of timeline begins under auto sampling,
+# which is where a segment, and so a search hit, begins.
+echo
+echo "### segment boundaries against known changes (auto)"
+echo
+echo "| file | change | known start s | boundary s | error ms |"
+echo "|---|---|---|---|---|"
+boundaries() { # file kind known...
+  local file=$1 kind=$2
+  shift 2
+  target/release/scenedex frames "fixtures/$file" --json >$b/out.txt
+  python3 - "$file" "$kind" "$@" <<'PY'
+import json, sys
+file, kind, known = sys.argv[1], sys.argv[2], [float(x) for x in sys.argv[3:]]
+starts = [json.loads(l)["span"][0] for l in open("target/bench/out.txt") if '"span"' in l]
+for k in known:
+    s = min(starts, key=lambda s: abs(s - k))
+    print(f"| {file} | {kind} | {k:.2f} | {s:.2f} | {1000 * (s - k):+.0f} |")
+PY
+}
+boundaries cuts.mp4 "hard cut" 2.0 4.4 6.8
+boundaries real.mp4 "hard cut" 5.28 6.48 8.32 10.76 12.76 14.96 15.28
+boundaries fades.mp4 "fade out" 2.0
+boundaries fades.mp4 "fade in" 3.5
+boundaries fades.mp4 "dissolve" 6.5
+
 # Memory must not grow with length: the same content, 1 minute against 10.
 if [ ! -f $b/long.mp4 ]; then
   ff -stream_loop 9 -i $b/synthetic.mp4 -c copy $b/long.mp4
@@ -138,7 +166,6 @@ echo "peak RSS, auto: 1 min ${short_rss} KB, 10 min ${long_rss} KB"
 # (rule 30's cellular automaton scrolling, which never settles, so every second's frame is new:
 # a kept frame every second), captioned by the stand-in VLM (instant answers, no cache), one
 # file at -j 1 and four at -j 4 (remuxed copies, each with a fingerprint of its own).
-cargo build --release --quiet --example stand_in_vlm
 for minutes in 10 120; do
   f=$b/long-$minutes.mkv
   [ -f "$f" ] || ff -f lavfi -i "cellauto=s=480x270:r=5:rule=30:random_fill_ratio=0.5:scroll=1,trim=duration=$((minutes * 60))" \
@@ -172,7 +199,7 @@ index_run() { # captioner env..., then the files
 both=($b/synthetic.mp4 $b/real.mp4)
 video=$(for f in "${both[@]}"; do ffprobe -v error -show_entries format=duration -of csv=p=0 "$f"; done |
   python3 -c "import sys; print(sum(float(x) for x in sys.stdin))")
-read -r floor _ < <(runs=1 measure sh -c "for f in ${both[*]}; do ffmpeg -v error -skip_frame nonref -i \$f -f null - || exit 1; done")
+read -r floor _ < <(runs=1 measure sh -c "for f in ${both[*]}; do ffmpeg -v error -skip_frame noref -i \$f -f null - || exit 1; done")
 read -r tagger _ < <(index_run SCENEDEX_CAPTIONER=tagger target/release/scenedex index "${both[@]}")
 read -r instant _ < <(index_run OPENAI_BASE_URL="$(head -1 $b/vlm.txt)" OPENAI_API_KEY=sk-test-0123456789abcdef \
   SCENEDEX_CAPTIONER=openai target/release/scenedex index "${both[@]}")
@@ -181,7 +208,7 @@ echo "### index throughput, all defaults, $(nproc) cores: hours of video per hou
 echo
 echo "| run | wall s | hours of video per hour | vs reference-frame decode |"
 echo "|---|---|---|---|"
-for pair in "ffmpeg -skip_frame nonref (the floor):$floor" "index, offline tagger:$tagger" "index, instant stand-in VLM:$instant"; do
+for pair in "ffmpeg -skip_frame noref (the floor):$floor" "index, offline tagger:$tagger" "index, instant stand-in VLM:$instant"; do
   python3 -c "
 name, s = '''${pair%:*}''', float('${pair##*:}')
 print(f'| {name} | {s:.1f} | {$video / s:.0f} | {$floor / s:.2f}x |')"
@@ -190,13 +217,13 @@ done
 echo
 echo "### index peak RSS with the stand-in VLM, a kept frame every second"
 echo
-echo "| -j | 10 min of video | 2 h of video | growth per hour of video |"
-echo "|---|---|---|---|"
+echo "| -j | files | 10 min each | 2 h each | growth per hour of video indexed |"
+echo "|---|---|---|---|---|"
 for jobs in 1 4; do
   if [ "$jobs" = 1 ]; then short=($b/long-10.mkv) long=($b/long-120.mkv); else short=($b/j4-10/*.mkv) long=($b/j4-120/*.mkv); fi
   read -r short_s short_kb < <(index_rss "$jobs" "${short[@]}")
   read -r long_s long_kb < <(index_rss "$jobs" "${long[@]}")
   python3 -c "
-s, l = $short_kb / 1024, $long_kb / 1024
-print(f'| $jobs | {s:.0f} MB ({$short_s:.0f} s) | {l:.0f} MB ({$long_s:.0f} s) | {(l - s) / (110 / 60):.1f} MB |')"
+s, l, n = $short_kb / 1024, $long_kb / 1024, ${#long[@]}
+print(f'| $jobs | {n} | {s:.0f} MB ({$short_s:.0f} s) | {l:.0f} MB ({$long_s:.0f} s) | {(l - s) / (n * 110 / 60):.1f} MB |')"
 done

@@ -105,6 +105,57 @@ fn issue10_a_fade_or_dissolve_stretch_begins_where_the_change_began() {
     }
 }
 
+/// A gap frame taken during a long dissolve lies after where the dissolve began: the settled
+/// frame's stretch must not reach back to the gap frame's own time, or both stretches, and so
+/// both segments and their ids, would start at one moment.
+#[test]
+fn issue10_every_stretch_starts_at_a_moment_of_its_own_when_gap_frames_fall_inside_a_dissolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=6"])
+        .args(["-f", "lavfi", "-i", "smptehdbars=s=320x180:r=25:d=6"])
+        .args([
+            "-filter_complex",
+            "[0:v][1:v]xfade=transition=fade:duration=3:offset=2,format=yuv420p",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast"])
+        .arg(&slow)
+        .status()
+        .expect("ffmpeg runs (the README's set-up installs it)");
+    assert!(made.success());
+    let out = common::command()
+        .arg("frames")
+        .arg(&slow)
+        .args([
+            "--max-gap",
+            "0.6",
+            "--min-gap",
+            "0.1",
+            "--dup-distance",
+            "0",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (frames, _) = common::json_lines(&String::from_utf8_lossy(&out.stdout));
+    let on_timeline: Vec<&serde_json::Value> = frames
+        .iter()
+        .filter(|f| f["verdict"] != "duplicate")
+        .collect();
+    assert!(on_timeline.len() >= 5, "{frames:?}");
+    let starts: Vec<f64> = on_timeline
+        .iter()
+        .map(|f| f["span"][0].as_f64().unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] < w[1]),
+        "stretches sharing a start: {starts:?}"
+    );
+}
+
 /// Two cuts 0.32 s apart, closer than --min-gap: auto mode once kept the first, so the 4 s
 /// shot after the second had no frame at all.
 #[test]

@@ -376,7 +376,8 @@ impl Decoder {
             // No timestamp at all: assume the nominal frame rate after the previous frame.
             None => self.last_time.map_or(0.0, |t| t + self.frame_period()),
         };
-        if !(time.abs() <= PLAUSIBLE) {
+        let plausible = time.is_finite() && time.abs() <= PLAUSIBLE;
+        if !plausible {
             self.stats.implausible += 1;
             return None;
         }

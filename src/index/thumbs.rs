@@ -54,11 +54,8 @@ impl Thumbs {
         from: f64,
         to: f64,
     ) -> Result<PathBuf, (PathBuf, std::io::Error)> {
-        let target = self.dir.join(fingerprint).join(name(to));
-        let failed = |e| (target.clone(), e);
-        let folder = self.folder(fingerprint).map_err(failed)?;
-        self.check_inside(&folder).map_err(failed)?;
-        std::fs::rename(folder.join(name(from)), &target).map_err(failed)?;
+        let (folder, target) = self.existing(fingerprint, to)?;
+        std::fs::rename(folder.join(name(from)), &target).map_err(|e| (target.clone(), e))?;
         Ok(target)
     }
 
@@ -69,14 +66,25 @@ impl Thumbs {
         from: f64,
         to: f64,
     ) -> Result<PathBuf, (PathBuf, std::io::Error)> {
-        let target = self.dir.join(fingerprint).join(name(to));
+        let (folder, target) = self.existing(fingerprint, to)?;
         let failed = |e| (target.clone(), e);
-        let folder = self.folder(fingerprint).map_err(failed)?;
-        self.check_inside(&folder).map_err(failed)?;
         let partial = target.with_extension("partial");
         std::fs::copy(folder.join(name(from)), &partial).map_err(failed)?;
         std::fs::rename(&partial, &target).map_err(failed)?;
         Ok(target)
+    }
+
+    /// A file's folder, which must exist already, and the name of the picture for `start` in it.
+    fn existing(
+        &self,
+        fingerprint: &str,
+        start: f64,
+    ) -> Result<(PathBuf, PathBuf), (PathBuf, std::io::Error)> {
+        let target = self.dir.join(fingerprint).join(name(start));
+        let failed = |e| (target.clone(), e);
+        let folder = self.folder(fingerprint).map_err(failed)?;
+        self.check_inside(&folder).map_err(failed)?;
+        Ok((folder, target))
     }
 
     /// Removes the picture written for `start`; one already gone is no error.

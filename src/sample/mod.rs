@@ -349,8 +349,8 @@ impl Sampler {
         Ok(())
     }
 
-    /// Samples a frame. `began`, for a fade or dissolve, is where its stretch starts; it never
-    /// reaches back past the sample before, which keeps its own moment.
+    /// Samples a frame. `began`, for a fade or dissolve, is where its stretch starts, unless
+    /// the sample before lies after it.
     fn emit(
         &mut self,
         frame: Frame,
@@ -367,7 +367,12 @@ impl Sampler {
             )
             .map_err(|e| self.convert_error(e))?;
         let floor = self.last_sample.unwrap_or(f64::NEG_INFINITY);
-        let span_start = began.map_or(frame.time, |b| b.max(floor).min(frame.time));
+        // A fade that began before the previous sample leaves that sample its own stretch: two
+        // stretches starting at one time would share a segment id.
+        let span_start = match began {
+            Some(began) if began > floor => began.min(frame.time),
+            _ => frame.time,
+        };
         self.last_sample = Some(frame.time);
         let sample = Sample {
             time: frame.time,
