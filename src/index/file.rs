@@ -173,7 +173,7 @@ impl<'p, 'a> Work<'p, 'a> {
         let mut asked = asked.into_iter();
         Ok(earlier
             .into_iter()
-            .map(|first| match first {
+            .map(|answered| match answered {
                 Some(n) => self.captions[n].clone(),
                 None => asked.next().expect("one answer per fresh picture"),
             })
