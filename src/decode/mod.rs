@@ -135,6 +135,11 @@ pub struct DecodeStats {
 /// cannot stretch the timeline, or the last segment, across a trillion seconds.
 pub const PLAUSIBLE: f64 = 1e9;
 
+/// Whether `seconds` from the start is a time a video has.
+fn plausible(seconds: f64) -> bool {
+    seconds.is_finite() && seconds.abs() <= PLAUSIBLE
+}
+
 /// The warning for frames left out for their time, the same from every front end.
 pub fn implausible_note(path: &Path, frames: u64) -> String {
     let what = if frames == 1 { "frame" } else { "frames" };
@@ -338,7 +343,7 @@ impl Decoder {
     fn note_packet_end(&mut self, packet: &ffmpeg::Packet) {
         if let Some(pts) = packet.pts() {
             let end = (pts + packet.duration().max(0)) as f64 * self.time_base - self.start;
-            if end.abs() <= PLAUSIBLE {
+            if plausible(end) {
                 self.stats.stream_end = self.stats.stream_end.max(end);
             }
         }
@@ -376,8 +381,7 @@ impl Decoder {
             // No timestamp at all: assume the nominal frame rate after the previous frame.
             None => self.last_time.map_or(0.0, |t| t + self.frame_period()),
         };
-        let plausible = time.is_finite() && time.abs() <= PLAUSIBLE;
-        if !plausible {
+        if !plausible(time) {
             self.stats.implausible += 1;
             return None;
         }
@@ -602,13 +606,10 @@ fn duration_seconds(
     }
     let stream_duration = stream.duration();
     if stream_duration > 0 && stream_duration != ffmpeg::ffi::AV_NOPTS_VALUE {
-        return plausible(stream_duration as f64 * time_base);
+        return positive(stream_duration as f64 * time_base).filter(|d| plausible(*d));
     }
-    plausible(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
-}
-
-fn plausible(x: f64) -> Option<f64> {
-    positive(x).filter(|x| *x <= PLAUSIBLE)
+    positive(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+        .filter(|d| plausible(*d))
 }
 
 fn positive(x: f64) -> Option<f64> {

@@ -218,7 +218,6 @@ impl<'p, 'a> Work<'p, 'a> {
     /// Segments, their points, and each segment's thumbnail under its start's name.
     fn finish(mut self, sampled: Sampled) -> Result<Indexed, FileError> {
         self.stats.duration = sampled.duration;
-        self.stats.frames_sampled = sampled.frames_sampled;
         self.stats.truncated = sampled.truncated;
         self.stats.implausible = sampled.implausible;
         (self.on)(Progress::Embedding);

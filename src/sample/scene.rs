@@ -89,13 +89,11 @@ struct Gradual {
 pub struct SceneDetector {
     config: SceneConfig,
     window: VecDeque<Pending>,
-    /// The last judged frame that was not a flash: what the next frame is compared with.
-    previous: Option<Small>,
     /// Changes between consecutive judged frames, for the adaptive baseline.
     history: VecDeque<f64>,
-    /// Judged frames of the last GRADUAL_WINDOW seconds of the current shot.
-    recent: VecDeque<Pending>,
-    /// Judged frames of the last TRAIL seconds of the current shot, to trace a fade's start.
+    /// Judged frames (flashes aside) of the last TRAIL seconds of the current shot: the last is
+    /// what the next frame is compared with, those of the last GRADUAL_WINDOW seconds what a
+    /// gradual change is measured against, and all of them where a fade's start is traced.
     trail: VecDeque<Pending>,
     gradual: Option<Gradual>,
     /// Times of the last change of any kind and of the last hard cut: a gradual change must
@@ -109,9 +107,7 @@ impl SceneDetector {
         SceneDetector {
             config,
             window: VecDeque::with_capacity(LOOKAHEAD + 1),
-            previous: None,
             history: VecDeque::with_capacity(HISTORY),
-            recent: VecDeque::new(),
             trail: VecDeque::new(),
             gradual: None,
             last_change: f64::NEG_INFINITY,
@@ -151,26 +147,27 @@ impl SceneDetector {
         if flash {
             return verdict;
         }
-        if let Some(previous) = &self.previous {
+        if let Some(previous) = self.trail.back() {
             if self.history.len() == HISTORY {
                 self.history.pop_front();
             }
-            self.history.push_back(previous.distance(&frame.small));
+            self.history
+                .push_back(previous.small.distance(&frame.small));
         }
-        for (frames, seconds) in [(&mut self.recent, GRADUAL_WINDOW), (&mut self.trail, TRAIL)] {
-            if change != Change::None {
-                frames.clear();
-            }
-            while frames.front().is_some_and(|p| time - p.time > seconds) {
-                frames.pop_front();
-            }
-            frames.push_back(Pending {
-                time,
-                small: frame.small.clone(),
-            });
+        if change != Change::None {
+            self.trail.clear();
         }
-        self.previous = Some(frame.small);
+        while self.trail.front().is_some_and(|p| time - p.time > TRAIL) {
+            self.trail.pop_front();
+        }
+        self.trail.push_back(frame);
         verdict
+    }
+
+    /// The oldest judged frame of the current shot at most `seconds` before the newest.
+    fn oldest_within(&self, seconds: f64) -> Option<&Pending> {
+        let newest = self.trail.back()?.time;
+        self.trail.iter().find(|p| newest - p.time <= seconds)
     }
 
     /// Where the fade or dissolve that settles on the oldest waiting frame began: the frame
@@ -196,7 +193,7 @@ impl SceneDetector {
 
     /// The verdict on the oldest waiting frame, and whether it is a flash.
     fn classify(&mut self) -> (Change, bool) {
-        let Some(previous) = self.previous.as_ref() else {
+        let Some(previous) = self.trail.back().map(|p| &p.small) else {
             return (Change::None, false);
         };
         let candidate = &self.window[0];
@@ -259,7 +256,7 @@ impl SceneDetector {
         let candidate = &self.window[0];
         let t = self.config.threshold;
         let Some(gradual) = self.gradual.as_mut() else {
-            if let Some(oldest) = self.recent.front() {
+            if let Some(oldest) = self.oldest_within(GRADUAL_WINDOW) {
                 let drift = oldest.small.distance(&candidate.small);
                 if drift >= t {
                     self.gradual = Some(Gradual {
