@@ -93,27 +93,25 @@ fn issue10_a_playlist_of_web_segments_fails_as_not_a_video_and_fetches_nothing()
 fn issue10_interval_sampling_of_a_file_whose_timestamps_jump_ends_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let jump = dir.path().join("jump.nut");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
+    common::ffmpeg(
+        &[
             "-f",
             "lavfi",
             "-i",
             "testsrc2=s=160x90:r=10:d=2",
-        ])
-        .args([
             "-vf",
             "setpts='if(gte(N,10),PTS+1e12/TB,PTS)'",
             "-fps_mode",
             "passthrough",
-        ])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"])
-        .arg(&jump)
-        .status()
-        .expect("ffmpeg runs (the README's set-up installs it)");
-    assert!(made.success());
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+        ],
+        &jump,
+    );
     let output = within_a_minute(command().arg("frames").arg(&jump).args([
         "--sample",
         "interval:1",
@@ -168,16 +166,29 @@ fn peak_rss_mb(command: &mut Command) -> (std::process::ExitStatus, f64) {
 fn issue10_skipped_packets_are_released_so_memory_does_not_grow_with_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let loud = dir.path().join("loud.mkv");
-    let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=s=160x90:r=5:d=120"])
-        .args(["-f", "lavfi", "-i", "sine=r=96000:d=120"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"])
-        .args(["-ac", "8", "-c:a", "pcm_s32le"])
-        .arg(&loud)
-        .status()
-        .expect("ffmpeg runs (the README's set-up installs it)");
-    assert!(made.success());
+    common::ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x90:r=5:d=120",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=r=96000:d=120",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-ac",
+            "8",
+            "-c:a",
+            "pcm_s32le",
+        ],
+        &loud,
+    );
     let size_mb = std::fs::metadata(&loud).unwrap().len() as f64 / 1e6;
     assert!(size_mb > 300.0, "{size_mb} MB");
     for mode in ["keyframes", "auto"] {

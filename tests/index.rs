@@ -652,19 +652,27 @@ fn issue10_the_segment_after_a_dissolve_starts_where_the_dissolve_began() {
 /// Two pictures taking turns every 0.6 s for 30 s, encoded losslessly, so each comes back as the
 /// same bytes: 50 kept frames, 2 distinct pictures.
 fn two_pictures_taking_turns(path: &Path) {
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "smptebars=s=320x180:r=25:d=30"])
-        .args(["-f", "lavfi", "-i", "rgbtestsrc=s=320x180:r=25:d=30"])
-        .args([
+    common::ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "smptebars=s=320x180:r=25:d=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "rgbtestsrc=s=320x180:r=25:d=30",
             "-filter_complex",
             "[0:v][1:v]overlay=enable='lt(mod(t,1.2),0.6)',format=yuv444p",
-        ])
-        .args(["-c:v", "libx264", "-qp", "0", "-preset", "ultrafast"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg runs (the README's set-up installs it)");
-    assert!(made.success());
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-preset",
+            "ultrafast",
+        ],
+        path,
+    );
 }
 
 /// `index` held every kept picture of a file until the file was done, so its memory grew with

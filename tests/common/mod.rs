@@ -135,6 +135,17 @@ pub fn probe_video(file: &std::path::Path, entries: &str, format: &str) -> Strin
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Makes a test video: `ffmpeg -v error -y ARGS OUT`, which must succeed.
+pub fn ffmpeg(args: &[&str], out: &std::path::Path) {
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg runs (the README's set-up installs it)");
+    assert!(made.success(), "ffmpeg {args:?} failed");
+}
+
 /// Asserts every expected time has a found time within `tolerance`, and says which are missing.
 pub fn assert_found(found: &[f64], expected: &[f64], tolerance: f64) {
     for e in expected {
