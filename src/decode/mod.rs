@@ -78,6 +78,68 @@ pub enum Skip {
     NonKey,
 }
 
+/// What the packets of one key-frame interval say before any of it is decoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GopNote {
+    /// Time of the key frame that opens the interval.
+    pub start: f64,
+    /// Time of the next key frame, or of the stream's end.
+    pub end: f64,
+    /// A packet inside was far larger than the ones before it: a picture coded afresh where
+    /// the encoder put no key frame, which is how a cut between key frames shows.
+    pub burst: bool,
+}
+
+/// A packet this many times larger than the largest of the few before it is a burst...
+const BURST_OVER_RECENT: f64 = 1.8;
+/// ...and so is one past this share of the key frame's size, whatever came before.
+const BURST_OF_KEY: f64 = 0.5;
+/// Packets before a burst is judged against them; a short memory, as motion changes.
+const RECENT_PACKETS: usize = 8;
+
+/// Follows the packets of one stream, key-frame interval by interval.
+#[derive(Default)]
+struct PacketWatch {
+    open: Option<GopNote>,
+    key_size: usize,
+    recent: std::collections::VecDeque<usize>,
+    done: std::collections::VecDeque<GopNote>,
+}
+
+impl PacketWatch {
+    fn packet(&mut self, time: f64, size: usize, key: bool) {
+        if key {
+            self.close(time);
+            self.open = Some(GopNote {
+                start: time,
+                end: f64::INFINITY,
+                burst: false,
+            });
+            self.key_size = size;
+            self.recent.clear();
+            return;
+        }
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        let most_recent = self.recent.iter().copied().max();
+        let burst = most_recent.is_some_and(|m| size as f64 > BURST_OVER_RECENT * m as f64)
+            || size as f64 > BURST_OF_KEY * self.key_size as f64;
+        open.burst |= burst;
+        if self.recent.len() == RECENT_PACKETS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(size);
+    }
+
+    fn close(&mut self, end: f64) {
+        if let Some(mut note) = self.open.take() {
+            note.end = end;
+            self.done.push_back(note);
+        }
+    }
+}
+
 /// Seconds as HH:MM:SS.mmm, rounded to the millisecond; a frame shown before the file's start
 /// (rare: an open GOP's leading frames) gets a minus sign.
 pub fn clock(seconds: f64) -> String {
@@ -168,6 +230,9 @@ pub struct Decoder {
     last_time: Option<f64>,
     /// Switch to decoding every frame once a packet at or after this time is read.
     decode_all_from: Option<f64>,
+    /// Packets shown before this time are not decoded (`skip_to`).
+    skip_before: Option<f64>,
+    watch: Option<PacketWatch>,
 }
 
 /// FFmpeg's own log lines would break the one-line error rule; the decoder reports instead.
@@ -181,6 +246,12 @@ pub fn init() {
 
 impl Decoder {
     pub fn open(path: &Path, skip: Skip) -> Result<Self, DecodeError> {
+        Self::open_with_threads(path, skip, decode_threads())
+    }
+
+    /// `open` with this many frame threads: a decoder that runs beside another needs fewer,
+    /// and each holds pictures of its own.
+    pub fn open_with_threads(path: &Path, skip: Skip, threads: usize) -> Result<Self, DecodeError> {
         init();
         check_file(path)?;
         let name = ffmpeg_name(path).map_err(|e| DecodeError::Unreadable(path.into(), e))?;
@@ -197,7 +268,7 @@ impl Decoder {
         drop(name);
         let stream =
             first_video_stream(&input).ok_or_else(|| DecodeError::NoVideoStream(path.into()))?;
-        let (decoder, info, time_base) = open_stream(path, &input, stream)?;
+        let (decoder, info, time_base) = open_stream(path, &input, stream, threads)?;
         let start = start_seconds(&input, stream, time_base);
         let mut decoder = Decoder {
             path: path.to_path_buf(),
@@ -214,6 +285,8 @@ impl Decoder {
             failures_in_a_row: 0,
             last_time: None,
             decode_all_from: None,
+            skip_before: None,
+            watch: None,
         };
         decoder.set_skip(skip);
         Ok(decoder)
@@ -282,6 +355,23 @@ impl Decoder {
         self.decode_all_from = Some(seconds);
     }
 
+    /// Leaves undecoded every packet shown before `seconds`, a key frame's time: the rest of
+    /// a key-frame interval judged to hold nothing new, and the leading pictures of the next
+    /// (an open GOP's), which refer to what was left out.
+    pub fn skip_to(&mut self, seconds: f64) {
+        self.skip_before = Some(seconds);
+    }
+
+    /// From now on, notes what the packets of each key-frame interval say (`gop_notes`).
+    pub fn watch_packets(&mut self) {
+        self.watch = Some(PacketWatch::default());
+    }
+
+    /// Notes on the key-frame intervals whose packets have all been read, oldest first.
+    pub fn gop_notes(&mut self) -> impl Iterator<Item = GopNote> + '_ {
+        self.watch.iter_mut().flat_map(|w| w.done.drain(..))
+    }
+
     /// Repositions on the key frame at or before `seconds`; the next frames decoded are from there.
     pub fn seek(&mut self, seconds: f64) -> Result<(), DecodeError> {
         let ts = ((seconds + self.start) * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
@@ -290,6 +380,7 @@ impl Decoder {
             .map_err(|source| self.ffmpeg_error("seeking", source))?;
         self.decoder.flush();
         self.eof_sent = false;
+        self.skip_before = None;
         Ok(())
     }
 
@@ -317,7 +408,7 @@ impl Decoder {
             }
             self.note_packet_end(&packet);
             self.maybe_decode_all(&packet);
-            if self.skip == Skip::NonKey && !packet.is_key() {
+            if self.skip == Skip::NonKey && !packet.is_key() || self.skipped_over(&packet) {
                 continue;
             }
             if self.decoder.send_packet(&packet).is_err() {
@@ -325,6 +416,18 @@ impl Decoder {
             }
             return Ok(());
         }
+    }
+
+    fn packet_time(&self, packet: &ffmpeg::Packet) -> Option<f64> {
+        let time = packet.pts()? as f64 * self.time_base - self.start;
+        plausible(time).then_some(time)
+    }
+
+    fn skipped_over(&self, packet: &ffmpeg::Packet) -> bool {
+        let (Some(before), Some(time)) = (self.skip_before, self.packet_time(packet)) else {
+            return false;
+        };
+        time < before - 0.0005
     }
 
     fn maybe_decode_all(&mut self, packet: &ffmpeg::Packet) {
@@ -341,6 +444,9 @@ impl Decoder {
     }
 
     fn note_packet_end(&mut self, packet: &ffmpeg::Packet) {
+        if let (Some(time), Some(watch)) = (self.packet_time(packet), self.watch.as_mut()) {
+            watch.packet(time, packet.size(), packet.is_key());
+        }
         if let Some(pts) = packet.pts() {
             let end = (pts + packet.duration().max(0)) as f64 * self.time_base - self.start;
             if plausible(end) {
@@ -358,6 +464,10 @@ impl Decoder {
 
     fn send_eof(&mut self) -> Result<(), DecodeError> {
         self.eof_sent = true;
+        let end = self.stats.stream_end;
+        if let Some(watch) = self.watch.as_mut() {
+            watch.close(end);
+        }
         // A decoder left in error by a damaged last packet may refuse the flush; what it
         // still holds is then lost, and that is counted like any other damage.
         if self.decoder.send_eof().is_err() {
@@ -512,6 +622,7 @@ fn open_stream(
     path: &Path,
     input: &ffmpeg::format::context::Input,
     index: usize,
+    threads: usize,
 ) -> Result<(ffmpeg::decoder::Video, VideoInfo, f64), DecodeError> {
     let stream = input.stream(index).expect("index comes from this input");
     let parameters = stream.parameters();
@@ -527,7 +638,7 @@ fn open_stream(
         .map_err(|source| ffmpeg_error(path, "reading codec parameters", source))?;
     context.set_threading(threading::Config {
         kind: threading::Type::Frame,
-        count: decode_threads(),
+        count: threads,
         ..Default::default()
     });
     let decoder = context
@@ -614,4 +725,45 @@ fn duration_seconds(
 
 fn positive(x: f64) -> Option<f64> {
     (x.is_finite() && x > 0.0).then_some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packets of one key-frame interval: a key frame, then P- and B-frame sizes.
+    fn interval(watch: &mut PacketWatch, start: f64, key: usize, rest: &[usize]) {
+        watch.packet(start, key, true);
+        for (i, size) in rest.iter().enumerate() {
+            watch.packet(start + 0.04 * (i + 1) as f64, *size, false);
+        }
+    }
+
+    #[test]
+    fn issue10_a_picture_coded_afresh_between_key_frames_is_a_burst() {
+        let mut watch = PacketWatch::default();
+        let steady = [900, 300, 280, 310, 950, 290, 300, 320, 880, 310];
+        interval(&mut watch, 0.0, 20_000, &steady);
+        let mut cut = steady.to_vec();
+        cut[5] = 6_000;
+        interval(&mut watch, 2.0, 20_000, &cut);
+        // A cheap picture after a still shot's tiny ones, far below the key frame's size.
+        interval(&mut watch, 4.0, 20_000, &[60, 50, 55, 400, 60]);
+        watch.close(6.0);
+        let notes: Vec<GopNote> = watch.done.drain(..).collect();
+        let bursts: Vec<(f64, f64, bool)> =
+            notes.iter().map(|n| (n.start, n.end, n.burst)).collect();
+        assert_eq!(
+            bursts,
+            vec![(0.0, 2.0, false), (2.0, 4.0, true), (4.0, 6.0, true)]
+        );
+    }
+
+    #[test]
+    fn issue10_a_packet_near_the_key_frames_size_is_a_burst_even_first_in_its_interval() {
+        let mut watch = PacketWatch::default();
+        interval(&mut watch, 0.0, 10_000, &[6_000, 500, 400]);
+        watch.close(1.0);
+        assert!(watch.done[0].burst);
+    }
 }

@@ -2,6 +2,7 @@
 
 mod refine;
 mod scene;
+mod scout;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -124,6 +125,11 @@ pub struct Sampler {
     converter: Converter,
     detector: SceneDetector,
     refiner: refine::Refiner,
+    /// Decodes key frames ahead so that quiet key-frame intervals can go undecoded (scene and
+    /// auto); dropped once it stops paying or a cut shows that this file's packets hide cuts.
+    scout: Option<scout::Scout>,
+    /// Frames decoded by a scout since dropped.
+    scout_frames: u64,
     skip: Skip,
     /// Time of the last frame the detector judged: where a cut's frame gap starts.
     last_judged: Option<f64>,
@@ -150,12 +156,20 @@ impl Sampler {
             Mode::Interval(_) => Skip::Nothing,
         };
         let decoder = Decoder::open(path, skip)?;
+        // Key frames half a cut's change apart: a fade or a cut between them would set them
+        // further apart than that, unless it came back, which the packets then show.
+        let scout = match config.mode {
+            Mode::Scene | Mode::Auto => scout::Scout::open(path, config.scene.threshold / 2.0),
+            Mode::Keyframes | Mode::Interval(_) => None,
+        };
         Ok(Sampler {
             decoder,
             config,
             converter: Converter::default(),
             detector: SceneDetector::new(config.scene),
             refiner: refine::Refiner::new(path),
+            scout,
+            scout_frames: 0,
             skip,
             last_judged: None,
             waiting: VecDeque::with_capacity(LOOKAHEAD + 1),
@@ -179,9 +193,19 @@ impl Sampler {
         &self.decoder
     }
 
-    /// All frames decoded, by the main pass and by cut refinement.
+    /// All frames decoded: by the main pass, by cut refinement and by the key-frame scout.
     pub fn frames_decoded(&self) -> u64 {
-        self.decoder.stats().frames + self.refiner.frames_decoded()
+        self.decoder.stats().frames
+            + self.refiner.frames_decoded()
+            + self.scout_frames
+            + self.scout.as_ref().map_or(0, |s| s.frames_decoded())
+    }
+
+    /// Ends key-frame-first detection for this file: from here every interval is decoded.
+    fn drop_scout(&mut self) {
+        if let Some(scout) = self.scout.take() {
+            self.scout_frames += scout.frames_decoded();
+        }
     }
 
     /// End of the last decoded frame: the video's real length, known once decoding is done.
@@ -269,6 +293,9 @@ impl Sampler {
     }
 
     fn take_for_detector(&mut self, frame: Frame) -> Result<(), DecodeError> {
+        if frame.key {
+            self.skip_if_quiet(frame.time)?;
+        }
         let small = self
             .converter
             .small(&frame.inner)
@@ -285,6 +312,42 @@ impl Sampler {
         Ok(())
     }
 
+    /// Leaves the key-frame interval that starts at `time` undecoded when the scout finds
+    /// nothing in it. In auto mode an interval that a gap frame must fall in is decoded.
+    fn skip_if_quiet(&mut self, time: f64) -> Result<(), DecodeError> {
+        if self.skip != Skip::NonRef {
+            self.drop_scout();
+        }
+        let deadline = (self.config.mode == Mode::Auto).then(|| {
+            let last = self
+                .last_sample
+                .or_else(|| self.waiting.front().map(|f| f.time));
+            last.unwrap_or(time) + self.config.max_gap
+        });
+        let Some(scout) = self.scout.as_mut() else {
+            return Ok(());
+        };
+        if let Some(next) = scout.quiet_until(time, deadline)? {
+            self.decoder.skip_to(next);
+        }
+        if !scout.pays() {
+            self.drop_scout();
+        }
+        Ok(())
+    }
+
+    /// A cut between key frames that the packets did not announce: this file's encoder hides
+    /// cuts from the scout, which could then pass over one. From here every interval is decoded.
+    fn check_scout(&mut self, frame: &Frame) {
+        let unannounced = self
+            .scout
+            .as_ref()
+            .is_some_and(|s| !frame.key && s.burst_at(frame.time) == Some(false));
+        if unannounced {
+            self.drop_scout();
+        }
+    }
+
     fn judge(&mut self, frame: Frame, verdict: Verdict) -> Result<(), DecodeError> {
         let change = verdict.change;
         let before = self.last_judged.replace(frame.time);
@@ -298,6 +361,9 @@ impl Sampler {
             }
             _ => frame,
         };
+        if change == Change::Cut {
+            self.check_scout(&frame);
+        }
         let reason = match (change, self.last_sample) {
             (_, None) => Some(Reason::First),
             (Change::Cut | Change::Gradual, _) => Some(Reason::Scene),
@@ -399,7 +465,11 @@ impl Sampler {
             self.ready.push_back(held);
             self.held = Some((sample, change));
         } else if change >= held_change && change != Change::None {
-            sample.span_start = sample.span_start.min(held.span_start);
+            // A gap frame is the shot before going on: its stretch falls back to the sample
+            // before it, not to the new shot. The first frame's stays: the timeline starts there.
+            if held_change != Change::None || held.reason == Reason::First {
+                sample.span_start = sample.span_start.min(held.span_start);
+            }
             self.held = Some((sample, change));
         } else {
             self.held = Some((held, held_change));

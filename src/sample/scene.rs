@@ -29,6 +29,9 @@ const TRAIL: f64 = GRADUAL_WINDOW + GRADUAL_MAX_WAIT;
 const MOVED_SHARE: f64 = 0.05;
 /// ...and by more than this much: still frames of a shot differ by a little noise.
 const MOVED_FLOOR: f64 = 0.5;
+/// A frame is still if no frame of this many seconds before it was further from where the
+/// fade arrives by more than the above: slower drift is the shot moving, not the fade.
+const STILL_WINDOW: f64 = 0.5;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SceneConfig {
@@ -173,16 +176,30 @@ impl SceneDetector {
     /// Where the fade or dissolve that settles on the oldest waiting frame began: the frame
     /// after the last one of this shot that was still as far from the settled picture as the
     /// shot was before the change. A fade-in's black frames thus stay with the black before it.
+    ///
+    /// Still means as far as the farthest frame of the `STILL_WINDOW` before, not of the whole
+    /// trail: a panning shot drifts towards or away from the new picture, and measured against
+    /// its farthest frame, a dissolve out of it seemed to begin there, a second or more early.
     fn fade_began(&self) -> f64 {
         let settled = &self.window[0];
-        let away: Vec<f64> = self
+        let away: Vec<(f64, f64)> = self
             .trail
             .iter()
-            .map(|p| p.small.distance(&settled.small))
+            .map(|p| (p.time, p.small.distance(&settled.small)))
             .collect();
-        let before = away.iter().copied().fold(0.0, f64::max);
+        let before = away.iter().map(|(_, d)| *d).fold(0.0, f64::max);
         let moved = (before * MOVED_SHARE).max(MOVED_FLOOR);
-        match away.iter().rposition(|&d| d >= before - moved) {
+        let still = |i: usize| {
+            let (time, distance) = away[i];
+            let farthest = away[..=i]
+                .iter()
+                .rev()
+                .take_while(|(t, _)| time - t <= STILL_WINDOW)
+                .map(|(_, d)| *d)
+                .fold(0.0, f64::max);
+            distance >= farthest - moved
+        };
+        match (0..away.len()).rposition(still) {
             Some(last_still) => self
                 .trail
                 .get(last_still + 1)
@@ -350,6 +367,34 @@ mod tests {
         assert!((40..=44).contains(&found[0].0), "taken mid-fade: {found:?}");
     }
 
+    /// The one gradual change the detector finds in these frames.
+    fn the_one_fade(frames: &[u8]) -> Verdict {
+        let verdicts = run(frames);
+        let fades: Vec<&Verdict> = verdicts
+            .iter()
+            .filter(|v| v.change == Change::Gradual)
+            .collect();
+        assert_eq!(fades.len(), 1, "{verdicts:?}");
+        *fades[0]
+    }
+
+    /// A dissolve's stretch began at the farthest frame of the shot before it, a second or more
+    /// early when that shot drifted.
+    #[test]
+    fn issue10_a_dissolve_out_of_a_drifting_shot_begins_where_the_drift_ends() {
+        // A slow pan brightens the shot from 40 to 59 over 40 frames; then a 1 s dissolve to
+        // 200. Measured against the shot's farthest frame, its first, the dissolve seemed to
+        // begin at frame 16, almost 1 s early.
+        let mut frames: Vec<u8> = (0..40).map(|i| 40 + i / 2).collect();
+        frames.extend((1..=25).map(|i| (60.0 + 5.6 * f64::from(i)) as u8));
+        frames.extend([200u8; 20]);
+        let fade = the_one_fade(&frames);
+        assert!(
+            (fade.began - 40.0 * 0.04).abs() < 0.04 * 2.5,
+            "began at frame 40 (1.60 s): {fade:?}"
+        );
+    }
+
     /// A fade's stretch began where it settled, 1.3 s late in a fade-in from black: a search
     /// hit for the new shot started after the viewer could already see it.
     #[test]
@@ -358,18 +403,10 @@ mod tests {
         let mut frames = vec![40u8; 20];
         frames.extend((1..=40).map(|i| 40 + 4 * i as u8));
         frames.extend([200u8; 20]);
-        let verdicts = run(&frames);
-        let fade: Vec<&Verdict> = verdicts
-            .iter()
-            .filter(|v| v.change == Change::Gradual)
-            .collect();
-        assert_eq!(fade.len(), 1, "{verdicts:?}");
+        let fade = the_one_fade(&frames);
+        assert!(fade.time >= 59.0 * 0.04, "taken where it settles: {fade:?}");
         assert!(
-            fade[0].time >= 59.0 * 0.04,
-            "taken where it settles: {fade:?}"
-        );
-        assert!(
-            (fade[0].began - 20.0 * 0.04).abs() < 0.04 * 2.5,
+            (fade.began - 20.0 * 0.04).abs() < 0.04 * 2.5,
             "began at frame 20 (0.80 s): {fade:?}"
         );
     }
