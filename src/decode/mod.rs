@@ -140,6 +140,10 @@ impl PacketWatch {
     }
 }
 
+/// Slack for comparing times in seconds that went through floating point: half a millisecond
+/// absorbs the rounding of time bases such as 1001/30000.
+pub const TIME_SLACK: f64 = 0.0005;
+
 /// Seconds as HH:MM:SS.mmm, rounded to the millisecond; a frame shown before the file's start
 /// (rare: an open GOP's leading frames) gets a minus sign.
 pub fn clock(seconds: f64) -> String {
@@ -418,8 +422,13 @@ impl Decoder {
         }
     }
 
+    /// Seconds from the start of the video of a timestamp in the stream's time base.
+    fn seconds(&self, ts: i64) -> f64 {
+        ts as f64 * self.time_base - self.start
+    }
+
     fn packet_time(&self, packet: &ffmpeg::Packet) -> Option<f64> {
-        let time = packet.pts()? as f64 * self.time_base - self.start;
+        let time = self.seconds(packet.pts()?);
         plausible(time).then_some(time)
     }
 
@@ -427,7 +436,7 @@ impl Decoder {
         let (Some(before), Some(time)) = (self.skip_before, self.packet_time(packet)) else {
             return false;
         };
-        time < before - 0.0005
+        time < before - TIME_SLACK
     }
 
     fn maybe_decode_all(&mut self, packet: &ffmpeg::Packet) {
@@ -436,7 +445,7 @@ impl Decoder {
         };
         let reached = packet
             .pts()
-            .is_some_and(|pts| pts as f64 * self.time_base - self.start >= from - 0.0005);
+            .is_some_and(|pts| self.seconds(pts) >= from - TIME_SLACK);
         if reached {
             self.decode_all_from = None;
             self.set_skip(Skip::Nothing);
@@ -448,7 +457,7 @@ impl Decoder {
             watch.packet(time, packet.size(), packet.is_key());
         }
         if let Some(pts) = packet.pts() {
-            let end = (pts + packet.duration().max(0)) as f64 * self.time_base - self.start;
+            let end = self.seconds(pts + packet.duration().max(0));
             if plausible(end) {
                 self.stats.stream_end = self.stats.stream_end.max(end);
             }
@@ -487,7 +496,7 @@ impl Decoder {
         // Not clamped at 0: frames shown before the start keep their order, and so their own
         // segments and point ids.
         let time = match frame.timestamp().or(frame.pts()) {
-            Some(ts) => ts as f64 * self.time_base - self.start,
+            Some(ts) => self.seconds(ts),
             // No timestamp at all: assume the nominal frame rate after the previous frame.
             None => self.last_time.map_or(0.0, |t| t + self.frame_period()),
         };

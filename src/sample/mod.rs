@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use image::RgbImage;
 
-use crate::decode::{Converter, DecodeError, Decoder, Frame, Skip, Truncation, VideoInfo};
+use crate::decode::{
+    Converter, DecodeError, Decoder, Frame, Skip, Truncation, VideoInfo, TIME_SLACK,
+};
 pub use scene::{Change, SceneConfig, SceneDetector, Verdict, LOOKAHEAD};
 
 /// How frames are chosen (`--sample`).
@@ -263,13 +265,12 @@ impl Sampler {
     }
 
     fn take_interval(&mut self, frame: Frame, every: f64) -> Result<(), DecodeError> {
-        // Half a millisecond of slack absorbs rounding in time bases such as 1001/30000.
-        if frame.time + 0.0005 < self.next_interval {
+        if frame.time + TIME_SLACK < self.next_interval {
             return Ok(());
         }
         // The next multiple of `every` after this frame, computed rather than stepped to: a file
         // whose timestamps jump to 1e12 s would otherwise keep the loop going for days.
-        self.next_interval = ((frame.time + 0.0005) / every)
+        self.next_interval = ((frame.time + TIME_SLACK) / every)
             .floor()
             .mul_add(every, every);
         let time = frame.time;

@@ -4,10 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::decode::{Converter, DecodeError, Decoder, Frame, Skip, Small};
-
-/// Slack for comparing frame times that went through floating point.
-const EPSILON: f64 = 0.0005;
+use crate::decode::{Converter, DecodeError, Decoder, Frame, Skip, Small, TIME_SLACK};
 
 pub struct Refiner {
     path: PathBuf,
@@ -58,10 +55,10 @@ impl Refiner {
         let mut previous: Option<Small> = None;
         let mut best: Option<(f64, Frame)> = None;
         while let Some(frame) = decoder.next_frame()? {
-            if frame.time < before - EPSILON {
+            if frame.time < before - TIME_SLACK {
                 continue;
             }
-            if frame.time > cut + EPSILON {
+            if frame.time > cut + TIME_SLACK {
                 break;
             }
             self.frames += 1;

@@ -8,10 +8,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
-use crate::decode::{Converter, DecodeError, Decoder, GopNote, Skip, Small};
-
-/// Slack for comparing times that went through floating point.
-const EPSILON: f64 = 0.0005;
+use crate::decode::{Converter, DecodeError, Decoder, GopNote, Skip, Small, TIME_SLACK};
 /// Intervals judged before the scout checks that it pays for the key frames it decodes...
 const TRIAL: u64 = 8;
 /// ...by leaving out at least this share of them.
@@ -79,18 +76,16 @@ impl Scout {
         if !self.reach(time)? {
             return Ok(None);
         }
-        let (Some((start, first)), Some((next, last))) = (self.keys.front(), self.keys.get(1))
-        else {
-            return Ok(None);
-        };
-        if (start - time).abs() > EPSILON || deadline.is_some_and(|d| *next > d) {
+        let ((start, first), (next, last)) = (&self.keys[0], &self.keys[1]);
+        if (start - time).abs() > TIME_SLACK || deadline.is_some_and(|d| *next > d) {
             return Ok(None);
         }
         let Some(note) = self.note_at(time) else {
             return Ok(None);
         };
-        let quiet =
-            !note.burst && (note.end - next).abs() <= EPSILON && first.distance(last) < self.alike;
+        let quiet = !note.burst
+            && (note.end - next).abs() <= TIME_SLACK
+            && first.distance(last) < self.alike;
         self.quiet += u64::from(quiet);
         Ok(quiet.then_some(*next))
     }
@@ -101,7 +96,7 @@ impl Scout {
         self.notes
             .iter()
             .rev()
-            .find(|n| n.start <= time + EPSILON && time < n.end - EPSILON)
+            .find(|n| n.start <= time + TIME_SLACK && time < n.end - TIME_SLACK)
             .map(|n| n.burst)
     }
 
@@ -109,7 +104,11 @@ impl Scout {
     /// older ones. False if the stream ends first, or the scout cannot go on; only an
     /// interruption is an error, as the scout must never fail a file the main pass can read.
     fn reach(&mut self, time: f64) -> Result<bool, DecodeError> {
-        while self.keys.front().is_some_and(|(t, _)| *t < time - EPSILON) {
+        while self
+            .keys
+            .front()
+            .is_some_and(|(t, _)| *t < time - TIME_SLACK)
+        {
             self.keys.pop_front();
         }
         while self.keys.len() < 2 && !self.ended {
@@ -120,7 +119,7 @@ impl Scout {
                 Err(_) => None,
             };
             match frame {
-                Some(frame) if frame.time >= time - EPSILON => {
+                Some(frame) if frame.time >= time - TIME_SLACK => {
                     match self.converter.small(&frame.inner) {
                         Ok(small) => self.keys.push_back((frame.time, small)),
                         Err(_) => self.ended = true,
@@ -135,19 +134,15 @@ impl Scout {
     }
 
     fn take_notes(&mut self) {
-        let fresh: Vec<GopNote> = self.decoder.gop_notes().collect();
-        for note in fresh {
-            if self.notes.len() == KEPT_NOTES {
-                self.notes.pop_front();
-            }
-            self.notes.push_back(note);
-        }
+        self.notes.extend(self.decoder.gop_notes());
+        let stale = self.notes.len().saturating_sub(KEPT_NOTES);
+        self.notes.drain(..stale);
     }
 
     fn note_at(&self, time: f64) -> Option<GopNote> {
         self.notes
             .iter()
-            .find(|n| (n.start - time).abs() <= EPSILON)
+            .find(|n| (n.start - time).abs() <= TIME_SLACK)
             .copied()
     }
 }
