@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Index and search benchmark, for the README's table.
 #
-#   scripts/bench_index.sh [SIZES...]     (default: 10000 100000; 1000000 takes about an hour)
+#   scripts/bench_index.sh [SIZES...]     (default: 10000 100000; 1000000 takes about 45 minutes)
 #
-# 1. The embedded store at each size (examples/bench_store.rs): insert time, hybrid query p50
-#    and p99 before and after the HNSW graph is built, size on disk; then MiniLM throughput.
+# 1. The embedded store at each size (examples/bench_store.rs), written 1,000 segments at a
+#    time while it builds its HNSW graphs: at each tenth, the insert rate, the longest write,
+#    and hybrid query p50 and p99; then the run's last optimize, and the size on disk; then
+#    MiniLM throughput.
 # 2. The whole pipeline on real footage with nothing configured (tagger, MiniLM, qdrant-edge):
 #    hours of video per hour, segments and bytes per hour of video.
 # 3. Cold `scenedex search`: a new process each time, from start to printed results (median

@@ -58,6 +58,18 @@ fn index_search_move_prune_and_forget_against_a_qdrant_cluster() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(summary["indexed"], 3, "{summary}");
     let asked = archive.mock.seen().len();
+    let optimizers = archive
+        .collection_info()
+        .unwrap()
+        .config
+        .unwrap()
+        .optimizer_config
+        .unwrap();
+    assert_eq!(
+        optimizers.indexing_threshold,
+        Some(scenedex::store::INDEXING_THRESHOLD_KB as u64),
+        "the server builds graphs from the embedded store's threshold"
+    );
 
     let hits = archive.search("a pale box over a scarlet backdrop", &["--limit", "3"]);
     assert_eq!(file_name(&hits[0]), "colors.mp4", "{hits:#?}");

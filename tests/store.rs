@@ -4,6 +4,7 @@
 use scenedex::embed::{Embedder, MiniLm};
 use scenedex::store::{
     point_id, Condition, EdgeStore, Point, Query, StoreError, VectorStore, Vectors,
+    INDEXING_THRESHOLD_KB,
 };
 use serde_json::json;
 
@@ -149,4 +150,69 @@ fn another_embedding_model_and_a_missing_index_are_refused() {
     .err()
     .unwrap();
     assert!(matches!(missing, StoreError::Missing(_)));
+}
+
+/// Random unit vectors of `dimension`, with ids from `first`.
+fn random_points(first: u64, count: u64, dimension: usize, seed: u64) -> Vec<Point> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (first..first + count)
+        .map(|id| {
+            let mut dense: Vec<f32> = (0..dimension).map(|_| rng.random::<f32>() - 0.5).collect();
+            scenedex::embed::normalize(&mut dense);
+            Point {
+                id,
+                vectors: Some(Vectors {
+                    dense,
+                    text: format!("segment {id}"),
+                }),
+                payload: json!({"record": "segment"}).as_object().unwrap().clone(),
+            }
+        })
+        .collect()
+}
+
+/// A million segments took 73 minutes of graph building at the end of a first run, and were
+/// searched by brute force until then: graphs are now built while the index grows, a segment's
+/// worth (the indexing threshold) at a time, with no call to `optimize`.
+#[test]
+fn issue10_a_big_first_index_builds_its_graphs_as_it_grows() {
+    // Wide vectors, so that the threshold's 20 MB is few points and the test is quick.
+    const DIMENSION: usize = 4096;
+    let per_segment = (INDEXING_THRESHOLD_KB << 10) / (DIMENSION * 4);
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(dir.path(), Some(("wide", DIMENSION)), true).unwrap();
+    let write = 250;
+    let below = per_segment as u64 / write * write - write;
+    for first in (0..below).step_by(write as usize) {
+        store
+            .upsert(random_points(first, write, DIMENSION, first))
+            .unwrap();
+    }
+    assert_eq!(store.shape().in_graphs, 0, "below the threshold, no graph");
+    let total = 2 * per_segment as u64 + write;
+    for first in (below..total).step_by(write as usize) {
+        store
+            .upsert(random_points(first, write, DIMENSION, first))
+            .unwrap();
+    }
+    let shape = store.shape();
+    assert_eq!(shape.points as u64, total);
+    assert!(
+        shape.in_graphs >= 2 * (per_segment - write as usize),
+        "{shape:?} after {total} points, {per_segment} per segment"
+    );
+    // Point 700 was written with the points from 500, from that seed.
+    let probe = random_points(500, write, DIMENSION, 500).swap_remove(200);
+    assert_eq!(probe.id, 700);
+    let dense = probe.vectors.unwrap().dense;
+    let hits = store
+        .search(&Query {
+            dense: &dense,
+            text: "segment 700",
+            limit: 1,
+            filter: vec![Condition::equals("record", "segment")],
+        })
+        .unwrap();
+    assert_eq!(hits[0].id, 700, "a point in a graph is its own nearest");
 }

@@ -206,7 +206,7 @@ impl Client {
             return Err(CaptionError::Interrupted);
         }
         self.wait_for_rate_limit().await;
-        let _in_flight = crate::stop::InFlight::start();
+        let _in_flight = crate::stop::in_flight();
         let request = match payload {
             Payload::None => self.http.get(url),
             Payload::Json(body) => self.http.post(url).json(body),

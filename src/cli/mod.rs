@@ -947,6 +947,8 @@ fn install_interrupt_handler() {
         // A request in flight can take up to --timeout: say why nothing seems to happen.
         if crate::stop::waiting_on_requests() {
             eprintln!("stopping after the requests in flight; Ctrl-C again to quit now");
+        } else if crate::stop::waiting_on_graph() {
+            eprintln!("stopping once the index's search graph is built; Ctrl-C again to quit now");
         }
         crate::stop::request();
     });

@@ -8,24 +8,27 @@ use std::io::{Read, Seek, Write};
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
-    ConditionalInsertOperation, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
-    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FacetRequest, FacetValue,
-    FieldCondition, FieldIndexOperations, Filter, Fusion, HasIdCondition, JsonPath, Match,
-    Modifier, NamedQuery, Payload, PayloadFieldSchema, PayloadSchemaType, PointId,
-    PointInsertOperations, PointOperations, PointStructPersisted, Prefetch, QueryEnum,
-    QueryRequest, Range, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
-    VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted,
+    BoolIndexParams, ConditionalInsertOperation, CountRequest, CreateIndex, Distance,
+    EdgeConfigBuilder, EdgeOptimizersConfig, EdgeShard, EdgeSparseVectorParamsBuilder,
+    EdgeVectorParamsBuilder, FacetRequest, FacetValue, FieldCondition, FieldIndexOperations,
+    Filter, FloatIndexParams, Fusion, HasIdCondition, IntegerIndexParams, JsonPath,
+    KeywordIndexParams, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema,
+    PayloadSchemaParams, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
+    Prefetch, QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, UpdateOperation,
+    ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted,
     WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
     Condition, FieldKind, Hit, Point, Query, Record, StoreError, VectorStore, INDEXED_FIELDS,
+    INDEXING_THRESHOLD_KB, MAX_SEGMENT_KB,
 };
 
 const DENSE: &str = "dense";
@@ -51,6 +54,14 @@ struct Meta {
     dimension: usize,
 }
 
+/// How the engine holds an index: see `EdgeStore::shape`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub segments: usize,
+    pub points: usize,
+    pub in_graphs: usize,
+}
+
 pub struct EdgeStore {
     dir: PathBuf,
     /// The embedding model that built the index.
@@ -59,6 +70,8 @@ pub struct EdgeStore {
     shard: ManuallyDrop<EdgeShard>,
     /// The shard's flush expects its write-ahead log free, so writes and flushes take turns.
     writes: Mutex<()>,
+    /// Bytes of dense vectors written since the store last built graphs.
+    unindexed: AtomicU64,
     bm25: EdgeBm25,
     /// Held open, and locked, for as long as the store is.
     _lock: std::fs::File,
@@ -88,7 +101,13 @@ impl EdgeStore {
         let dimension = meta.dimension;
         let shard_dir = dir.join(SHARD);
         let shard = if shard_dir.join("edge_config.json").is_file() {
-            guarded(dir, || EdgeShard::load(&shard_dir, None))?.map_err(engine)?
+            let shard = guarded(dir, || EdgeShard::load(&shard_dir, None))?.map_err(engine)?;
+            // An index made before graphs were built as it grew takes today's settings; one on
+            // a read-only disk keeps its own, which still answer searches.
+            if shard.config().optimizers != optimizers() {
+                let _ = shard.set_optimizers_config(optimizers());
+            }
+            shard
         } else {
             crate::private::create_dir_all(&shard_dir).map_err(|e| io(dir, e))?;
             guarded(dir, || EdgeShard::new(&shard_dir, config(dimension)))?.map_err(engine)?
@@ -99,6 +118,7 @@ impl EdgeStore {
             model: meta.model,
             shard: ManuallyDrop::new(shard),
             writes: Mutex::new(()),
+            unindexed: AtomicU64::new(0),
             bm25,
             _lock: lock,
         };
@@ -123,6 +143,18 @@ impl EdgeStore {
     /// Whether `dir` holds an index.
     pub fn exists(dir: &Path) -> bool {
         dir.join(META).is_file()
+    }
+
+    /// The engine's segments, the points in them, and how many dense vectors are in graphs.
+    pub fn shape(&self) -> Shape {
+        let info = self.shard.info();
+        Shape {
+            segments: info.segments_count,
+            points: info.points_count,
+            // The engine counts every sparse vector as indexed (its inverted index is built
+            // as it is written); the rest are dense vectors in HNSW graphs.
+            in_graphs: info.indexed_vectors_count.saturating_sub(info.points_count),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -171,6 +203,20 @@ impl EdgeStore {
             .collect()
     }
 
+    /// Counts what a write added, and once a segment's worth is waiting, builds its graph (and
+    /// merges segments) before the next write: a run pays for its graph as it goes, a little
+    /// at a time. A full disk only postpones it: the run's last `optimize` reports that.
+    fn grow(&self, bytes: u64) -> Result<(), StoreError> {
+        let waiting = self.unindexed.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if waiting < (INDEXING_THRESHOLD_KB as u64) << 10 {
+            return Ok(());
+        }
+        match self.optimize() {
+            Err(StoreError::DiskFull { .. }) => Ok(()),
+            done => done,
+        }
+    }
+
     fn update(&self, operation: UpdateOperation) -> Result<(), StoreError> {
         let _turn = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         room(&self.dir, RESERVE)?;
@@ -185,15 +231,9 @@ impl EdgeStore {
             if existing.contains_key(&json_path(field)?) {
                 continue;
             }
-            let schema = match kind {
-                FieldKind::Keyword => PayloadSchemaType::Keyword,
-                FieldKind::Float => PayloadSchemaType::Float,
-                FieldKind::Integer => PayloadSchemaType::Integer,
-                FieldKind::Bool => PayloadSchemaType::Bool,
-            };
             let operation = FieldIndexOperations::CreateIndex(CreateIndex {
                 field_name: json_path(field)?,
-                field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                field_schema: Some(PayloadFieldSchema::FieldParams(field_params(kind))),
             });
             self.update(UpdateOperation::FieldIndexOperation(operation))?;
         }
@@ -267,6 +307,64 @@ fn guarded<T>(dir: &Path, call: impl FnOnce() -> T) -> Result<T, StoreError> {
     })
 }
 
+/// A payload index without HNSW links of its own. Those links (a graph per field, for filters
+/// of middling selectivity) made building a graph take four times as long, and merging
+/// segments rebuilt them from scratch; the filters searches use either match nearly every
+/// point (`record`), which the main graph serves, or a few files' worth, which the payload
+/// index finds and scores exactly. Indexes made before keep the links they have.
+fn field_params(kind: FieldKind) -> PayloadSchemaParams {
+    let enable_hnsw = Some(false);
+    match kind {
+        FieldKind::Keyword => PayloadSchemaParams::Keyword(KeywordIndexParams {
+            enable_hnsw,
+            ..Default::default()
+        }),
+        FieldKind::Float => PayloadSchemaParams::Float(FloatIndexParams {
+            enable_hnsw,
+            ..Default::default()
+        }),
+        FieldKind::Integer => PayloadSchemaParams::Integer(IntegerIndexParams {
+            enable_hnsw,
+            ..Default::default()
+        }),
+        FieldKind::Bool => PayloadSchemaParams::Bool(BoolIndexParams {
+            enable_hnsw,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Bytes the biggest of the engine's segments takes on disk.
+fn biggest_segment(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir.join(SHARD).join("segments")) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| EdgeStore::bytes_on_disk(&e.path()))
+        .max()
+        .unwrap_or(0)
+}
+
+fn dense_bytes(points: &[Point]) -> u64 {
+    let floats: usize = points
+        .iter()
+        .filter_map(|p| p.vectors.as_ref())
+        .map(|v| v.dense.len())
+        .sum();
+    (floats * std::mem::size_of::<f32>()) as u64
+}
+
+/// The engine's own defaults (a vacuum at 20% deleted, merges once there are more segments than
+/// half the CPUs, at least 2), but for the indexing threshold and the segment cap.
+fn optimizers() -> EdgeOptimizersConfig {
+    EdgeOptimizersConfig {
+        indexing_threshold: Some(INDEXING_THRESHOLD_KB),
+        max_segment_size: Some(MAX_SEGMENT_KB),
+        ..Default::default()
+    }
+}
+
 fn config(dimension: usize) -> qdrant_edge::EdgeConfig {
     EdgeConfigBuilder::new()
         .vector(
@@ -279,6 +377,7 @@ fn config(dimension: usize) -> qdrant_edge::EdgeConfig {
                 .modifier(Modifier::Idf)
                 .build(),
         )
+        .optimizers(optimizers())
         .build()
 }
 
@@ -484,18 +583,22 @@ impl VectorStore for EdgeStore {
     }
 
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
+        let bytes = dense_bytes(&points);
         let points = self.persisted(points);
         let operation = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
-        self.update(UpdateOperation::PointOperation(operation))
+        self.update(UpdateOperation::PointOperation(operation))?;
+        self.grow(bytes)
     }
 
     fn upsert_where(&self, points: Vec<Point>, conditions: &[Condition]) -> Result<(), StoreError> {
+        let bytes = dense_bytes(&points);
         let operation = PointOperations::UpsertPointsConditional(ConditionalInsertOperation {
             points_op: PointInsertOperations::PointsList(self.persisted(points)),
             condition: required(conditions)?,
             update_mode: None,
         });
-        self.update(UpdateOperation::PointOperation(operation))
+        self.update(UpdateOperation::PointOperation(operation))?;
+        self.grow(bytes)
     }
 
     fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError> {
@@ -617,14 +720,15 @@ impl VectorStore for EdgeStore {
         guarded(&self.dir, || self.shard.flush())
     }
 
-    /// Merges small segments and builds the HNSW graph once there are enough points; blocking.
-    /// It writes new segments beside the old ones, so it needs room for the whole index again.
+    /// Builds the HNSW graph of each segment over the indexing threshold and merges small
+    /// segments (a merge reuses the biggest one's graph); blocking. It writes a new segment
+    /// beside those it replaces, which together are no bigger than the biggest segment or the
+    /// cap, so it asks for room for twice the biggest segment.
     fn optimize(&self) -> Result<(), StoreError> {
         let _turn = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-        room(
-            &self.dir,
-            RESERVE + EdgeStore::bytes_on_disk(&self.dir.join(SHARD)),
-        )?;
+        let _building = crate::stop::building();
+        self.unindexed.store(0, Ordering::Relaxed);
+        room(&self.dir, RESERVE + 2 * biggest_segment(&self.dir))?;
         guarded(&self.dir, || self.shard.optimize())?.map_err(engine)?;
         guarded(&self.dir, || self.shard.flush())
     }

@@ -10,7 +10,7 @@ mod server;
 
 use std::path::PathBuf;
 
-pub use edge::EdgeStore;
+pub use edge::{EdgeStore, Shape};
 pub use server::{Cluster, ServerStore};
 
 /// A point to store: segments carry vectors, file records do not.
@@ -83,6 +83,18 @@ pub struct Query<'a> {
     pub filter: Vec<Condition>,
 }
 
+/// Dense vectors a segment of the store holds before it gets its HNSW graph, in KB (about
+/// 13,000 of MiniLM's): below it a search reads them all in a few milliseconds, above it they
+/// are worth a graph. Both stores build graphs as the index grows, a segment at a time, so a
+/// big first run never ends with the whole graph to build and is never searched by brute force.
+pub const INDEXING_THRESHOLD_KB: usize = 20_000;
+
+/// The largest segment the embedded store makes by merging, in KB of dense vectors (about
+/// 130,000 of MiniLM's). A merge copies the segments it joins, so without a cap each new
+/// segment's worth would copy the whole index again: a million segments become about eight
+/// graphs, searched together in a few milliseconds.
+pub const MAX_SEGMENT_KB: usize = 200_000;
+
 /// Payload fields that filters use, and so get an index: (name, kind).
 pub const INDEXED_FIELDS: [(&str, FieldKind); 11] = [
     ("record", FieldKind::Keyword),
@@ -131,7 +143,8 @@ pub trait VectorStore: Send + Sync {
     fn count(&self, filter: &[Condition]) -> Result<u64, StoreError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
-    /// Builds search indexes for what was written; a server does this by itself.
+    /// Builds search indexes for what was written and is over the indexing threshold; a
+    /// server does this by itself, and the embedded store as it goes, so this is what is left.
     fn optimize(&self) -> Result<(), StoreError> {
         Ok(())
     }

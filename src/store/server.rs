@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use qdrant_client::qdrant::{
-    point_id::PointIdOptions, vector_output, CountPointsBuilder, CreateCollectionBuilder,
+    payload_index_params::IndexParams, point_id::PointIdOptions, vector_output,
+    BoolIndexParamsBuilder, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FacetCountsBuilder,
-    FieldType, Filter, Fusion, GetPointsBuilder, Modifier, PointId, PointStruct,
-    PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range, ScrollPointsBuilder,
-    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector,
-    VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector, WriteOrdering,
-    WriteOrderingType,
+    FieldType, Filter, FloatIndexParamsBuilder, Fusion, GetPointsBuilder,
+    IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, Modifier, OptimizersConfigDiffBuilder,
+    PointId, PointStruct, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range,
+    ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
+    VectorsSelector, WriteOrdering, WriteOrderingType,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
@@ -28,7 +30,7 @@ use serde_json::{Map, Value};
 
 use super::{
     hash_id, Condition, FieldKind, Hit, Point, Query, Record, StoreError, VectorStore,
-    INDEXED_FIELDS,
+    INDEXED_FIELDS, INDEXING_THRESHOLD_KB,
 };
 use crate::caption::Secret;
 
@@ -150,7 +152,14 @@ impl ServerStore {
             .sparse_vectors_config(sparse)
             .shard_number(layout.shards)
             .replication_factor(layout.replicas)
-            .write_consistency_factor(layout.write_consistency());
+            .write_consistency_factor(layout.write_consistency())
+            // The server builds graphs in the background as segments pass the threshold, and
+            // sizes and merges segments for its own CPUs: only the threshold is the embedded
+            // store's, so both answer alike from brute force and from graphs.
+            .optimizers_config(
+                OptimizersConfigDiffBuilder::default()
+                    .indexing_threshold(INDEXING_THRESHOLD_KB as u64),
+            );
         let created = self.call(|c, _| {
             let request = request.clone();
             async move { c.create_collection(request).await }
@@ -173,17 +182,39 @@ impl ServerStore {
             if existing.contains_key(field) {
                 continue;
             }
-            let kind = match kind {
-                FieldKind::Keyword => FieldType::Keyword,
-                FieldKind::Float => FieldType::Float,
-                FieldKind::Integer => FieldType::Integer,
-                FieldKind::Bool => FieldType::Bool,
+            // No HNSW links per field, as in the embedded store (see its `field_params`).
+            let (kind, params): (_, IndexParams) = match kind {
+                FieldKind::Keyword => (
+                    FieldType::Keyword,
+                    KeywordIndexParamsBuilder::default()
+                        .enable_hnsw(false)
+                        .into(),
+                ),
+                FieldKind::Float => (
+                    FieldType::Float,
+                    FloatIndexParamsBuilder::default().enable_hnsw(false).into(),
+                ),
+                FieldKind::Integer => (
+                    FieldType::Integer,
+                    IntegerIndexParamsBuilder::new(true, true)
+                        .enable_hnsw(false)
+                        .into(),
+                ),
+                FieldKind::Bool => (
+                    FieldType::Bool,
+                    BoolIndexParamsBuilder::default().enable_hnsw(false).into(),
+                ),
             };
-            self.call(|c, name| async move {
-                c.create_field_index(
-                    CreateFieldIndexCollectionBuilder::new(name, field, kind).wait(true),
-                )
-                .await
+            self.call(|c, name| {
+                let params = params.clone();
+                async move {
+                    c.create_field_index(
+                        CreateFieldIndexCollectionBuilder::new(name, field, kind)
+                            .field_index_params(params)
+                            .wait(true),
+                    )
+                    .await
+                }
             })?;
         }
         Ok(())

@@ -203,23 +203,45 @@ impl Archive {
     }
 }
 
-impl Drop for Archive {
-    fn drop(&mut self) {
+impl Archive {
+    /// A client for each node of the server backend, and a runtime to call them on.
+    fn clients(&self) -> Option<(tokio::runtime::Runtime, Vec<qdrant_client::Qdrant>)> {
         let Backend::Server { url, key } = &self.backend else {
-            return;
+            return None;
         };
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        else {
+            .ok()?;
+        let clients = url
+            .split(',')
+            .filter_map(|url| {
+                let mut client = qdrant_client::Qdrant::from_url(url).skip_compatibility_check();
+                if let Some(key) = key {
+                    client = client.api_key(key.clone());
+                }
+                client.build().ok()
+            })
+            .collect();
+        Some((runtime, clients))
+    }
+
+    /// What the server says of the collection.
+    pub fn collection_info(&self) -> Option<qdrant_client::qdrant::CollectionInfo> {
+        let (runtime, clients) = self.clients()?;
+        let info = runtime
+            .block_on(clients[0].collection_info(&self.collection))
+            .unwrap();
+        info.result
+    }
+}
+
+impl Drop for Archive {
+    fn drop(&mut self) {
+        let Some((runtime, clients)) = self.clients() else {
             return;
         };
-        for url in url.split(',') {
-            let mut client = qdrant_client::Qdrant::from_url(url).skip_compatibility_check();
-            if let Some(key) = key {
-                client = client.api_key(key.clone());
-            }
-            let Ok(client) = client.build() else { continue };
+        for client in clients {
             if runtime
                 .block_on(client.delete_collection(&self.collection))
                 .is_ok()
