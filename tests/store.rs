@@ -1,5 +1,6 @@
 //! The embedded Qdrant store on real qdrant-edge, with real MiniLM vectors: hybrid search,
-//! idempotent writes, deletion, persistence, the one-process lock and the model check.
+//! idempotent writes, deletion, persistence, the one-process lock and the model check; and,
+//! with random wide vectors, graphs built as the index grows.
 
 use scenedex::embed::{Embedder, MiniLm};
 use scenedex::store::{

@@ -308,7 +308,7 @@ fn guarded<T>(dir: &Path, call: impl FnOnce() -> T) -> Result<T, StoreError> {
 }
 
 /// A payload index without HNSW links of its own. Those links (a graph per field, for filters
-/// of middling selectivity) made building a graph take four times as long, and merging
+/// of middling selectivity) made building graphs take 2.7 times as long, and merging
 /// segments rebuilt them from scratch; the filters searches use either match nearly every
 /// point (`record`), which the main graph serves, or a few files' worth, which the payload
 /// index finds and scores exactly. Indexes made before keep the links they have.
