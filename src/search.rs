@@ -90,8 +90,11 @@ pub fn search(
         return Err(SearchError::EmptyQuery);
     }
     let dense = embedder.embed(&[text])?.remove(0);
-    let mut filter = vec![Condition::equals("record", SEGMENT)];
-    filter.extend(request.filter.iter().cloned());
+    // Only segments have vectors, so no `record = segment` condition: one that matches nearly
+    // every point was checked on every point a graph search visits, about a quarter of its
+    // time (2.28 ms against 1.66 on 130,000 segments, issue 10). `is_segment` still drops any
+    // other hit.
+    let mut filter = request.filter.clone();
     if let Some(path) = &request.path {
         let target = indexed_form(path).unwrap_or_else(|_| path.clone());
         let fingerprints = store.distinct(
@@ -119,12 +122,17 @@ pub fn search(
             filter: filter.clone(),
         })?;
         let exhausted = hits.len() < fetch;
+        let hits = hits.into_iter().filter(is_segment).collect();
         let answer = keep(locate(store, hits, host)?, request);
         if answer.hits.len() >= request.limit || exhausted || fetch >= MOST {
             return Ok(answer);
         }
         fetch = (fetch * 4).min(MOST);
     }
+}
+
+fn is_segment(hit: &Hit) -> bool {
+    hit.payload.get("record").and_then(|r| r.as_str()) == Some(SEGMENT)
 }
 
 /// The hits whose files have a record, with their places.

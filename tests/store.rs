@@ -217,3 +217,76 @@ fn issue10_a_big_first_index_builds_its_graphs_as_it_grows() {
         .unwrap();
     assert_eq!(hits[0].id, 700, "a point in a graph is its own nearest");
 }
+
+/// Graphs are built and walked with int8 copies of the vectors (issue 10: a million segments
+/// indexed 2.9x as fast, searched in 10 ms instead of 24). On vectors with the few degrees of
+/// freedom real embeddings have, a search must still find what an exact one finds.
+#[test]
+fn issue10_quantized_graphs_find_the_exact_nearest_neighbours() {
+    use rand::{Rng, SeedableRng};
+    const DIMENSION: usize = 4096;
+    const FREEDOM: usize = 16;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let bases: Vec<Vec<f32>> = (0..FREEDOM)
+        .map(|_| (0..DIMENSION).map(|_| rng.random::<f32>() - 0.5).collect())
+        .collect();
+    let mix = |rng: &mut rand::rngs::StdRng| {
+        let mut v = vec![0f32; DIMENSION];
+        for base in &bases {
+            let weight = rng.random::<f32>() - 0.5;
+            v.iter_mut().zip(base).for_each(|(x, b)| *x += weight * b);
+        }
+        scenedex::embed::normalize(&mut v);
+        v
+    };
+    let per_segment = (INDEXING_THRESHOLD_KB << 10) / (DIMENSION * 4);
+    let vectors: Vec<Vec<f32>> = (0..2 * per_segment + 500).map(|_| mix(&mut rng)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(dir.path(), Some(("wide", DIMENSION)), true).unwrap();
+    for (first, chunk) in vectors.chunks(250).enumerate() {
+        let points = chunk.iter().enumerate().map(|(i, dense)| Point {
+            id: (first * 250 + i) as u64,
+            vectors: Some(Vectors {
+                dense: dense.clone(),
+                // Words, which `shape` counts on; the search below asks for none.
+                text: format!("segment {}", first * 250 + i),
+            }),
+            payload: json!({"record": "segment"}).as_object().unwrap().clone(),
+        });
+        store.upsert(points.collect()).unwrap();
+    }
+    store.optimize().unwrap();
+    assert!(
+        store.shape().in_graphs >= 2 * per_segment,
+        "{:?}",
+        store.shape()
+    );
+    let (mut found, mut asked) = (0, 0);
+    for _ in 0..40 {
+        let query = mix(&mut rng);
+        let mut exact: Vec<(f32, u64)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(id, v)| (scenedex::embed::cosine(v, &query), id as u64))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let hits = store
+            .search(&Query {
+                dense: &query,
+                text: "",
+                limit: 10,
+                filter: vec![],
+            })
+            .unwrap();
+        asked += 10;
+        found += exact[..10]
+            .iter()
+            .filter(|(_, id)| hits.iter().any(|h| h.id == *id))
+            .count();
+        assert!(
+            hits.windows(2).all(|w| w[0].similarity >= w[1].similarity),
+            "hits ranked by their full vectors"
+        );
+    }
+    assert!(found * 100 >= asked * 95, "recall@10 {found}/{asked}");
+}

@@ -20,9 +20,10 @@ use qdrant_edge::{
     Filter, FloatIndexParams, Fusion, HasIdCondition, IntegerIndexParams, JsonPath,
     KeywordIndexParams, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema,
     PayloadSchemaParams, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
-    Prefetch, QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, UpdateOperation,
-    ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted,
-    WithPayloadInterface, WithVector,
+    Prefetch, QuantizationConfig, QuantizationSearchParams, QueryEnum, QueryRequest, Range,
+    ScalarQuantizationConfig, ScalarType, ScoringQuery, ScrollRequest, SearchParams,
+    UpdateOperation, ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal,
+    VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 
@@ -152,7 +153,9 @@ impl EdgeStore {
             segments: info.segments_count,
             points: info.points_count,
             // The engine counts every sparse vector as indexed (its inverted index is built
-            // as it is written); the rest are dense vectors in HNSW graphs.
+            // as it is written); the rest are dense vectors in HNSW graphs. So it is exact
+            // while every point has words, as in the tests and the bench, and short by a
+            // point without (a file record, a caption of no words) otherwise.
             in_graphs: info.indexed_vectors_count.saturating_sub(info.points_count),
         }
     }
@@ -175,7 +178,7 @@ impl EdgeStore {
                 using: Some(using.to_string()),
             }))),
             limit,
-            params: None,
+            params: (using == DENSE).then(rescored),
             filter,
             score_threshold: None,
         }
@@ -365,11 +368,38 @@ fn optimizers() -> EdgeOptimizersConfig {
     }
 }
 
+/// Graphs are built and walked with int8 copies of the dense vectors, kept in memory; a
+/// search then scores its candidates again with the full vectors (`rescored`), so they are
+/// ranked as the full vectors rank them. Measured on 130,000 random 384-dim vectors (issue 10): the graph
+/// built in 83 s instead of 145 s, a hybrid search in 1.6 ms instead of 2.2, for 384 more
+/// bytes of memory per segment. An index made before keeps full-precision graphs: the engine
+/// sets quantization only when it creates an index.
+fn quantization() -> QuantizationConfig {
+    QuantizationConfig::from(ScalarQuantizationConfig {
+        r#type: ScalarType::Int8,
+        quantile: Some(0.99),
+        always_ram: Some(true),
+    })
+}
+
+/// A graph search's candidates scored again with the full vectors.
+fn rescored() -> SearchParams {
+    SearchParams {
+        quantization: Some(QuantizationSearchParams {
+            rescore: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn config(dimension: usize) -> qdrant_edge::EdgeConfig {
     EdgeConfigBuilder::new()
         .vector(
             DENSE,
-            EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build(),
+            EdgeVectorParamsBuilder::new(dimension, Distance::Cosine)
+                .quantization_config(quantization())
+                .build(),
         )
         .sparse_vector(
             SPARSE,

@@ -92,7 +92,7 @@ pub const INDEXING_THRESHOLD_KB: usize = 20_000;
 /// The largest segment the embedded store makes by merging, in KB of dense vectors (about
 /// 130,000 of MiniLM's). A merge copies the segments it joins, so without a cap each new
 /// segment's worth would copy the whole index again. The price is one graph per capped
-/// segment, searched one after another: nine at a million segments, 24 ms p50 (README).
+/// segment, searched one after another: nine at a million segments, 10 ms p50 (README).
 pub const MAX_SEGMENT_KB: usize = 200_000;
 
 /// Payload fields that filters use, and so get an index: (name, kind).
@@ -139,6 +139,8 @@ pub trait VectorStore: Send + Sync {
     fn delete(&self, filter: &[Condition]) -> Result<(), StoreError>;
     /// Every point that matches, without vectors.
     fn scroll(&self, filter: &[Condition]) -> Result<Vec<Record>, StoreError>;
+    /// The points that match, nearest the query first. Only points with vectors (segments)
+    /// can be hits.
     fn search(&self, query: &Query) -> Result<Vec<Hit>, StoreError>;
     fn count(&self, filter: &[Condition]) -> Result<u64, StoreError>;
     /// Makes everything written so far durable.
