@@ -17,7 +17,7 @@ scripts/setup.sh
 python3 -c "import scenedetect, cv2" 2>/dev/null ||
   pip install --quiet scenedetect==0.7.2 opencv-python-headless==5.0.0.93
 # The same build as bench_cluster.sh: one feature set, so neither rebuilds the other's crates.
-cargo build --release --quiet --bin scenedex --example stand_in_vlm
+cargo build --release --quiet --bin scenedex --example stand_in_vlm --example bench_store
 mkdir -p target/bench
 b=target/bench
 ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
@@ -277,3 +277,13 @@ for jobs in 1 4; do
 s, l, n = $short_kb / 1024, $long_kb / 1024, ${#long[@]}
 print(f'| $jobs | {n} | {s:.0f} MB ({$short_s:.0f} s) | {l:.0f} MB ({$long_s:.0f} s) | {(l - s) / (n * 110 / 60):.1f} MB |')"
 done
+
+# The store through a big first index (examples/bench_store.rs, as scripts/bench_index.sh runs
+# it): insert rate, longest write and search latency at each tenth of the way while graphs are
+# built; BENCH_SEGMENTS=0 leaves it out. A million segments take about 13 minutes here.
+segments=${BENCH_SEGMENTS:-1000000}
+if [ "$segments" != 0 ]; then
+  echo
+  echo "### index and search: $segments segments written while the store builds its graphs"
+  target/release/examples/bench_store "$segments"
+fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Index and search benchmark, for the README's table.
 #
-#   scripts/bench_index.sh [SIZES...]     (default: 10000 100000; 1000000 takes about 45 minutes)
+#   scripts/bench_index.sh [SIZES...]     (default: 10000 100000; 1000000 takes about 13 minutes)
 #
 # 1. The embedded store at each size (examples/bench_store.rs), written 1,000 segments at a
 #    time while it builds its HNSW graphs: at each tenth, the insert rate, the longest write,
