@@ -1,6 +1,6 @@
 //! The embedded Qdrant store on real qdrant-edge, with real MiniLM vectors: hybrid search,
 //! idempotent writes, deletion, persistence, the one-process lock and the model check; and,
-//! with random wide vectors, graphs built as the index grows.
+//! with wide vectors, graphs built as the index grows and their recall on int8 copies.
 
 use scenedex::embed::{Embedder, MiniLm};
 use scenedex::store::{
@@ -243,13 +243,13 @@ fn issue10_quantized_graphs_find_the_exact_nearest_neighbours() {
     let vectors: Vec<Vec<f32>> = (0..2 * per_segment + 500).map(|_| mix(&mut rng)).collect();
     let dir = tempfile::tempdir().unwrap();
     let store = EdgeStore::open(dir.path(), Some(("wide", DIMENSION)), true).unwrap();
-    for (first, chunk) in vectors.chunks(250).enumerate() {
+    for (write, chunk) in vectors.chunks(250).enumerate() {
         let points = chunk.iter().enumerate().map(|(i, dense)| Point {
-            id: (first * 250 + i) as u64,
+            id: (write * 250 + i) as u64,
             vectors: Some(Vectors {
                 dense: dense.clone(),
                 // Words, which `shape` counts on; the search below asks for none.
-                text: format!("segment {}", first * 250 + i),
+                text: format!("segment {}", write * 250 + i),
             }),
             payload: json!({"record": "segment"}).as_object().unwrap().clone(),
         });
