@@ -161,16 +161,21 @@ fn random_points(first: u64, count: u64, dimension: usize, seed: u64) -> Vec<Poi
         .map(|id| {
             let mut dense: Vec<f32> = (0..dimension).map(|_| rng.random::<f32>() - 0.5).collect();
             scenedex::embed::normalize(&mut dense);
-            Point {
-                id,
-                vectors: Some(Vectors {
-                    dense,
-                    text: format!("segment {id}"),
-                }),
-                payload: json!({"record": "segment"}).as_object().unwrap().clone(),
-            }
+            segment(id, dense)
         })
         .collect()
+}
+
+/// A segment point with this vector, and words (which `EdgeStore::shape` counts on).
+fn segment(id: u64, dense: Vec<f32>) -> Point {
+    Point {
+        id,
+        vectors: Some(Vectors {
+            dense,
+            text: format!("segment {id}"),
+        }),
+        payload: json!({"record": "segment"}).as_object().unwrap().clone(),
+    }
 }
 
 /// A million segments took 73 minutes of graph building at the end of a first run, and were
@@ -244,15 +249,10 @@ fn issue10_quantized_graphs_find_the_exact_nearest_neighbours() {
     let dir = tempfile::tempdir().unwrap();
     let store = EdgeStore::open(dir.path(), Some(("wide", DIMENSION)), true).unwrap();
     for (write, chunk) in vectors.chunks(250).enumerate() {
-        let points = chunk.iter().enumerate().map(|(i, dense)| Point {
-            id: (write * 250 + i) as u64,
-            vectors: Some(Vectors {
-                dense: dense.clone(),
-                // Words, which `shape` counts on; the search below asks for none.
-                text: format!("segment {}", write * 250 + i),
-            }),
-            payload: json!({"record": "segment"}).as_object().unwrap().clone(),
-        });
+        let points = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, dense)| segment((write * 250 + i) as u64, dense.clone()));
         store.upsert(points.collect()).unwrap();
     }
     store.optimize().unwrap();

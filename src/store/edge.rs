@@ -312,9 +312,9 @@ fn guarded<T>(dir: &Path, call: impl FnOnce() -> T) -> Result<T, StoreError> {
 
 /// A payload index without HNSW links of its own. Those links (a graph per field, for filters
 /// of middling selectivity) made building graphs take 2.7 times as long, and merging
-/// segments rebuilt them from scratch; the filters searches use either match nearly every
-/// point (`record`), which the main graph serves, or a few files' worth, which the payload
-/// index finds and scores exactly. Indexes made before keep the links they have.
+/// segments rebuilt them from scratch; the filters searches use (a path, a time) match a few
+/// files' worth, which the payload index finds and scores exactly. Indexes made before keep
+/// the links they have.
 fn field_params(kind: FieldKind) -> PayloadSchemaParams {
     let enable_hnsw = Some(false);
     match kind {
@@ -370,9 +370,9 @@ fn optimizers() -> EdgeOptimizersConfig {
 
 /// Graphs are built and walked with int8 copies of the dense vectors, kept in memory; a
 /// search then scores its candidates again with the full vectors (`rescored`), so they are
-/// ranked as the full vectors rank them. Measured on 130,000 random 384-dim vectors (issue 10): the graph
-/// built in 83 s instead of 145 s, a hybrid search in 1.6 ms instead of 2.2, for 384 more
-/// bytes of memory per segment. An index made before keeps full-precision graphs: the engine
+/// ranked as the full vectors rank them. Measured on 130,000 random 384-dim vectors (issue
+/// 10): the graph built in 83 s instead of 145 s, a hybrid search in 1.6 ms instead of 2.2,
+/// for 384 more bytes of memory per segment. An index made before keeps full-precision graphs: the engine
 /// sets quantization only when it creates an index.
 fn quantization() -> QuantizationConfig {
     QuantizationConfig::from(ScalarQuantizationConfig {
