@@ -321,6 +321,16 @@ fn same(got: &Value, wanted: &Value) -> bool {
     }
 }
 
+/// Whether a hit covers a positive length of the golden stretch (or, for a golden moment,
+/// holds it, as a segment holds the moments from its start up to its end): one that only
+/// touches it at an end is another segment.
+fn overlaps(hit: (f64, f64), golden: (f64, f64)) -> bool {
+    match golden.0 == golden.1 {
+        true => hit.0 <= golden.0 && golden.0 < hit.1,
+        false => hit.1.min(golden.1) > hit.0.max(golden.0),
+    }
+}
+
 /// Where each search's right stretch ranked (1 is first), None when it is not in the hits.
 /// `hits` holds, per search, the (video, start, end) of its hits, best first.
 pub fn score_searches(cases: &[SearchCase], hits: &[Vec<(PathBuf, f64, f64)>]) -> Scores {
@@ -330,7 +340,8 @@ pub fn score_searches(cases: &[SearchCase], hits: &[Vec<(PathBuf, f64, f64)>]) -
         .map(|(case, hits)| {
             hits.iter()
                 .position(|(video, start, end)| {
-                    same_file(video, &case.video) && *start <= case.end && *end >= case.start
+                    same_file(video, &case.video)
+                        && overlaps((*start, *end), (case.start, case.end))
                 })
                 .map(|i| i + 1)
         })
@@ -506,7 +517,7 @@ pub fn search_cases(
         jobs: 2,
         rules: crate::index::plan::Rules {
             keep_missing: true,
-            prune_all: false,
+            ..Default::default()
         },
         lease: std::time::Duration::from_secs(60),
         host: "eval".into(),
@@ -655,5 +666,22 @@ mod tests {
         assert_eq!(s.recall_at_5, Some(0.5));
         assert_eq!(s.mrr, Some(0.25));
         assert_eq!(score_searches(&[], &[]).mrr, None);
+    }
+
+    #[test]
+    fn issue25_a_hit_that_only_touches_the_golden_stretch_at_one_instant_is_wrong() {
+        let case = |start, end| SearchCase {
+            query: "q".into(),
+            video: "v.mp4".into(),
+            start,
+            end,
+        };
+        let touching = vec![vec![("v.mp4".into(), 0.0, 2.0), ("v.mp4".into(), 2.0, 4.0)]];
+        let s = score_searches(&[case(2.0, 4.0)], &touching);
+        assert_eq!(s.mrr, Some(0.5), "[0,2] touches [2,4] only at 2 s");
+        let s = score_searches(&[case(2.0, 2.0)], &touching);
+        assert_eq!(s.mrr, Some(0.5), "the moment 2 s is in [2,4), not in [0,2)");
+        let s = score_searches(&[case(1.5, 2.5)], &touching);
+        assert_eq!(s.mrr, Some(1.0));
     }
 }

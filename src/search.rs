@@ -43,6 +43,19 @@ pub struct Found {
 }
 
 impl Found {
+    /// When the place shown was found gone (seconds since the Unix epoch): the file is
+    /// offline, kept in the index until it has stayed missing through `--prune-after`.
+    pub fn offline_since(&self) -> Option<u64> {
+        self.place.missing_since
+    }
+
+    /// The day the place shown was found gone (`YYYY-MM-DD`, UTC), when it is offline.
+    pub fn offline_date(&self) -> Option<String> {
+        let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.offline_since()?);
+        let stamp = humantime::format_rfc3339_seconds(since).to_string();
+        Some(stamp[..10].to_string())
+    }
+
     pub fn fingerprint(&self) -> &str {
         self.hit
             .payload
@@ -162,6 +175,8 @@ fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Fou
                 host: host.to_string(),
                 path: old.path.clone(),
                 mtime_ns: old.mtime_ns,
+                dev: None,
+                missing_since: None,
             }));
         }
     }
@@ -172,9 +187,15 @@ fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Fou
             records.get(&fingerprint)?;
             // A file no machine holds at any path any more is no answer either.
             let mut places = places.get(&fingerprint).filter(|p| !p.is_empty())?.clone();
-            // This machine's paths first, then by machine and path.
-            places.sort_by(|a, b| {
-                (a.host != host, &a.host, &a.path).cmp(&(b.host != host, &b.host, &b.path))
+            // This machine's paths first, those still there before offline ones, then by
+            // machine and path.
+            places.sort_by_key(|p| {
+                (
+                    p.host != host,
+                    p.missing_since.is_some(),
+                    p.host.clone(),
+                    p.path.clone(),
+                )
             });
             Some(Found {
                 hit,
@@ -385,6 +406,8 @@ mod tests {
                 host: "h".into(),
                 path: "/p".into(),
                 mtime_ns: 0,
+                dev: None,
+                missing_since: None,
             },
             places: vec![],
         }

@@ -507,6 +507,8 @@ fn fill_index(dir: &std::path::Path, n: usize) {
                 host: scenedex::index::lease::host_name(),
                 path: format!("/archive/file{f}.mp4"),
                 mtime_ns: 0,
+                dev: None,
+                missing_since: None,
             }],
         )
         .unwrap();

@@ -714,3 +714,124 @@ fn issue10_a_picture_seen_again_in_a_later_window_is_paid_for_once() {
         assert!(image::open(path).is_ok(), "{}", path.display());
     }
 }
+
+/// Copies a file keeping its modification time, as a disk mounted again brings it back.
+fn copy_keeping_time(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    let modified = std::fs::metadata(from).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(to)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+}
+
+#[test]
+fn issue25_a_disk_unmounted_under_the_folder_indexed_loses_nothing_and_comes_back_at_no_cost() {
+    let archive = Archive::new(&[]);
+    let (a, b) = (archive.videos.join("a"), archive.videos.join("b"));
+    for disk in [&a, &b] {
+        std::fs::create_dir_all(disk).unwrap();
+    }
+    let Some(_disk_b) = Mounted::tmpfs(&b, 64) else {
+        return;
+    };
+    let Some(disk_a) = Mounted::tmpfs(&a, 64) else {
+        return;
+    };
+    copy_keeping_time(&fixture("colors.mp4"), &a.join("colors.mp4"));
+    for name in ["cuts.mp4", "fades.mp4"] {
+        copy_keeping_time(&fixture(name), &b.join(name));
+    }
+    let (output, _, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["indexed"], 3);
+    let asked = archive.mock.seen().len();
+    let segments = archive.segments();
+    let thumbs = std::fs::read_dir(archive.index.join("thumbs"))
+        .unwrap()
+        .count();
+    let saved = archive.dir.path().join("saved.mp4");
+    copy_keeping_time(&a.join("colors.mp4"), &saved);
+
+    drop(disk_a);
+    let (output, lines, summary) = archive.index(&[]);
+    let error = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        error.contains(&format!(
+            "{}: the folder is on another file system",
+            a.display()
+        )) && error.contains("unmounted disk"),
+        "{error}"
+    );
+    assert_eq!(
+        (summary["removed"].as_u64(), summary["offline"].as_u64()),
+        (Some(0), Some(1)),
+        "{lines:?}"
+    );
+    assert_eq!(archive.segments(), segments, "nothing paid for is lost");
+    let thumbs_now = std::fs::read_dir(archive.index.join("thumbs"))
+        .unwrap()
+        .count();
+    assert_eq!(thumbs_now, thumbs);
+    let hits = archive.search("Kowalczyk", &["--limit", "1"]);
+    assert!(hits[0]["offline_since"].is_string(), "{:?}", hits[0]);
+    assert_eq!(archive.stats()["offline"], 1);
+
+    // The disk mounted again: online at no cost.
+    let Some(_disk_a) = Mounted::tmpfs(&a, 64) else {
+        return;
+    };
+    copy_keeping_time(&saved, &a.join("colors.mp4"));
+    let (output, lines, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        (summary["unchanged"].as_u64(), summary["offline"].as_u64()),
+        (Some(3), Some(0)),
+        "{lines:?}"
+    );
+    assert_eq!(archive.mock.seen().len(), asked, "nothing asked again");
+    let hits = archive.search("Kowalczyk", &["--limit", "1"]);
+    assert!(hits[0]["offline_since"].is_null(), "{:?}", hits[0]);
+}
+
+#[test]
+fn issue25_a_deleted_file_stays_searchable_offline_until_gone_through_prune_after() {
+    let archive = Archive::new(&["colors.mp4", "cuts.mp4", "fades.mp4"]);
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let segments = archive.segments();
+    std::fs::remove_file(archive.videos.join("colors.mp4")).unwrap();
+
+    for _ in 0..2 {
+        let (output, lines, summary) = archive.index(&[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(summary["removed"], 0, "{lines:?}");
+        assert_eq!(summary["offline"], 1, "{lines:?}");
+        let offline: Vec<_> = lines.iter().filter(|l| l["status"] == "offline").collect();
+        assert_eq!(offline.len(), 1, "{lines:?}");
+        assert_eq!(file_name(offline[0]), "colors.mp4");
+    }
+    assert_eq!(archive.segments(), segments);
+    let hits = archive.search("Kowalczyk", &["--limit", "1"]);
+    assert_eq!(file_name(&hits[0]), "colors.mp4");
+    assert!(hits[0]["offline_since"].is_string(), "{:?}", hits[0]);
+    let human = archive
+        .command(&["search", "Kowalczyk", "--limit", "1"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&human.stdout);
+    assert!(shown.contains("colors.mp4 (offline since "), "{shown}");
+
+    let (output, lines, summary) = archive.index(&["--prune-after", "1h"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["removed"], 0, "an hour has not passed: {lines:?}");
+    let (output, lines, summary) = archive.index(&["--prune-after", "0"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["removed"], 1, "{lines:?}");
+    assert_eq!(summary["offline"], 0, "{lines:?}");
+    assert!(archive.segments().iter().all(|s| s.0 != "colors.mp4"));
+}

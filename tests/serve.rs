@@ -357,3 +357,36 @@ fn the_page_search_takes_the_same_filters_as_the_command_line() {
     let bad = served.get("/api/search?q=x&where=nonsense", &[]);
     assert_eq!(bad.status, 400, "{}", bad.text());
 }
+
+#[test]
+fn issue25_a_page_that_rebinds_its_own_name_to_this_server_gets_403() {
+    let archive = indexed(&["colors.mp4"]);
+    let served = Served::start(serve(&archive, &["--allow-host", "media.lan"]));
+    let port = served.base.rsplit(':').next().unwrap().to_string();
+    let status = |host: &str, origin: Option<&str>| {
+        let mut headers = vec![("Host", host)];
+        headers.extend(origin.map(|o| ("Origin", o)));
+        served.get("/api/search?q=red", &headers).status
+    };
+    let evil = format!("evil.example:{port}");
+    assert_eq!(status(&evil, None), 403, "a rebound name reads nothing");
+    assert_eq!(served.get("/", &[("Host", &evil)]).status, 403);
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("media.lan:{port}"),
+    ] {
+        assert_eq!(status(&host, None), 200, "{host}");
+    }
+    let mine = format!("127.0.0.1:{port}");
+    let own_page = format!("http://localhost:{port}");
+    assert_eq!(status(&mine, Some(&own_page)), 200);
+    assert_eq!(
+        status(&mine, Some("http://evil.example")),
+        403,
+        "another site's page"
+    );
+    let reply = served.get("/", &[("Host", &evil)]);
+    assert!(reply.text().starts_with("403: "), "{}", reply.text());
+    assert!(reply.text().contains("--allow-host"), "{}", reply.text());
+}

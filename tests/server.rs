@@ -101,7 +101,7 @@ fn index_search_move_prune_and_forget_against_a_qdrant_cluster() {
         .ends_with("moved/renamed.mp4"));
 
     std::fs::remove_file(archive.videos.join("fades.mp4")).unwrap();
-    let (output, lines, pruned) = archive.index(&[]);
+    let (output, lines, pruned) = archive.index(&["--prune-after", "0"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(pruned["removed"], 1, "{lines:?}");
     assert!(archive.segments().iter().all(|s| s.0 != "fades.mp4"));
@@ -494,4 +494,67 @@ fn serve_on_another_machine_makes_the_thumbnails_it_lacks_and_pays_for_nothing()
     let (r, g, b) = common::vlm::mean_colour(&image);
     assert!(r > g + 60.0 && r > b + 60.0, "the red scene: {r} {g} {b}");
     assert!(kept.is_file(), "kept for next time: {}", kept.display());
+}
+
+/// Sends a signal to a child process (STOP, CONT).
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn issue25_an_indexer_paused_past_its_lease_pays_nothing_more_and_writes_nothing() {
+    let Some(cluster) = qdrant::shared() else {
+        return;
+    };
+    let archive = Archive::on(cluster, &["cuts.mp4"]);
+    // Every answer a little late, so that machine a is in the middle of the file when paused.
+    archive
+        .mock
+        .script((0..200).map(|_| Fault::Stall(Duration::from_millis(300))));
+    let a = spawn_index(
+        &archive,
+        "machine-a",
+        &["--jobs", "1", "--concurrency", "1", "--lease", "3"],
+    );
+    archive.wait_for_requests(1);
+    signal(&a, "STOP");
+    let paused = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+
+    let (output, lines, summary) = archive.index_on("machine-b", &[]);
+    let resumed = |a: Child| {
+        signal(&a, "CONT");
+        a.wait_with_output().unwrap()
+    };
+    if !output.status.success() || summary["indexed"] != 1 {
+        resumed(a);
+        panic!("{lines:?} {}", stderr(&output));
+    }
+    let asked = archive.mock.seen().len();
+    let segments = archive.segments();
+    assert!(
+        paused.elapsed() > Duration::from_secs(3),
+        "a stayed paused past its lease"
+    );
+
+    let a = resumed(a);
+    let (lines, summary) = json_lines(&String::from_utf8_lossy(&a.stdout));
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(summary["lost"], 1, "{lines:?}");
+    assert_eq!(lines[0]["status"], "lost", "{lines:?}");
+    assert_eq!(
+        archive.mock.seen().len(),
+        asked,
+        "machine a asked again after resuming"
+    );
+    assert_eq!(
+        archive.segments(),
+        segments,
+        "machine a wrote over machine b's work"
+    );
+    assert_eq!(count(&archive, cluster, "file"), 1);
 }

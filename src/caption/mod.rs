@@ -164,6 +164,8 @@ pub enum CaptionError {
     Ledger(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("this indexer no longer holds its claim on the file (it stalled past its lease), so nothing more is asked for it")]
+    LeaseLost,
 }
 
 impl CaptionError {
@@ -178,7 +180,8 @@ impl CaptionError {
             | CaptionError::Encode(_)
             | CaptionError::Ledger(_)
             | CaptionError::NotBatched
-            | CaptionError::Interrupted => false,
+            | CaptionError::Interrupted
+            | CaptionError::LeaseLost => false,
         }
     }
 

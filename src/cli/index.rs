@@ -19,7 +19,7 @@ use crate::caption::{cost, Prompt};
 use crate::decode::find::find_videos;
 use crate::index::batch::Batching;
 use crate::index::lease::{host_name, Holder};
-use crate::index::plan::{Refusal, Rules};
+use crate::index::plan::{Refusal, Rules, Unmounted};
 use crate::index::run::{self, Context, Failure, Outcome, Provenance, Status, Summary};
 use crate::index::{FileError, Pipeline, Progress};
 use crate::segment::SegmentConfig;
@@ -105,6 +105,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         rules: Rules {
             keep_missing: args.keep_missing,
             prune_all: args.prune_all,
+            prune_after: args.prune_after,
         },
         lease: Duration::from_secs_f64(args.lease),
         host,
@@ -381,6 +382,13 @@ impl run::Observer for Report {
                     code: outcome.failure.map_or(exit::FAILURE, code),
                 });
         }
+        if let (Status::Lost, false) = (outcome.status, self.json) {
+            self.above_bars(&format!(
+                "gave up: {path}: this indexer lost its claim on the file while working on it \
+                 (it stalled past its lease, or could not reach the index), so it wrote nothing \
+                 of it; another indexer or the next run does it"
+            ));
+        }
         if let (Some(holder), false) = (outcome.holder, self.json) {
             self.above_bars(&format!(
                 "claimed by {} (process {}), which is indexing it now: {path}",
@@ -484,17 +492,24 @@ fn message(failure: &Failure, path: &str, dry_run: bool) -> String {
 }
 
 fn refusal(r: &Refusal) -> String {
-    let why = if r.found == 0 {
-        "the folder holds no video now".to_string()
-    } else {
-        format!(
+    let why = match r.why {
+        Unmounted::OtherDisk => {
+            "the folder is on another file system than when its files were indexed".to_string()
+        }
+        Unmounted::EmptyFolder => {
+            "the folder is empty, as a mount point without its disk is".into()
+        }
+        Unmounted::NoVideo => "the folder holds no video now".into(),
+        Unmounted::MostGone => format!(
             "{} of its {} indexed files are gone at once",
             r.vanished, r.indexed
-        )
+        ),
     };
     format!(
-        "{why}, which looks like an unmounted disk, so nothing under it was removed from the index; \
-         if they were deleted, index it again with --prune-all"
+        "{why}, which looks like an unmounted disk, so its {} missing {} stay in the index, \
+         offline; mount it again, or if they were deleted, index again with --prune-all",
+        r.vanished,
+        if r.vanished == 1 { "file" } else { "files" }
     )
 }
 
@@ -545,6 +560,14 @@ fn human_summary(c: &Closing) -> Vec<String> {
         0 => String::new(),
         n => format!(", {n} claimed by other indexers"),
     };
+    let lost = match s.lost {
+        0 => String::new(),
+        n => format!(", {n} given up (claim lost)"),
+    };
+    let offline = match s.offline {
+        0 => String::new(),
+        n => format!(", {n} offline"),
+    };
     let partial = match s.partial {
         0 => String::new(),
         n => format!(", {n} partial"),
@@ -555,7 +578,7 @@ fn human_summary(c: &Closing) -> Vec<String> {
     };
     let mut lines = vec![
         format!(
-            "{} files: {} indexed{partial}{waiting}, {} unchanged, {} moved, {} copies, {} removed{claimed}, {} failed",
+            "{} files: {} indexed{partial}{waiting}, {} unchanged, {} moved, {} copies, {} removed{offline}{claimed}{lost}, {} failed",
             s.files, s.indexed, s.unchanged, s.moved, s.copies, s.removed, s.failed
         ),
         format!(
@@ -576,6 +599,14 @@ fn human_summary(c: &Closing) -> Vec<String> {
     ];
     if let Some(b) = &s.batch {
         lines.push(batch_summary(b, c.saved));
+    }
+    if s.offline > 0 {
+        lines.push(format!(
+            "{} gone from {} folders, kept in the index as offline until gone through \
+             --prune-after; `scenedex forget PATH` removes one now",
+            count(s.offline as u64, "file is", "files are"),
+            if s.offline == 1 { "its" } else { "their" }
+        ));
     }
     if s.orphans_removed > 0 {
         lines.push(format!(

@@ -158,15 +158,22 @@ pub struct IndexArgs {
     #[arg(long, env = "SCENEDEX_MAX_SEGMENT", value_name = "SECONDS", default_value_t = 60.0, value_parser = segment_length)]
     pub max_segment: f64,
 
-    /// Keep files that have vanished from a folder being indexed (by default they are removed
-    /// from the index, as a moved file is recognised wherever it went).
+    /// Keep files that have vanished from a folder being indexed, offline, however long they
+    /// stay gone (by default they are removed once gone through --prune-after; a moved file
+    /// is recognised wherever it went).
     #[arg(long)]
     pub keep_missing: bool,
 
-    /// Remove vanished files even from a folder that now holds no video, or lost more than
-    /// half its files at once; without it such a folder is taken for an unmounted disk.
+    /// Remove vanished files at once, even from a folder whose disk looks unmounted (on
+    /// another file system now, or an empty mount point), that holds no video, or that lost
+    /// more than half its files at once.
     #[arg(long, conflicts_with = "keep_missing")]
     pub prune_all: bool,
+
+    /// How long a vanished file stays in the index, shown as offline, before a run removes
+    /// it: seconds, or a duration such as 12h or 7d.
+    #[arg(long, env = "SCENEDEX_PRUNE_AFTER", value_name = "DURATION", default_value = "7d", value_parser = duration)]
+    pub prune_after: std::time::Duration,
 
     /// --qdrant-url: shards of a collection scenedex creates (one created beforehand keeps its own).
     #[arg(long, env = "SCENEDEX_SHARDS", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -309,6 +316,18 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+
+    /// A host name the page may be opened by besides its address and localhost (a name on
+    /// your network that points here); requests for any other name get 403, as a page on
+    /// another site could point its own name here (DNS rebinding). Repeat, or separate by
+    /// commas.
+    #[arg(
+        long = "allow-host",
+        env = "SCENEDEX_ALLOW_HOST",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allow_host: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -689,6 +708,16 @@ fn segment_length(s: &str) -> Result<f64, String> {
         Ok(x) if x.is_finite() && x >= 1.0 => Ok(x),
         _ => Err(format!("'{s}' is not a number of seconds of 1 or more")),
     }
+}
+
+/// A duration: plain seconds, or humantime's `12h`, `7d`, `1h 30m`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; give seconds or a duration such as 12h or 7d"))
 }
 
 fn positive_number(s: &str) -> Result<f64, String> {

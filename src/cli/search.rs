@@ -181,9 +181,12 @@ fn text<'a>(payload: &'a Map<String, Value>, field: &str) -> &'a str {
 
 /// Where the hit's file is, for people: `HOST:PATH` when the index spans machines.
 fn place(hit: &Found, many_hosts: bool) -> String {
+    let offline = hit
+        .offline_date()
+        .map_or(String::new(), |day| format!(" (offline since {day})"));
     match many_hosts {
-        true => format!("{}:{}", hit.place.host, hit.place.shown()),
-        false => hit.place.shown(),
+        true => format!("{}:{}{offline}", hit.place.host, hit.place.shown()),
+        false => format!("{}{offline}", hit.place.shown()),
     }
 }
 
@@ -221,6 +224,7 @@ fn json_hit(rank: usize, hit: &Found) -> Value {
         map.insert("path_bytes".into(), encoded.into());
     }
     map.insert("host".into(), hit.place.host.clone().into());
+    map.insert("offline_since".into(), hit.offline_date().into());
     for field in ["start", "end", "caption"] {
         map.insert(
             field.into(),

@@ -11,7 +11,8 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     let settings = args.store.settings();
     super::warn_about_key(&settings);
     let with_token = token.is_some();
-    let app = serve::open(&settings, token)?;
+    let mut app = serve::open(&settings, token)?;
+    app.hosts = serve::hosts::Hosts::new(&args.allow_host);
     let ready = |addr: std::net::SocketAddr| {
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "http://{addr}/");

@@ -25,6 +25,8 @@ struct Stats {
     captioners: BTreeMap<String, usize>,
     /// Files per `id@version` of prompt.
     prompts: BTreeMap<String, usize>,
+    /// Paths gone from their folders, kept in the index until gone through `--prune-after`.
+    offline: usize,
     /// Segments that crashed writes left without their file's record, removed just now.
     orphans_removed: u64,
     /// The embedded index's size; a server's is its own business.
@@ -53,6 +55,10 @@ pub fn run(args: &StatsArgs) -> Result<(), Error> {
         embedder: store.model(),
         files: records.len(),
         paths: catalog.all_places().count(),
+        offline: catalog
+            .all_places()
+            .filter(|p| p.missing_since.is_some())
+            .count(),
         hosts: catalog.hosts().into_iter().map(str::to_string).collect(),
         // An empty sum of floats is -0.0, which would print as "-0.000 h".
         hours: ((records.iter().map(|r| r.duration).sum::<f64>() + 0.0) / 3600.0 * 1e4).round()
@@ -107,6 +113,13 @@ fn human(s: &Stats) -> Vec<String> {
         format!("captioners: {}", listed(&s.captioners)),
         format!("prompts:    {}", listed(&s.prompts)),
     ];
+    if s.offline > 0 {
+        lines.push(format!(
+            "offline:    {} gone from {} folders, kept until gone through --prune-after",
+            super::output::count(s.offline as u64, "path", "paths"),
+            plural(s.offline, "its", "their")
+        ));
+    }
     if let Some(bytes) = s.bytes_on_disk {
         lines.push(format!("on disk:    {:.1} MB", bytes as f64 / 1e6));
     }

@@ -8,13 +8,14 @@
 //! The same leases mark unfinished writes: segments whose file has no record and no live lease
 //! are orphans of a crash, and `sweep` removes them.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::caption::{BoxFuture, CaptionError, Captioner, Reply, Request};
 use crate::store::files::{self, FILE, LEASE, PLACE, SEGMENT};
 use crate::store::{lease_id, Condition, Point, StoreError, VectorStore};
 
@@ -27,6 +28,44 @@ pub struct Owner {
     pub host: String,
     pub pid: u32,
     nonce: String,
+    /// What tells this process apart from one with the same host name and process id
+    /// elsewhere; None where the system does not say.
+    identity: Option<Identity>,
+}
+
+/// Where a process id means this process: one boot of one kernel, one process-id namespace
+/// (containers with host networking share a host name, not their process ids), and the
+/// process's start time (an id is reused once its process is gone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Identity {
+    boot: String,
+    pid_namespace: String,
+    started: u64,
+}
+
+impl Identity {
+    fn this_process() -> Option<Identity> {
+        Some(Identity {
+            boot: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()?
+                .trim()
+                .to_string(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .ok()?
+                .to_string_lossy()
+                .into_owned(),
+            started: start_time(std::process::id())?,
+        })
+    }
+}
+
+/// When a process of this namespace started, in clock ticks since boot (`/proc/PID/stat`'s
+/// 22nd field); None when there is no such process.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, field 2, is in parentheses and may hold spaces and parentheses.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 impl Owner {
@@ -35,6 +74,7 @@ impl Owner {
             host: host.to_string(),
             pid: std::process::id(),
             nonce: format!("{:016x}", random()),
+            identity: Identity::this_process(),
         }
     }
 
@@ -66,13 +106,23 @@ struct Lease {
     pid: u32,
     /// Seconds since the Unix epoch, by the owner's clock.
     expires: f64,
+    /// The owner's `Identity`, in leases of scenedex versions that record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started: Option<u64>,
 }
 
 pub struct Leases<'a> {
     store: &'a dyn VectorStore,
     owner: Owner,
     ttl: Duration,
-    held: Mutex<HashSet<String>>,
+    /// The leases held, each with when it was last confirmed (read back as this process's,
+    /// unexpired), by this process's monotonic clock, which a pause or a clock change cannot
+    /// fool.
+    held: Mutex<HashMap<String, Instant>>,
 }
 
 /// What a sweep found and removed.
@@ -90,7 +140,7 @@ impl<'a> Leases<'a> {
             store,
             owner,
             ttl,
-            held: Mutex::new(HashSet::new()),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,11 +148,16 @@ impl<'a> Leases<'a> {
         &self.owner
     }
 
+    pub fn store(&self) -> &'a dyn VectorStore {
+        self.store
+    }
+
     /// Claims a file's content for this process, unless a live indexer holds it.
     pub fn claim(&self, fingerprint: &str) -> Result<Claim, StoreError> {
         // A lease removed between writing and reading back was finished by its owner: look
         // again, a bounded number of times.
         for _ in 0..3 {
+            let asked = Instant::now();
             let now = now();
             let mut replaceable = vec![
                 Condition::Between {
@@ -125,7 +180,7 @@ impl<'a> Leases<'a> {
                 .upsert_where(vec![point], &[Condition::Either(replaceable)])?;
             match self.read(fingerprint)? {
                 Some(lease) if lease.owner == self.owner.id() => {
-                    self.held_set().insert(fingerprint.to_string());
+                    self.held_set().insert(fingerprint.to_string(), asked);
                     return Ok(Claim::Won);
                 }
                 Some(lease) => return Ok(Claim::Held(holder(&lease))),
@@ -147,22 +202,81 @@ impl<'a> Leases<'a> {
         ])
     }
 
-    /// Pushes the expiry of every lease held forward; one that another indexer has taken
-    /// over meanwhile (this process stalled past its expiry) is not touched.
-    pub fn renew(&self) -> Result<(), StoreError> {
-        let held: Vec<String> = self.held_set().iter().cloned().collect();
-        if held.is_empty() {
-            return Ok(());
+    /// Pushes the expiry of every lease held forward, and returns those this process no longer
+    /// holds: gone, or taken over by another indexer while this one stalled past their expiry.
+    /// Those are dropped from the leases held, so that work on them stops (`holds`).
+    pub fn renew(&self) -> Result<Vec<String>, StoreError> {
+        let held: Vec<String> = self.held_set().keys().cloned().collect();
+        self.renew_these(&held)
+    }
+
+    /// Renews one lease now and says whether this process still holds it: what must precede
+    /// every write of the file's segments, places and record.
+    pub fn confirm(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        if !self.holds(fingerprint) {
+            return Ok(false);
         }
-        let expires = now() + self.ttl.as_secs_f64();
-        let points = held.iter().map(|f| self.point(f, expires)).collect();
-        self.store.upsert_where(
-            points,
-            &[Condition::Either(vec![Condition::equals(
-                "owner",
-                self.owner.id(),
-            )])],
-        )
+        self.renew_these(&[fingerprint.to_string()])?;
+        Ok(self.holds(fingerprint))
+    }
+
+    /// Whether this process holds the lease and confirmed it recently enough, by its own
+    /// monotonic clock, that no other indexer can have taken it over: within half its length,
+    /// which leaves the other half for clocks that differ and requests on their way.
+    pub fn holds(&self, fingerprint: &str) -> bool {
+        self.held_set()
+            .get(fingerprint)
+            .is_some_and(|confirmed| confirmed.elapsed() < self.ttl / 2)
+    }
+
+    /// Renews these leases: read first, so that a lease gone or another's is never written
+    /// anew (a conditional upsert inserts a point that does not exist), then written where
+    /// it is still this process's, then read back.
+    fn renew_these(&self, fingerprints: &[String]) -> Result<Vec<String>, StoreError> {
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let asked = Instant::now();
+        let now = now();
+        let mine = |leases: &HashMap<String, Lease>, fingerprint: &String| {
+            leases
+                .get(fingerprint)
+                .is_some_and(|l| l.owner == self.owner.id() && l.expires > now)
+        };
+        let before = self.read_all(fingerprints)?;
+        let still: Vec<String> = fingerprints
+            .iter()
+            .filter(|f| mine(&before, f))
+            .cloned()
+            .collect();
+        if !still.is_empty() {
+            let expires = now + self.ttl.as_secs_f64();
+            let points = still.iter().map(|f| self.point(f, expires)).collect();
+            self.store.update_where(
+                points,
+                &[
+                    Condition::equals("owner", self.owner.id()),
+                    Condition::Between {
+                        field: "expires".into(),
+                        min: Some(now),
+                        max: None,
+                    },
+                ],
+            )?;
+        }
+        let after = self.read_all(&still)?;
+        let mut held = self.held_set();
+        let mut lost = Vec::new();
+        for fingerprint in fingerprints {
+            if still.contains(fingerprint) && mine(&after, fingerprint) {
+                if let Some(confirmed) = held.get_mut(fingerprint) {
+                    *confirmed = asked;
+                }
+            } else if held.remove(fingerprint).is_some() {
+                lost.push(fingerprint.clone());
+            }
+        }
+        Ok(lost)
     }
 
     /// How often `renew` must run for leases never to lapse while their owner lives.
@@ -251,6 +365,21 @@ impl<'a> Leases<'a> {
         done.map(Some)
     }
 
+    /// The leases of these fingerprints that exist, by fingerprint.
+    fn read_all(&self, fingerprints: &[String]) -> Result<HashMap<String, Lease>, StoreError> {
+        if fingerprints.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<u64> = fingerprints.iter().map(|f| lease_id(f)).collect();
+        Ok(self
+            .store
+            .get(&ids)?
+            .into_iter()
+            .filter_map(|r| serde_json::from_value::<Lease>(Value::Object(r.payload)).ok())
+            .map(|lease| (lease.fingerprint.clone(), lease))
+            .collect())
+    }
+
     fn read(&self, fingerprint: &str) -> Result<Option<Lease>, StoreError> {
         Ok(self
             .store
@@ -268,6 +397,13 @@ impl<'a> Leases<'a> {
             host: self.owner.host.clone(),
             pid: self.owner.pid,
             expires,
+            boot: self.owner.identity.as_ref().map(|i| i.boot.clone()),
+            pid_namespace: self
+                .owner
+                .identity
+                .as_ref()
+                .map(|i| i.pid_namespace.clone()),
+            started: self.owner.identity.as_ref().map(|i| i.started),
         };
         let payload = match serde_json::to_value(lease).expect("leases serialize") {
             Value::Object(map) => map,
@@ -282,14 +418,81 @@ impl<'a> Leases<'a> {
 
     /// A lease of another process on this machine whose process has ended: it will never be
     /// renewed, so there is no need to wait for it to expire (a run killed and started again).
+    /// Only when the lease says which boot, process-id namespace and start time its process
+    /// had, and they show the same machine's same namespace: the same host name is not enough
+    /// (containers with host networking, two machines given one `SCENEDEX_HOST`). When unsure,
+    /// the lease is left to expire.
     fn owner_is_dead(&self, lease: &Lease) -> bool {
+        let Some(mine) = &self.owner.identity else {
+            return false;
+        };
+        let (Some(boot), Some(namespace), Some(started)) =
+            (&lease.boot, &lease.pid_namespace, lease.started)
+        else {
+            return false;
+        };
         lease.host == self.owner.host
             && lease.owner != self.owner.id()
-            && (lease.pid == self.owner.pid || !alive(lease.pid))
+            && *boot == mine.boot
+            && *namespace == mine.pid_namespace
+            && (lease.pid == self.owner.pid || start_time(lease.pid) != Some(started))
     }
 
-    fn held_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn held_set(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A captioner that asks nothing more for a file once this process no longer holds its lease
+/// (`Leases::holds`): an indexer resumed after stalling past its lease pays for nothing of a
+/// file another indexer took over.
+pub struct Fenced<'a> {
+    pub inner: &'a dyn Captioner,
+    pub leases: &'a Leases<'a>,
+    pub fingerprint: &'a str,
+}
+
+impl Fenced<'_> {
+    fn check(&self) -> Result<(), CaptionError> {
+        match self.leases.holds(self.fingerprint) {
+            true => Ok(()),
+            false => Err(CaptionError::LeaseLost),
+        }
+    }
+}
+
+impl Captioner for Fenced<'_> {
+    fn backend(&self) -> &str {
+        self.inner.backend()
+    }
+
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+
+    fn caption(&self, request: &Request) -> Result<Reply, CaptionError> {
+        self.check()?;
+        self.inner.caption(request)
+    }
+
+    fn image_tokens(&self, width: u32, height: u32) -> u64 {
+        self.inner.image_tokens(width, height)
+    }
+
+    fn makes_tags(&self) -> bool {
+        self.inner.makes_tags()
+    }
+
+    fn waits_on_network(&self) -> bool {
+        self.inner.waits_on_network()
+    }
+
+    fn caption_future<'b>(&'b self, request: Request<'b>) -> BoxFuture<'b> {
+        // Checked when the request is about to go, not when it was queued.
+        Box::pin(async move {
+            self.check()?;
+            self.inner.caption_future(request).await
+        })
     }
 }
 
@@ -316,18 +519,6 @@ fn holder(lease: &Lease) -> Holder {
     Holder {
         host: lease.host.clone(),
         pid: lease.pid,
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    use nix::errno::Errno;
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks that the process exists; EPERM means it does, as another user's.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) | Err(Errno::EPERM) => true,
-        Err(_) => false,
     }
 }
 
@@ -368,12 +559,127 @@ mod tests {
         EdgeStore::open(dir, Some(("test-model", 4)), true).unwrap()
     }
 
+    /// Another process with this host name and process id, on this machine's boot and in this
+    /// process's namespace.
     fn other(host: &str, pid: u32) -> Owner {
         Owner {
             host: host.into(),
             pid,
             nonce: "n".into(),
+            identity: Identity::this_process(),
         }
+    }
+
+    fn lease_of(store: &EdgeStore, fingerprint: &str) -> Option<Lease> {
+        Leases::new(store, other("x", 9), Duration::from_secs(1))
+            .read(fingerprint)
+            .unwrap()
+    }
+
+    #[test]
+    fn issue25_a_renewal_says_which_leases_were_lost_and_never_writes_one_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let paused = Leases::new(&store, other("a", 1), Duration::from_millis(200));
+        let other_machine = Leases::new(&store, other("b", 2), Duration::from_secs(60));
+        assert_eq!(paused.claim("taken").unwrap(), Claim::Won);
+        assert_eq!(paused.claim("swept").unwrap(), Claim::Won);
+        assert_eq!(paused.claim("kept").unwrap(), Claim::Won);
+        std::thread::sleep(Duration::from_millis(250));
+        // While `paused` stalled past its leases: one taken over, one swept (taken and let go).
+        assert_eq!(other_machine.claim("taken").unwrap(), Claim::Won);
+        assert_eq!(other_machine.claim("swept").unwrap(), Claim::Won);
+        other_machine.release("swept").unwrap();
+        let mut lost = paused.renew().unwrap();
+        lost.sort();
+        assert_eq!(lost, ["kept", "swept", "taken"], "kept lapsed too");
+        assert!(
+            lease_of(&store, "swept").is_none(),
+            "a renewal never brings a lease back"
+        );
+        assert_eq!(
+            lease_of(&store, "taken").unwrap().owner,
+            other_machine.owner().id()
+        );
+        assert!(!paused.holds("taken") && !paused.confirm("taken").unwrap());
+    }
+
+    #[test]
+    fn issue25_a_lease_not_confirmed_within_half_its_length_is_no_longer_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let leases = Leases::new(&store, other("a", 1), Duration::from_secs(2));
+        assert_eq!(leases.claim("f").unwrap(), Claim::Won);
+        assert!(leases.holds("f"));
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(
+            leases.confirm("f").unwrap(),
+            "confirmed in time, and renewed"
+        );
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(leases.holds("f"), "the confirmation restarted the clock");
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(!leases.holds("f"), "1.2 s unconfirmed is past half of 2 s");
+        assert!(!leases.confirm("f").unwrap());
+    }
+
+    #[test]
+    fn issue25_the_same_host_name_with_another_process_namespace_or_boot_is_not_declared_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let here = Leases::new(&store, other("here", 1), Duration::from_secs(60));
+        let with = |namespace: &str, boot: &str| Owner {
+            identity: Identity::this_process().map(|i| Identity {
+                pid_namespace: namespace.into(),
+                boot: boot.into(),
+                ..i
+            }),
+            ..other("here", 999_999_999)
+        };
+        let mine = Identity::this_process().unwrap();
+        let cases = [
+            ("container", with("pid:[1]", &mine.boot)),
+            ("other boot", with(&mine.pid_namespace, "another-boot")),
+            (
+                "unknown",
+                Owner {
+                    identity: None,
+                    ..other("here", 999_999_999)
+                },
+            ),
+        ];
+        for (what, owner) in cases {
+            let fingerprint = format!("f-{what}");
+            let theirs = Leases::new(&store, owner, Duration::from_secs(60));
+            assert_eq!(theirs.claim(&fingerprint).unwrap(), Claim::Won);
+            assert!(
+                matches!(here.claim(&fingerprint).unwrap(), Claim::Held(_)),
+                "{what}: a process that cannot be checked is left to its lease's expiry"
+            );
+        }
+        // Our own namespace and boot, a live process id started at another time: reused.
+        let reused = Owner {
+            identity: Some(Identity {
+                started: mine.started + 1,
+                ..mine.clone()
+            }),
+            ..other("here", std::process::id())
+        };
+        let theirs = Leases::new(&store, reused, Duration::from_secs(60));
+        assert_eq!(theirs.claim("reused").unwrap(), Claim::Won);
+        let again = Leases::new(
+            &store,
+            Owner {
+                pid: 1,
+                ..other("here", 1)
+            },
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            again.claim("reused").unwrap(),
+            Claim::Won,
+            "its process is gone"
+        );
     }
 
     #[test]
@@ -404,7 +710,7 @@ mod tests {
         assert_eq!(a.claim("kept").unwrap(), Claim::Won);
         assert_eq!(a.claim("dropped").unwrap(), Claim::Won);
         a.release("dropped").unwrap();
-        a.held_set().insert("lapsed".into());
+        a.held_set().insert("lapsed".into(), Instant::now());
         assert_eq!(a.claim("lapsed").unwrap(), Claim::Won);
         a.held_set().remove("lapsed");
         std::thread::sleep(Duration::from_millis(200));
@@ -413,7 +719,7 @@ mod tests {
         assert!(matches!(b.claim("kept").unwrap(), Claim::Held(_)));
         assert_eq!(b.claim("lapsed").unwrap(), Claim::Won);
         // a's renewal no longer reaches a lease b took over.
-        a.held_set().insert("lapsed".into());
+        a.held_set().insert("lapsed".into(), Instant::now());
         a.renew().unwrap();
         assert!(matches!(a.claim("lapsed").unwrap(), Claim::Held(_)));
     }
@@ -509,6 +815,8 @@ mod tests {
             host: "a".into(),
             path: "/v/whole.mp4".into(),
             mtime_ns: 1,
+            dev: None,
+            missing_since: None,
         };
         files::put_places(&store, &[place]).unwrap();
         files::put_record(&store, &record(WHOLE)).unwrap();

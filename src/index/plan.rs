@@ -2,23 +2,45 @@
 //! the files' sizes, times and (for new or changed ones) fingerprints. Nothing is written here;
 //! `run` carries the plan out. A machine plans with its own paths only: another machine's
 //! paths under a folder of the same name are another disk, and are never checked or pruned.
+//!
+//! A file that vanished is not deleted at once: it goes offline, kept with everything paid
+//! for, and is removed only once it has stayed missing through `--prune-after`. One whose disk
+//! looks unmounted (its folder now on another file system, or an empty mount point, at any
+//! depth under the folders walked) is never removed without `--prune-all`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::decode::find::Found;
 use crate::decode::Truncation;
 use crate::store::files::{path_key, Catalog, Place};
-use crate::store::fingerprint::{fingerprint, stat};
+use crate::store::fingerprint::{fingerprint, stat, Stat};
+
+/// How long a vanished file stays offline before it is removed, by default.
+pub const PRUNE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What may be removed from the index.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Rules {
-    /// Keep files that vanished from the folders walked.
+    /// Keep files that vanished from the folders walked, offline, however long they stay gone.
     pub keep_missing: bool,
-    /// Prune even where it looks like an unmounted disk rather than a deletion.
+    /// Remove vanished files at once, even where it looks like an unmounted disk.
     pub prune_all: bool,
+    /// How long a vanished file stays offline before a run removes it.
+    pub prune_after: Duration,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            keep_missing: false,
+            prune_all: false,
+            prune_after: PRUNE_AFTER,
+        }
+    }
 }
 
 /// How a path new to this machine relates to content the index holds.
@@ -35,11 +57,14 @@ pub enum Known {
 #[derive(Debug)]
 pub enum Action {
     /// Size and time match this machine's place. `truncated` when the file was incomplete
-    /// when indexed, and still is.
+    /// when indexed, and still is. `refresh` is the place to write again when what the index
+    /// says of it is out of date: the file is back from offline, on a disk mounted anew, or at
+    /// a path of scenedex 0.1 that this machine now claims.
     Unchanged {
         path: PathBuf,
         fingerprint: String,
         truncated: Option<Truncation>,
+        refresh: Option<Place>,
     },
     /// Known content at a path: add the place, drop `moved_from` (this machine's places of it
     /// that are gone), and let go of `replaces` (the content this path held before).
@@ -73,10 +98,25 @@ pub struct Job {
     pub replaces: Vec<String>,
 }
 
-/// A folder whose missing files are kept because it looks unmounted, not emptied.
+/// Why a folder's missing files look like a disk that is not mounted rather than deletions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmounted {
+    /// The folder is on another file system than its files were when indexed.
+    OtherDisk,
+    /// The folder is empty, as a mount point is without its disk (files indexed before
+    /// scenedex recorded their file system).
+    EmptyFolder,
+    /// A folder walked now holds no video at all.
+    NoVideo,
+    /// A folder walked lost more than half of its files at once.
+    MostGone,
+}
+
+/// A folder whose missing files are kept (offline) because it looks unmounted, not emptied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub folder: PathBuf,
+    pub why: Unmounted,
     /// Videos found under it in this run.
     pub found: usize,
     /// This machine's files indexed under it.
@@ -85,13 +125,25 @@ pub struct Refusal {
     pub vanished: usize,
 }
 
+/// A file of this machine's that is gone, kept in the index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Offline {
+    /// The place, `missing_since` set.
+    pub place: Place,
+    /// Found gone in this run: the place is to be written so.
+    pub newly: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Plan {
     /// One action per video found, in the order found.
     pub actions: Vec<Action>,
     pub jobs: Vec<Job>,
-    /// This machine's places under the folders walked whose files are gone: to remove.
+    /// This machine's places under the folders walked whose files stayed gone through
+    /// `--prune-after` (or at once with `--prune-all`): to remove.
     pub vanished: Vec<Place>,
+    /// This machine's places under the folders walked whose files are gone, kept.
+    pub offline: Vec<Offline>,
     /// Places whose files could not be checked (permissions, I/O, a stale NFS handle): kept.
     pub unreachable: Vec<(Place, std::io::Error)>,
     pub refused: Vec<Refusal>,
@@ -119,10 +171,20 @@ pub fn plan(catalog: &Catalog, found: &Found, rules: Rules) -> Plan {
         seen.insert(key);
         plan.actions.push(action);
     }
-    if !rules.keep_missing {
-        plan.prune(catalog, found, &seen, rules.prune_all);
+    Pruning {
+        rules,
+        now: now(),
+        disks: HashMap::new(),
+        taken: HashSet::new(),
     }
+    .run(&mut plan, catalog, found, &seen);
     plan
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Plan {
@@ -142,7 +204,7 @@ impl Plan {
             Err(e) => return failed(e),
         };
         let mine = catalog.mine_at(key);
-        if let Some(place) = mine {
+        if let Some(place) = mine.or_else(|| catalog.unclaimed_at(key)) {
             let record = catalog.get(&place.fingerprint);
             let same_size = record.is_some_and(|r| r.size == stat.size);
             if same_size && place.mtime_ns == stat.mtime_ns {
@@ -150,6 +212,7 @@ impl Plan {
                     path: path.to_path_buf(),
                     fingerprint: place.fingerprint.clone(),
                     truncated: record.and_then(|r| r.truncated),
+                    refresh: refreshed(place, catalog.host(), &stat),
                 };
             }
         }
@@ -165,6 +228,8 @@ impl Plan {
             host: catalog.host().to_string(),
             path: key.to_string(),
             mtime_ns: stat.mtime_ns,
+            dev: Some(stat.dev),
+            missing_since: None,
         };
         if catalog.get(&fingerprint).is_some() {
             let moved_from: Vec<Place> = catalog
@@ -206,12 +271,37 @@ impl Plan {
         });
         Action::Index(self.jobs.len() - 1)
     }
+}
 
-    /// This machine's places under the folders walked that this run did not see. A folder
-    /// that now holds no video, or that lost more than half of its files at once, is more
-    /// likely an unmounted disk than a deletion: its places are kept unless `prune_all`.
-    fn prune(&mut self, catalog: &Catalog, found: &Found, seen: &HashSet<String>, all: bool) {
-        let mut taken: HashSet<String> = HashSet::new();
+/// The place as this machine sees the unchanged file now, when the index says otherwise.
+fn refreshed(place: &Place, host: &str, stat: &Stat) -> Option<Place> {
+    let now = Place {
+        host: host.to_string(),
+        dev: Some(stat.dev),
+        missing_since: None,
+        ..place.clone()
+    };
+    (now != *place).then_some(now)
+}
+
+/// Deciding the fate of this machine's places that a run did not see.
+struct Pruning {
+    rules: Rules,
+    now: u64,
+    /// By a vanished file's folder and recorded file system: the folder that makes its disk
+    /// look unmounted, if any.
+    disks: HashMap<(PathBuf, Option<u64>), Option<(PathBuf, Unmounted)>>,
+    /// Places already decided (folders walked may nest).
+    taken: HashSet<String>,
+}
+
+impl Pruning {
+    /// This machine's places under the folders walked that this run did not see. A file
+    /// whose disk looks unmounted is kept offline; so is every file of a folder walked that
+    /// now holds no video, or that lost more than half of its files at once, unless
+    /// `prune_all`. The rest go offline, and are removed once they stayed gone long enough.
+    fn run(&mut self, plan: &mut Plan, catalog: &Catalog, found: &Found, seen: &HashSet<String>) {
+        let mut unmounted: Vec<Refusal> = Vec::new();
         for folder in &found.folders {
             let mut indexed = 0;
             let mut vanished = Vec::new();
@@ -221,17 +311,24 @@ impl Plan {
                     continue;
                 }
                 indexed += 1;
-                if seen.contains(&place.path) {
+                if seen.contains(&place.path) || self.taken.contains(&place.path) {
                     continue;
                 }
                 match std::fs::metadata(&path) {
                     Err(e)
                         if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
                     {
-                        vanished.push(place.clone())
+                        match self.disk(place) {
+                            Some((at, why)) if !self.rules.prune_all => {
+                                self.taken.insert(place.path.clone());
+                                refuse(&mut unmounted, at, why, found);
+                                self.offline(plan, place, false);
+                            }
+                            _ => vanished.push(place),
+                        }
                     }
-                    Err(e) if taken.insert(place.path.clone()) => {
-                        self.unreachable.push((place.clone(), e))
+                    Err(e) if self.taken.insert(place.path.clone()) => {
+                        plan.unreachable.push((place.clone(), e))
                     }
                     // Still there, but not a video this run found (hidden now, say): kept.
                     _ => {}
@@ -245,29 +342,123 @@ impl Plan {
                 .iter()
                 .filter(|v| v.starts_with(folder))
                 .count();
-            if !all && (found_here == 0 || vanished.len() * 2 > indexed) {
-                self.refused.push(Refusal {
+            let why = match found_here {
+                0 => Unmounted::NoVideo,
+                _ => Unmounted::MostGone,
+            };
+            let looks_unmounted = found_here == 0 || vanished.len() * 2 > indexed;
+            let refused = looks_unmounted && !self.rules.prune_all && !self.rules.keep_missing;
+            if refused {
+                plan.refused.push(Refusal {
                     folder: folder.clone(),
+                    why,
                     found: found_here,
                     indexed,
                     vanished: vanished.len(),
                 });
-                continue;
             }
             for place in vanished {
-                if taken.insert(place.path.clone()) {
-                    self.vanished.push(place);
+                if self.taken.insert(place.path.clone()) {
+                    self.offline(plan, place, !refused);
                 }
             }
         }
+        if self.rules.keep_missing {
+            // Nothing is removed, so nothing needs defending or checking.
+            plan.unreachable.clear();
+        } else {
+            for refusal in &mut unmounted {
+                refusal.indexed = catalog
+                    .mine()
+                    .filter(|p| p.os_path().starts_with(&refusal.folder))
+                    .count();
+            }
+            plan.refused.extend(unmounted);
+        }
     }
+
+    /// Keeps a vanished file offline, or removes it: at once with `prune_all`, or once it has
+    /// stayed gone through `prune_after` when `removable`.
+    fn offline(&self, plan: &mut Plan, place: &Place, removable: bool) {
+        let rules = &self.rules;
+        let since = place.missing_since;
+        let overdue =
+            since.is_some_and(|s| self.now.saturating_sub(s) >= rules.prune_after.as_secs());
+        if rules.prune_all
+            || (removable && !rules.keep_missing && (overdue || rules.prune_after.is_zero()))
+        {
+            plan.vanished.push(place.clone());
+            return;
+        }
+        plan.offline.push(Offline {
+            place: Place {
+                missing_since: Some(since.unwrap_or(self.now)),
+                ..place.clone()
+            },
+            newly: since.is_none(),
+        });
+    }
+
+    /// Whether a vanished file's disk looks unmounted, and at which folder: the nearest folder
+    /// above the file that exists is on another file system than the file was, or (for
+    /// places that never recorded one) is empty, as a mount point without its disk.
+    fn disk(&mut self, place: &Place) -> Option<(PathBuf, Unmounted)> {
+        let path = place.os_path();
+        let parent = path.parent()?.to_path_buf();
+        self.disks
+            .entry((parent.clone(), place.dev))
+            .or_insert_with(|| unmounted_at(&parent, place.dev))
+            .clone()
+    }
+}
+
+fn unmounted_at(folder: &Path, dev: Option<u64>) -> Option<(PathBuf, Unmounted)> {
+    let mut folder = folder;
+    loop {
+        match std::fs::metadata(folder) {
+            Ok(meta) if meta.is_dir() => {
+                let why = match dev {
+                    Some(dev) => (dev != meta.dev()).then_some(Unmounted::OtherDisk),
+                    None => is_empty(folder).then_some(Unmounted::EmptyFolder),
+                };
+                return why.map(|why| (folder.to_path_buf(), why));
+            }
+            // A file where a folder was: what was under it is surely gone.
+            Ok(_) => return None,
+            Err(_) => folder = folder.parent()?,
+        }
+    }
+}
+
+fn is_empty(folder: &Path) -> bool {
+    std::fs::read_dir(folder).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// Counts a vanished file under the refusal of its folder, one refusal per folder.
+fn refuse(refusals: &mut Vec<Refusal>, folder: PathBuf, why: Unmounted, found: &Found) {
+    if let Some(r) = refusals.iter_mut().find(|r| r.folder == folder) {
+        r.vanished += 1;
+        return;
+    }
+    let found_here = found
+        .videos
+        .iter()
+        .filter(|v| v.starts_with(&folder))
+        .count();
+    refusals.push(Refusal {
+        folder,
+        why,
+        found: found_here,
+        indexed: 0,
+        vanished: 1,
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::files::{put_places, put_record, FileRecord};
-    use crate::store::EdgeStore;
+    use crate::store::{EdgeStore, VectorStore};
 
     /// A folder of small files, an embedded index, and what a run of `host` would plan.
     struct Setup {
@@ -304,6 +495,8 @@ mod tests {
                     host: host.into(),
                     path: path_key(path),
                     mtime_ns: stat.mtime_ns,
+                    dev: Some(stat.dev),
+                    missing_since: None,
                 }],
             )
             .unwrap();
@@ -321,10 +514,19 @@ mod tests {
         }
     }
 
+    /// Vanished files removed at once, as before files went offline first.
+    fn at_once() -> Rules {
+        Rules {
+            prune_after: Duration::ZERO,
+            ..Rules::default()
+        }
+    }
+
     fn walk(folder: &Path) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
             .collect();
         files.sort();
         files
@@ -353,7 +555,8 @@ mod tests {
         plan.actions
             .iter()
             .map(|a| match a {
-                Action::Unchanged { .. } => "unchanged".to_string(),
+                Action::Unchanged { refresh: None, .. } => "unchanged".to_string(),
+                Action::Unchanged { .. } => "unchanged, refreshed".to_string(),
                 Action::Known { how, .. } => format!("{how:?}").to_lowercase(),
                 Action::Index(_) => "index".into(),
                 Action::CopyOf { .. } => "copy of job".into(),
@@ -421,12 +624,14 @@ mod tests {
             setup.indexed(&path, "here");
             std::fs::remove_file(path).unwrap();
         }
-        let plan = setup.plan("here", Rules::default());
+        let plan = setup.plan("here", at_once());
         assert!(plan.vanished.is_empty());
+        assert_eq!(plan.offline.len(), 3, "kept, offline");
         assert_eq!(
             plan.refused,
             [Refusal {
                 folder: setup.videos(),
+                why: Unmounted::NoVideo,
                 found: 0,
                 indexed: 3,
                 vanished: 3
@@ -453,10 +658,10 @@ mod tests {
         }
         std::fs::remove_file(&paths[0]).unwrap();
         std::fs::remove_file(&paths[1]).unwrap();
-        let half = setup.plan("here", Rules::default());
+        let half = setup.plan("here", at_once());
         assert_eq!(half.vanished.len(), 2, "half is not more than half");
         std::fs::remove_file(&paths[2]).unwrap();
-        let most = setup.plan("here", Rules::default());
+        let most = setup.plan("here", at_once());
         assert!(most.vanished.is_empty());
         assert_eq!(most.refused[0].vanished, 3);
     }
@@ -485,10 +690,193 @@ mod tests {
         // A link to itself where a folder was: looking fails, but says nothing of the file.
         std::fs::remove_dir_all(&looped).unwrap();
         std::os::unix::fs::symlink(&looped, &looped).unwrap();
-        let plan = setup.plan("here", Rules::default());
+        let plan = setup.plan("here", at_once());
         let gone: Vec<&str> = plan.vanished.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(gone, [under_file.to_str().unwrap()]);
         assert_eq!(plan.unreachable.len(), 1);
         assert_eq!(plan.unreachable[0].0.os_path(), unreadable);
+    }
+
+    /// Writes what a run writes of the plan's offline places.
+    fn mark_offline(setup: &Setup, plan: &Plan) {
+        let newly: Vec<Place> = plan
+            .offline
+            .iter()
+            .filter(|o| o.newly)
+            .map(|o| o.place.clone())
+            .collect();
+        put_places(&setup.store, &newly).unwrap();
+    }
+
+    #[test]
+    fn issue25_a_vanished_file_goes_offline_and_is_removed_only_once_gone_through_prune_after() {
+        let setup = Setup::new();
+        let paths: Vec<PathBuf> = (0..4)
+            .map(|i| setup.file(&format!("{i}.mp4"), &i.to_string()))
+            .collect();
+        for path in &paths {
+            setup.indexed(path, "here");
+        }
+        let kept = setup.dir.path().join("away.mp4");
+        std::fs::rename(&paths[0], &kept).unwrap();
+        let first = setup.plan("here", Rules::default());
+        assert!(first.vanished.is_empty() && first.refused.is_empty());
+        assert_eq!(first.offline.len(), 1);
+        assert!(first.offline[0].newly);
+        let since = first.offline[0].place.missing_since.unwrap();
+        mark_offline(&setup, &first);
+
+        let second = setup.plan("here", Rules::default());
+        assert_eq!(second.offline.len(), 1);
+        assert!(!second.offline[0].newly, "written once");
+        assert_eq!(second.offline[0].place.missing_since, Some(since));
+        let week_later = setup.plan(
+            "here",
+            Rules {
+                prune_after: Duration::from_secs(0),
+                ..Rules::default()
+            },
+        );
+        assert_eq!(week_later.vanished.len(), 1, "gone through --prune-after");
+        let keep = setup.plan(
+            "here",
+            Rules {
+                keep_missing: true,
+                prune_after: Duration::ZERO,
+                ..Rules::default()
+            },
+        );
+        assert!(keep.vanished.is_empty() && keep.offline.len() == 1);
+
+        // Back where it was: online again, nothing to do but say so.
+        std::fs::rename(&kept, &paths[0]).unwrap();
+        let back = setup.plan("here", Rules::default());
+        assert!(back.offline.is_empty() && back.jobs.is_empty());
+        let Action::Unchanged {
+            refresh: Some(place),
+            ..
+        } = &back.actions[0]
+        else {
+            panic!("{:?}", back.actions[0]);
+        };
+        assert_eq!(place.missing_since, None);
+    }
+
+    #[test]
+    fn issue25_a_disk_unmounted_below_the_folder_walked_is_never_pruned() {
+        let setup = Setup::new();
+        let disk = setup.videos().join("disk-a");
+        std::fs::create_dir_all(&disk).unwrap();
+        let on_disk = disk.join("trip.mp4");
+        std::fs::write(&on_disk, "a").unwrap();
+        for name in ["b.mp4", "c.mp4", "d.mp4", "e.mp4"] {
+            let path = setup.file(name, name);
+            setup.indexed(&path, "here");
+        }
+        // Indexed while another file system was mounted at disk-a.
+        let stat = stat(&on_disk).unwrap();
+        let place = Place {
+            fingerprint: fingerprint(&on_disk).unwrap(),
+            host: "here".into(),
+            path: path_key(&on_disk),
+            mtime_ns: stat.mtime_ns,
+            dev: Some(stat.dev + 1),
+            missing_since: None,
+        };
+        put_places(&setup.store, std::slice::from_ref(&place)).unwrap();
+        put_record(&setup.store, &record(&place.fingerprint, stat.size)).unwrap();
+        // Unmounted: the mount point is an empty folder of the file system above.
+        std::fs::remove_file(&on_disk).unwrap();
+        let plan = setup.plan("here", at_once());
+        assert!(plan.vanished.is_empty(), "{:?}", plan.vanished);
+        assert_eq!(plan.offline.len(), 1);
+        assert_eq!(
+            plan.refused,
+            [Refusal {
+                folder: disk.clone(),
+                why: Unmounted::OtherDisk,
+                found: 0,
+                indexed: 1,
+                vanished: 1
+            }]
+        );
+        // Its folder gone too (an automounter's): the nearest folder left is on another disk.
+        std::fs::remove_dir(&disk).unwrap();
+        let plan = setup.plan("here", at_once());
+        assert!(plan.vanished.is_empty());
+        assert_eq!(plan.refused[0].folder, setup.videos());
+        assert_eq!(plan.refused[0].why, Unmounted::OtherDisk);
+        let all = setup.plan(
+            "here",
+            Rules {
+                prune_all: true,
+                ..Rules::default()
+            },
+        );
+        assert_eq!(all.vanished, [place]);
+    }
+
+    #[test]
+    fn issue25_an_empty_mount_point_keeps_files_indexed_before_file_systems_were_recorded() {
+        let setup = Setup::new();
+        let disk = setup.videos().join("disk-b");
+        std::fs::create_dir_all(&disk).unwrap();
+        let on_disk = disk.join("trip.mp4");
+        std::fs::write(&on_disk, "b").unwrap();
+        setup.indexed(&on_disk, "here");
+        for name in ["c.mp4", "d.mp4", "e.mp4"] {
+            let path = setup.file(name, name);
+            setup.indexed(&path, "here");
+        }
+        let mut old = Catalog::load(&setup.store, "here")
+            .unwrap()
+            .mine_at(&path_key(&on_disk))
+            .unwrap()
+            .clone();
+        old.dev = None;
+        put_places(&setup.store, std::slice::from_ref(&old)).unwrap();
+        std::fs::remove_file(&on_disk).unwrap();
+        let plan = setup.plan("here", at_once());
+        assert!(plan.vanished.is_empty());
+        assert_eq!(plan.refused[0].why, Unmounted::EmptyFolder);
+        assert_eq!(plan.refused[0].folder, disk);
+        // A folder with something left in it is a deletion.
+        std::fs::write(disk.join("notes.txt"), "x").unwrap();
+        let plan = setup.plan("here", at_once());
+        assert_eq!(plan.vanished, [old]);
+    }
+
+    #[test]
+    fn issue25_paths_of_scenedex_0_1_belong_to_no_machine_until_one_sees_the_file() {
+        let setup = Setup::new();
+        let there = setup.file("there.mp4", "t");
+        let stat = stat(&there).unwrap();
+        let fingerprint = fingerprint(&there).unwrap();
+        let mut old = serde_json::to_value(record(&fingerprint, stat.size)).unwrap();
+        old["places"] = serde_json::json!([
+            {"path": path_key(&there), "mtime_ns": stat.mtime_ns},
+            {"path": path_key(&setup.videos().join("elsewhere.mp4")), "mtime_ns": 1}
+        ]);
+        let mut payload = old.as_object().unwrap().clone();
+        payload.insert("record".into(), "file".into());
+        setup
+            .store
+            .upsert(vec![crate::store::Point {
+                id: crate::store::file_id(&fingerprint),
+                vectors: None,
+                payload,
+            }])
+            .unwrap();
+        let plan = setup.plan("here", at_once());
+        assert!(plan.vanished.is_empty() && plan.offline.is_empty() && plan.refused.is_empty());
+        assert_eq!(kinds(&plan), ["unchanged, refreshed"]);
+        let Action::Unchanged {
+            refresh: Some(place),
+            ..
+        } = &plan.actions[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!(place.host, "here", "this machine claims the path it saw");
     }
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::batch::{Batching, CacheOnly};
-use super::lease::{Claim, Holder, Leases, Owner};
-use super::plan::{self, Action, Job, Known, Refusal, Rules};
+use super::lease::{Claim, Fenced, Holder, Leases, Owner, DEFAULT_TTL};
+use super::plan::{self, Action, Job, Known, Offline, Refusal, Rules};
 use super::thumbs::Thumbs;
 use super::{FileError, FileStats, Indexed, Pipeline, Progress, INDEXER};
 use crate::caption::run::Estimate;
@@ -71,8 +71,15 @@ pub enum Status {
     Moved,
     Copy,
     Removed,
+    /// Gone from its folder, and kept in the index with everything paid for, until it has
+    /// stayed missing through `--prune-after` (or its disk is mounted again).
+    Offline,
     /// Another indexer is working on this content now.
     Claimed,
+    /// This indexer lost its claim on the file while working on it (it stalled past its
+    /// lease, or could not reach the index to renew it): it stopped asking and wrote nothing,
+    /// and another indexer or the next run does the file.
+    Lost,
     /// Stops before its declared length (a download still running): what there is is
     /// indexed, and it is indexed again once the file changes.
     Partial,
@@ -135,8 +142,12 @@ pub struct Summary {
     /// Files whose content is indexed at another path too.
     pub copies: usize,
     pub removed: usize,
+    /// Files gone from their folders, kept in the index (offline).
+    pub offline: usize,
     /// Files another indexer was working on.
     pub claimed: usize,
+    /// Files this indexer lost its claim on while working, and left alone.
+    pub lost: usize,
     /// Files indexed as far as they go, which stop before their declared length.
     pub partial: usize,
     /// Files waiting for batches (`index --batch`).
@@ -178,6 +189,8 @@ enum Done {
     Claimed(Holder),
     /// Another indexer finished it between planning and claiming.
     Finished,
+    /// This process lost the file's lease while working on it; what it had spent so far.
+    Lost(Option<FileStats>),
     Store(StoreError),
 }
 
@@ -215,10 +228,6 @@ pub fn run(found: &Found, cx: &Context) -> Result<Summary, RunError> {
     if let Some(warning) = catalog.unreadable_warning() {
         cx.observer.warning(&warning);
     }
-    // An index of scenedex 0.1 lists paths inside records: they become places of this machine.
-    for chunk in catalog.legacy().chunks(CHUNK) {
-        files::put_places(cx.store, chunk)?;
-    }
     for (path, why) in &found.problems {
         run.failed(path, None, Failure::Missing(why.clone()));
     }
@@ -227,7 +236,7 @@ pub fn run(found: &Found, cx: &Context) -> Result<Summary, RunError> {
     for action in plan.actions {
         run.apply(action)?;
     }
-    run.prune(plan.vanished, plan.unreachable, plan.refused)?;
+    run.prune(plan.vanished, plan.offline, plan.unreachable, plan.refused)?;
     match cx.batching {
         None => run.jobs(&plan.jobs)?,
         Some(batching) => run.batched(plan.jobs, batching)?,
@@ -265,12 +274,14 @@ impl Run<'_> {
             Status::Moved => s.moved += 1,
             Status::Copy => s.copies += 1,
             Status::Removed => s.removed += 1,
+            Status::Offline => s.offline += 1,
             Status::Claimed => s.claimed += 1,
+            Status::Lost => s.lost += 1,
             Status::Partial => s.partial += 1,
             Status::Waiting => s.waiting += 1,
             Status::Failed => s.failed += 1,
         }
-        if outcome.status != Status::Removed {
+        if !matches!(outcome.status, Status::Removed | Status::Offline) {
             s.checked += 1;
         }
         self.cx.observer.outcome(&outcome);
@@ -303,20 +314,24 @@ impl Run<'_> {
             Action::Unchanged {
                 path,
                 fingerprint,
-                truncated: None,
-            } => self.simple(&path, Status::Unchanged, Some(&fingerprint)),
-            Action::Unchanged {
-                path,
-                fingerprint,
-                truncated: Some(cut),
-            } => self.report(Outcome {
-                path: &path,
-                status: Status::Partial,
-                fingerprint: Some(&fingerprint),
-                segments: None,
-                holder: None,
-                failure: Some(&Failure::Partial(cut)),
-            }),
+                truncated,
+                refresh,
+            } => {
+                if let Some(place) = refresh {
+                    files::put_places(self.store(), std::slice::from_ref(&place))?;
+                }
+                match truncated {
+                    None => self.simple(&path, Status::Unchanged, Some(&fingerprint)),
+                    Some(cut) => self.report(Outcome {
+                        path: &path,
+                        status: Status::Partial,
+                        fingerprint: Some(&fingerprint),
+                        segments: None,
+                        holder: None,
+                        failure: Some(&Failure::Partial(cut)),
+                    }),
+                }
+            }
             Action::Known {
                 path,
                 how,
@@ -324,12 +339,26 @@ impl Run<'_> {
                 moved_from,
                 replaces,
             } => {
+                // Under the content's lease, as a machine that lets go of it takes it too: a
+                // new copy is never recorded just as the content is being removed.
+                if let Claim::Held(holder) = self.leases.claim(&place.fingerprint)? {
+                    self.report(Outcome {
+                        path: &path,
+                        status: Status::Claimed,
+                        fingerprint: Some(&place.fingerprint),
+                        segments: None,
+                        holder: Some(&holder),
+                        failure: None,
+                    });
+                    return Ok(());
+                }
                 // The new place first, the old ones after: a crash between leaves an extra
                 // path, which the next run prunes, never a file with no path.
                 files::put_places(self.store(), std::slice::from_ref(&place))?;
                 for old in &moved_from {
                     files::drop_place(self.store(), old)?;
                 }
+                self.leases.release(&place.fingerprint)?;
                 self.let_go(replaces.iter())?;
                 let status = match how {
                     Known::Touched => Status::Unchanged,
@@ -349,9 +378,22 @@ impl Run<'_> {
 
     fn let_go<'s>(&self, fingerprints: impl Iterator<Item = &'s String>) -> Result<(), StoreError> {
         for fingerprint in fingerprints {
-            let_go(self.store(), self.thumbs(), fingerprint, &|w| {
+            let_go(self.leases, self.thumbs(), fingerprint, &|w| {
                 self.cx.observer.warning(w)
             })?;
+        }
+        Ok(())
+    }
+
+    /// Reports a file whose lease this process lost while working on it.
+    fn lost(&mut self, job: &Job, spent: Option<&FileStats>) -> Result<(), StoreError> {
+        if let Some(spent) = spent {
+            self.add(spent);
+        }
+        // Only removes the lease if it is still this process's (it lapsed unconfirmed).
+        self.leases.release(&job.fingerprint)?;
+        for place in &job.places {
+            self.simple(&place.os_path(), Status::Lost, Some(&job.fingerprint));
         }
         Ok(())
     }
@@ -359,6 +401,7 @@ impl Run<'_> {
     fn prune(
         &mut self,
         vanished: Vec<Place>,
+        offline: Vec<Offline>,
         unreachable: Vec<(Place, std::io::Error)>,
         refused: Vec<Refusal>,
     ) -> Result<(), StoreError> {
@@ -366,6 +409,17 @@ impl Run<'_> {
             files::drop_place(self.store(), place)?;
             self.let_go(std::iter::once(&place.fingerprint))?;
             self.simple(&place.os_path(), Status::Removed, Some(&place.fingerprint));
+        }
+        let newly: Vec<Place> = offline
+            .iter()
+            .filter(|o| o.newly)
+            .map(|o| o.place.clone())
+            .collect();
+        for chunk in newly.chunks(CHUNK) {
+            files::put_places(self.store(), chunk)?;
+        }
+        for Offline { place, .. } in &offline {
+            self.simple(&place.os_path(), Status::Offline, Some(&place.fingerprint));
         }
         for (place, error) in unreachable {
             let path = place.os_path();
@@ -492,6 +546,7 @@ impl Run<'_> {
         match done {
             Done::Store(e) => return Err(e),
             Done::Claimed(_) => unreachable!("held jobs are kept for later"),
+            Done::Lost(spent) => self.lost(job, spent.as_ref())?,
             Done::Finished => {
                 files::put_places(self.store(), &job.places)?;
                 self.leases.release(fingerprint)?;
@@ -505,7 +560,14 @@ impl Run<'_> {
             )) => self.leases.release(fingerprint)?,
             Done::Indexed(Err(FileError::Store(e))) => return Err(e),
             Done::Indexed(Err(error)) => {
-                if let FileError::Caption { spent, .. } = &error {
+                let spent = match &error {
+                    FileError::Caption { spent, .. } => Some(spent.as_ref().clone()),
+                    _ => None,
+                };
+                if !self.leases.confirm(fingerprint)? {
+                    return self.lost(job, spent.as_ref());
+                }
+                if let Some(spent) = &spent {
                     self.add(spent);
                 }
                 // What an earlier, crashed attempt left of this content goes too.
@@ -525,18 +587,33 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Writes a file's segments, places and record, each step only while this process holds
+    /// the file's lease: confirmed with the store before the first and before the record, and
+    /// by its own clock before each step between. A lease lost on the way leaves the rest to
+    /// the indexer that took the file over, which removes the segments before writing its own.
     fn write(&mut self, job: &Job, indexed: Indexed) -> Result<(), StoreError> {
-        let store = self.store();
+        let store = self.cx.store;
         let fingerprint = job.fingerprint.as_str();
+        let leases = self.leases;
+        let lost = |me: &mut Self| me.lost(job, Some(&indexed.stats));
+        if !leases.confirm(fingerprint)? {
+            return lost(self);
+        }
         // Segments left by a run that stopped before this content's record was written.
         store.delete(&[
             Condition::equals("fingerprint", fingerprint),
             Condition::equals("record", SEGMENT),
         ])?;
         for chunk in indexed.points.chunks(CHUNK) {
+            if !leases.holds(fingerprint) {
+                return lost(self);
+            }
             store.upsert(chunk.to_vec())?;
         }
         fail::fail_point!("index-before-record");
+        if !leases.confirm(fingerprint)? {
+            return lost(self);
+        }
         files::put_places(store, &job.places)?;
         files::put_record(store, &record(job, &indexed.stats, self.cx.made_by))?;
         store.flush()?;
@@ -580,17 +657,28 @@ impl Run<'_> {
 }
 
 /// Forgets content that no machine holds at any path any more: its segments, record and
-/// thumbnails. Whether it was forgotten.
+/// thumbnails. Whether it was forgotten. Done under the content's lease, which a machine
+/// recording a new copy of it holds too, and looked at again once held.
 fn let_go(
-    store: &dyn VectorStore,
+    leases: &Leases,
     thumbs: &Thumbs,
     fingerprint: &str,
     warn: &dyn Fn(&str),
 ) -> Result<bool, StoreError> {
-    if !files::unplaced(store, fingerprint)? {
+    let store = leases.store();
+    if !files::unplaced(store, fingerprint)? || leases.claim(fingerprint)? != Claim::Won {
         return Ok(false);
     }
-    files::remove(store, fingerprint)?;
+    let removed = files::unplaced(store, fingerprint).and_then(|unplaced| {
+        if unplaced {
+            files::remove(store, fingerprint)?;
+        }
+        Ok(unplaced)
+    });
+    leases.release(fingerprint)?;
+    if !removed? {
+        return Ok(false);
+    }
     if let Err(e) = thumbs.remove(fingerprint) {
         warn(&format!(
             "cannot remove the thumbnails of {fingerprint}: {e}"
@@ -623,6 +711,7 @@ pub fn forget(
     if let Some(warning) = catalog.unreadable_warning() {
         warn(&warning);
     }
+    let leases = Leases::new(store, Owner::this_process(host), DEFAULT_TTL);
     let mut forgotten = Forgotten::default();
     let mut done = std::collections::HashSet::new();
     for target in targets {
@@ -639,7 +728,7 @@ pub fn forget(
             files::drop_place(store, &place)?;
             done.insert(place.path.clone());
             forgotten.paths += 1;
-            if let_go(store, thumbs, &place.fingerprint, warn)? {
+            if let_go(&leases, thumbs, &place.fingerprint, warn)? {
                 forgotten.files += 1;
             }
         }
@@ -658,10 +747,21 @@ fn work(cx: &Context, leases: &Leases, job: &Job) -> Done {
             Err(e) => Done::Store(e),
             Ok(records) if !records.is_empty() => Done::Finished,
             Ok(_) => {
+                let fenced = Fenced {
+                    inner: cx.pipeline.captioner,
+                    leases,
+                    fingerprint: &job.fingerprint,
+                };
+                let pipeline = cx.pipeline.with_captioner(&fenced);
                 let progress = cx.observer.begin(&job.path);
-                let result = cx.pipeline.run(&job.path, &job.fingerprint, &*progress);
+                let result = pipeline.run(&job.path, &job.fingerprint, &*progress);
                 progress(Progress::Done);
-                Done::Indexed(result)
+                match (leases.holds(&job.fingerprint), result) {
+                    (true, result) => Done::Indexed(result),
+                    (false, Ok(indexed)) => Done::Lost(Some(indexed.stats)),
+                    (false, Err(FileError::Caption { spent, .. })) => Done::Lost(Some(*spent)),
+                    (false, Err(_)) => Done::Lost(None),
+                }
             }
         },
     }
@@ -674,6 +774,7 @@ fn renew(leases: &Leases, working: &AtomicBool, observer: &dyn Observer) {
         std::thread::sleep(Duration::from_millis(50));
         if last.elapsed() >= leases.renewal_interval() {
             last = Instant::now();
+            // A lease lost is dropped from those held, which stops the work on its file.
             if let Err(e) = leases.renew() {
                 observer.warning(&format!("cannot renew this run's claims: {e}"));
             }
@@ -725,7 +826,7 @@ pub fn dry_run(
 ) -> Result<DryRun, RunError> {
     let rules = Rules {
         keep_missing: true,
-        prune_all: false,
+        ..Rules::default()
     };
     let plan = plan::plan(catalog, found, rules);
     let mut dry = DryRun {

@@ -5,6 +5,7 @@
 //! by a path from the URL. Beyond loopback every request must carry the token.
 
 mod auth;
+pub mod hosts;
 mod media;
 mod routes;
 
@@ -29,6 +30,8 @@ pub struct App {
     /// This machine, whose paths can be played.
     pub host: String,
     pub token: Option<Token>,
+    /// The names requests may be addressed to besides IP literals and localhost.
+    pub hosts: hosts::Hosts,
     probed: routes::Probed,
 }
 
@@ -48,6 +51,7 @@ impl App {
             streams,
             host,
             token,
+            hosts: hosts::Hosts::default(),
             probed: Default::default(),
         }
     }

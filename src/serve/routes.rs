@@ -65,6 +65,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/track/{fingerprint}", get(track))
         .fallback(|| async { not_found() })
         .layer(from_fn_with_state(app.clone(), auth::require))
+        .layer(from_fn_with_state(app.clone(), super::hosts::require))
         .layer(header("content-security-policy", POLICY))
         .layer(header("x-content-type-options", "nosniff"))
         .layer(header("referrer-policy", "no-referrer"))
@@ -168,6 +169,7 @@ fn hit(app: &App, found: &Found) -> Value {
     map.insert("similarity".into(), found.hit.similarity.into());
     map.insert("path".into(), found.place.shown().into());
     map.insert("host".into(), found.place.host.clone().into());
+    map.insert("offline_since".into(), found.offline_date().into());
     let millis = crate::store::millis(start);
     map.insert(
         "thumb".into(),

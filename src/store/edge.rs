@@ -21,7 +21,7 @@ use qdrant_edge::{
     KeywordIndexParams, Match, Modifier, NamedQuery, Payload, PayloadFieldSchema,
     PayloadSchemaParams, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
     Prefetch, QuantizationConfig, QuantizationSearchParams, QueryEnum, QueryRequest, Range,
-    ScalarQuantizationConfig, ScalarType, ScoringQuery, ScrollRequest, SearchParams,
+    ScalarQuantizationConfig, ScalarType, ScoringQuery, ScrollRequest, SearchParams, UpdateMode,
     UpdateOperation, ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal,
     VectorStructPersisted, WithPayloadInterface, WithVector,
 };
@@ -182,6 +182,22 @@ impl EdgeStore {
             filter,
             score_threshold: None,
         }
+    }
+
+    fn conditional(
+        &self,
+        points: Vec<Point>,
+        conditions: &[Condition],
+        mode: UpdateMode,
+    ) -> Result<(), StoreError> {
+        let bytes = dense_bytes(&points);
+        let operation = PointOperations::UpsertPointsConditional(ConditionalInsertOperation {
+            points_op: PointInsertOperations::PointsList(self.persisted(points)),
+            condition: required(conditions)?,
+            update_mode: Some(mode),
+        });
+        self.update(UpdateOperation::PointOperation(operation))?;
+        self.grow(bytes)
     }
 
     fn persisted(&self, points: Vec<Point>) -> Vec<PointStructPersisted> {
@@ -621,14 +637,11 @@ impl VectorStore for EdgeStore {
     }
 
     fn upsert_where(&self, points: Vec<Point>, conditions: &[Condition]) -> Result<(), StoreError> {
-        let bytes = dense_bytes(&points);
-        let operation = PointOperations::UpsertPointsConditional(ConditionalInsertOperation {
-            points_op: PointInsertOperations::PointsList(self.persisted(points)),
-            condition: required(conditions)?,
-            update_mode: None,
-        });
-        self.update(UpdateOperation::PointOperation(operation))?;
-        self.grow(bytes)
+        self.conditional(points, conditions, UpdateMode::Upsert)
+    }
+
+    fn update_where(&self, points: Vec<Point>, conditions: &[Condition]) -> Result<(), StoreError> {
+        self.conditional(points, conditions, UpdateMode::UpdateOnly)
     }
 
     fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError> {

@@ -34,6 +34,16 @@ pub struct Place {
     pub path: String,
     /// Modification time there, in nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// The file system the file was on when this machine last saw it (`st_dev`): a folder of
+    /// it that is now on another one is a disk no longer mounted there. None in places
+    /// written before scenedex recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<u64>,
+    /// When this machine first found the file gone, in seconds since the Unix epoch: it is
+    /// offline since then, kept with everything paid for until it has stayed missing through
+    /// `--prune-after`. None while the file is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<u64>,
 }
 
 impl Place {
@@ -156,8 +166,10 @@ pub struct Catalog {
     places: HashMap<String, Vec<Place>>,
     /// This machine's places, by path key.
     mine: HashMap<String, Place>,
-    /// Places read from records of scenedex 0.1 that have no place points yet.
-    legacy: Vec<Place>,
+    /// Paths read from records of scenedex 0.1, which named no machine: they belong to none
+    /// until a machine sees the file there (and writes a place of its own), so no machine
+    /// prunes them. By path key.
+    unclaimed: HashMap<String, Place>,
     /// One line for each point that this version cannot read; such points are left alone.
     pub unreadable: Vec<String>,
 }
@@ -222,12 +234,13 @@ impl Catalog {
             for old in legacy {
                 let place = Place {
                     fingerprint: record.fingerprint.clone(),
-                    host: self.host.clone(),
+                    host: String::new(),
                     path: old.path,
                     mtime_ns: old.mtime_ns,
+                    dev: None,
+                    missing_since: None,
                 };
-                self.legacy.push(place.clone());
-                self.add_place(place);
+                self.unclaimed.insert(place.path.clone(), place);
             }
         }
         self.records.insert(record.fingerprint.clone(), record);
@@ -255,6 +268,11 @@ impl Catalog {
         self.mine.get(key)
     }
 
+    /// A path of scenedex 0.1's records, which no machine has claimed yet (see `unclaimed`).
+    pub fn unclaimed_at(&self, key: &str) -> Option<&Place> {
+        self.unclaimed.get(key)
+    }
+
     /// This machine's places.
     pub fn mine(&self) -> impl Iterator<Item = &Place> {
         self.mine.values()
@@ -265,9 +283,9 @@ impl Catalog {
         self.places.values().flatten()
     }
 
-    /// Places known only from records of scenedex 0.1: the next run writes them as points.
-    pub fn legacy(&self) -> &[Place] {
-        &self.legacy
+    /// Paths known only from records of scenedex 0.1, which no machine has claimed yet.
+    pub fn unclaimed(&self) -> impl Iterator<Item = &Place> {
+        self.unclaimed.values()
     }
 
     /// The machines that hold paths, sorted.
@@ -420,8 +438,12 @@ mod tests {
             ..Default::default()
         };
         catalog.add_record(serde_json::from_value(old).unwrap());
-        let place = catalog.mine_at("/v/a.mp4").unwrap();
-        assert_eq!((place.host.as_str(), place.mtime_ns), ("here", 5));
-        assert_eq!(catalog.legacy().len(), 1);
+        assert!(
+            catalog.mine_at("/v/a.mp4").is_none(),
+            "no machine saw it yet"
+        );
+        let place = catalog.unclaimed_at("/v/a.mp4").unwrap();
+        assert_eq!((place.host.as_str(), place.mtime_ns), ("", 5));
+        assert_eq!(catalog.hosts(), Vec::<&str>::new());
     }
 }

@@ -18,6 +18,8 @@ pub struct Stat {
     pub size: u64,
     /// Modification time in nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// The file system it is on (`st_dev`).
+    pub dev: u64,
 }
 
 pub fn stat(path: &Path) -> std::io::Result<Stat> {
@@ -29,6 +31,7 @@ pub fn stat(path: &Path) -> std::io::Result<Stat> {
     Ok(Stat {
         size: meta.len(),
         mtime_ns,
+        dev: std::os::unix::fs::MetadataExt::dev(&meta),
     })
 }
 

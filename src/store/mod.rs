@@ -131,6 +131,10 @@ pub trait VectorStore: Send + Sync {
     /// replaced only if it matches `filter`. Ordered strictly against every other write to the
     /// same points, so two processes racing for one point see one winner.
     fn upsert_where(&self, points: Vec<Point>, filter: &[Condition]) -> Result<(), StoreError>;
+    /// Replaces the points that exist and match `filter`, and inserts none: a renewal that
+    /// must never bring back a point another process removed. A Qdrant server older than the
+    /// update modes ignores this and inserts a missing point, so callers read first.
+    fn update_where(&self, points: Vec<Point>, filter: &[Condition]) -> Result<(), StoreError>;
     /// These points, as far as they exist, read from a majority of a cluster's replicas.
     fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError>;
     /// The distinct values of a keyword field over the points that match.

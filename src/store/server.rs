@@ -20,7 +20,7 @@ use qdrant_client::qdrant::{
     FieldType, Filter, FloatIndexParamsBuilder, Fusion, GetPointsBuilder,
     IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, Modifier, OptimizersConfigDiffBuilder,
     PointId, PointStruct, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, Range,
-    ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpdateMode,
     UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
     VectorsSelector, WriteOrdering, WriteOrderingType,
 };
@@ -314,19 +314,22 @@ impl ServerStore {
     fn upsert_raw(
         &self,
         points: Vec<PointStruct>,
-        condition: Option<Filter>,
+        condition: Option<(Filter, UpdateMode)>,
     ) -> Result<(), StoreError> {
         self.call(|c, name| {
             let mut request = UpsertPointsBuilder::new(name, points.clone()).wait(true);
-            if let Some(filter) = condition.clone() {
+            if let Some((filter, mode)) = condition.clone() {
                 // Claims race: one replica of the shard orders them for all the others.
                 let ordering = match self.strong.load(Ordering::Relaxed) {
                     true => WriteOrderingType::Strong,
                     false => WriteOrderingType::Medium,
                 };
-                request = request.update_filter(filter).ordering(WriteOrdering {
-                    r#type: ordering as i32,
-                });
+                request = request
+                    .update_filter(filter)
+                    .update_mode(mode)
+                    .ordering(WriteOrdering {
+                        r#type: ordering as i32,
+                    });
             }
             let strong = &self.strong;
             async move {
@@ -530,7 +533,15 @@ impl VectorStore for ServerStore {
 
     fn upsert_where(&self, points: Vec<Point>, conditions: &[Condition]) -> Result<(), StoreError> {
         let points = self.points(points)?;
-        self.upsert_raw(points, Some(required(conditions)?))
+        self.upsert_raw(points, Some((required(conditions)?, UpdateMode::Upsert)))
+    }
+
+    fn update_where(&self, points: Vec<Point>, conditions: &[Condition]) -> Result<(), StoreError> {
+        let points = self.points(points)?;
+        self.upsert_raw(
+            points,
+            Some((required(conditions)?, UpdateMode::UpdateOnly)),
+        )
     }
 
     fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError> {

@@ -98,7 +98,8 @@ function group(hits, weak) {
   for (const fileHits of files.values()) {
     const section = element('section', 'file');
     const first = fileHits[0];
-    section.append(element('h2', '', `${first.host}: ${first.path}`));
+    const offline = first.offline_since ? `  (offline since ${first.offline_since})` : '';
+    section.append(element('h2', '', `${first.host}: ${first.path}${offline}`));
     for (const hit of fileHits) section.append(item(hit, weak));
     list.append(section);
   }
