@@ -269,8 +269,10 @@ fn requests_are_in_flight_together_up_to_the_concurrency() {
 #[test]
 fn time_outs_malformed_and_truncated_answers_are_retried() {
     let mock = MockVlm::start(Wire::OpenAi);
+    // A time-out of 3 s against a 6 s stall: a good answer is never late enough to be retried
+    // on a machine busy with other tests (a 1 s time-out was, once: 5 requests).
     mock.script([
-        Fault::Stall(Duration::from_secs(3)),
+        Fault::Stall(Duration::from_secs(6)),
         Fault::Malformed,
         Fault::Truncated,
     ]);
@@ -279,7 +281,7 @@ fn time_outs_malformed_and_truncated_answers_are_retried() {
     let run = caption(
         &mock,
         cache.path(),
-        &[&box_png(dir.path()), "--timeout", "1"],
+        &[&box_png(dir.path()), "--timeout", "3"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(mock.seen().len(), 4);

@@ -379,8 +379,13 @@ fn issue25_a_page_that_rebinds_its_own_name_to_this_server_gets_403() {
         assert_eq!(status(&host, None), 200, "{host}");
     }
     let mine = format!("127.0.0.1:{port}");
-    let own_page = format!("http://localhost:{port}");
+    let own_page = format!("http://127.0.0.1:{port}");
     assert_eq!(status(&mine, Some(&own_page)), 200);
+    assert_eq!(
+        status(&mine, Some("http://localhost:3000")),
+        403,
+        "another local server's page"
+    );
     assert_eq!(
         status(&mine, Some("http://evil.example")),
         403,

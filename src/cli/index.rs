@@ -602,8 +602,9 @@ fn human_summary(c: &Closing) -> Vec<String> {
     }
     if s.offline > 0 {
         lines.push(format!(
-            "{} gone from {} folders, kept in the index as offline until gone through \
-             --prune-after; `scenedex forget PATH` removes one now",
+            "{} gone from {} folders, kept in the index as offline (removed once gone \
+             through --prune-after, unless the disk looks unmounted); `scenedex forget PATH` \
+             removes one now",
             count(s.offline as u64, "file is", "files are"),
             if s.offline == 1 { "its" } else { "their" }
         ));

@@ -115,7 +115,7 @@ fn human(s: &Stats) -> Vec<String> {
     ];
     if s.offline > 0 {
         lines.push(format!(
-            "offline:    {} gone from {} folders, kept until gone through --prune-after",
+            "offline:    {} gone from {} folders, kept in the index (see `scenedex index --prune-after`)",
             super::output::count(s.offline as u64, "path", "paths"),
             plural(s.offline, "its", "their")
         ));

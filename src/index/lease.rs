@@ -266,6 +266,14 @@ impl<'a> Leases<'a> {
         }
         let after = self.read_all(&still)?;
         let mut held = self.held_set();
+        // Given up meanwhile: a server that ignores the update mode may have written the
+        // lease anew after `release` removed it.
+        for fingerprint in still.iter().filter(|f| !held.contains_key(*f)) {
+            self.store.delete(&[
+                Condition::Ids(vec![lease_id(fingerprint)]),
+                Condition::equals("owner", self.owner.id()),
+            ])?;
+        }
         let mut lost = Vec::new();
         for fingerprint in fingerprints {
             if still.contains(fingerprint) && mine(&after, fingerprint) {

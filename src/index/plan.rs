@@ -171,11 +171,31 @@ pub fn plan(catalog: &Catalog, found: &Found, rules: Rules) -> Plan {
         seen.insert(key);
         plan.actions.push(action);
     }
+    // A disk mounted again gets a new device number (NFS, FUSE, USB disks detected in
+    // another order): its files still there tell the old number from the new one.
+    let remounted: HashMap<u64, u64> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Unchanged {
+                refresh: Some(new),
+                fingerprint,
+                path,
+                ..
+            } => {
+                let old = catalog.mine_at(&path_key(path))?;
+                debug_assert_eq!(&old.fingerprint, fingerprint);
+                Some((old.dev?, new.dev?)).filter(|(a, b)| a != b)
+            }
+            _ => None,
+        })
+        .collect();
     Pruning {
         rules,
         now: now(),
         disks: HashMap::new(),
         taken: HashSet::new(),
+        remounted,
     }
     .run(&mut plan, catalog, found, &seen);
     plan
@@ -293,6 +313,8 @@ struct Pruning {
     disks: HashMap<(PathBuf, Option<u64>), Option<(PathBuf, Unmounted)>>,
     /// Places already decided (folders walked may nest).
     taken: HashSet<String>,
+    /// Device numbers of disks mounted again under a new one: old to new.
+    remounted: HashMap<u64, u64>,
 }
 
 impl Pruning {
@@ -405,21 +427,32 @@ impl Pruning {
     fn disk(&mut self, place: &Place) -> Option<(PathBuf, Unmounted)> {
         let path = place.os_path();
         let parent = path.parent()?.to_path_buf();
+        let remounted = place.dev.and_then(|d| self.remounted.get(&d).copied());
         self.disks
             .entry((parent.clone(), place.dev))
-            .or_insert_with(|| unmounted_at(&parent, place.dev))
+            .or_insert_with(|| unmounted_at(&parent, place.dev, remounted))
             .clone()
     }
 }
 
-fn unmounted_at(folder: &Path, dev: Option<u64>) -> Option<(PathBuf, Unmounted)> {
-    let mut folder = folder;
+/// `remounted` is the device number the file's disk has now, when it was mounted again.
+fn unmounted_at(
+    parent: &Path,
+    dev: Option<u64>,
+    remounted: Option<u64>,
+) -> Option<(PathBuf, Unmounted)> {
+    let mut folder = parent;
     loop {
         match std::fs::metadata(folder) {
             Ok(meta) if meta.is_dir() => {
                 let why = match dev {
-                    Some(dev) => (dev != meta.dev()).then_some(Unmounted::OtherDisk),
-                    None => is_empty(folder).then_some(Unmounted::EmptyFolder),
+                    Some(dev) => (dev != meta.dev() && remounted != Some(meta.dev()))
+                        .then_some(Unmounted::OtherDisk),
+                    // Without a recorded file system, a file's folder that is gone (an
+                    // automounter removes the mount point) or empty may be a disk unmounted.
+                    None => {
+                        (folder != parent || is_empty(folder)).then_some(Unmounted::EmptyFolder)
+                    }
                 };
                 return why.map(|why| (folder.to_path_buf(), why));
             }

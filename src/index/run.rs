@@ -666,7 +666,11 @@ fn let_go(
     warn: &dyn Fn(&str),
 ) -> Result<bool, StoreError> {
     let store = leases.store();
-    if !files::unplaced(store, fingerprint)? || leases.claim(fingerprint)? != Claim::Won {
+    // A content this process is indexing now is not to be let go of (nor its lease given up).
+    if leases.holds(fingerprint)
+        || !files::unplaced(store, fingerprint)?
+        || leases.claim(fingerprint)? != Claim::Won
+    {
         return Ok(false);
     }
     let removed = files::unplaced(store, fingerprint).and_then(|unplaced| {
@@ -756,7 +760,14 @@ fn work(cx: &Context, leases: &Leases, job: &Job) -> Done {
                 let progress = cx.observer.begin(&job.path);
                 let result = pipeline.run(&job.path, &job.fingerprint, &*progress);
                 progress(Progress::Done);
-                match (leases.holds(&job.fingerprint), result) {
+                let lost = matches!(
+                    &result,
+                    Err(FileError::Caption {
+                        first: crate::caption::CaptionError::LeaseLost,
+                        ..
+                    })
+                );
+                match (leases.holds(&job.fingerprint) && !lost, result) {
                     (true, result) => Done::Indexed(result),
                     (false, Ok(indexed)) => Done::Lost(Some(indexed.stats)),
                     (false, Err(FileError::Caption { spent, .. })) => Done::Lost(Some(*spent)),

@@ -27,7 +27,8 @@ impl Hosts {
         Hosts {
             allowed: allowed
                 .iter()
-                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .map(|h| name_of(h).trim_end_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
                 .collect(),
         }
     }
@@ -42,12 +43,14 @@ impl Hosts {
             || self.allowed.iter().any(|a| a == name)
     }
 
-    /// Whether an `Origin` header is a page of this server.
-    fn allows_origin(&self, origin: &str) -> bool {
+    /// Whether an `Origin` header is a page of this server: the one the request is sent to.
+    fn allows_origin(&self, origin: &str, host: &str) -> bool {
         let Some((scheme, authority)) = origin.split_once("://") else {
             return false;
         };
-        matches!(scheme, "http" | "https") && !authority.contains('/') && self.allows(authority)
+        matches!(scheme, "http" | "https")
+            && authority.eq_ignore_ascii_case(host.trim())
+            && self.allows(authority)
     }
 }
 
@@ -68,25 +71,25 @@ fn name_of(host: &str) -> &str {
 
 /// Refuses requests for another host name, or sent by another site's page: 403.
 pub async fn require(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    match check(&app.hosts, &request) {
+        Ok(()) => next.run(request).await,
+        Err(why) => (StatusCode::FORBIDDEN, format!("403: {why}\n")).into_response(),
+    }
+}
+
+fn check(hosts: &Hosts, request: &Request) -> Result<(), &'static str> {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()));
-    if !host.is_some_and(|h| app.hosts.allows(h)) {
-        return refused(
-            "this server answers only to its own address, localhost, or a name given with --allow-host",
-        );
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .filter(|h| hosts.allows(h))
+        .ok_or("this server answers only to its own address, localhost, or a name given with --allow-host")?;
+    match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        Some(Ok(origin)) if hosts.allows_origin(origin, host) => Ok(()),
+        Some(_) => Err("requests from another site's pages are refused"),
+        None => Ok(()),
     }
-    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    if origin.is_some_and(|o| !app.hosts.allows_origin(o)) {
-        return refused("requests from another site's pages are refused");
-    }
-    next.run(request).await
-}
-
-fn refused(why: &str) -> Response {
-    (StatusCode::FORBIDDEN, format!("403: {why}\n")).into_response()
 }
 
 #[cfg(test)]
@@ -95,7 +98,7 @@ mod tests {
 
     #[test]
     fn only_addresses_localhost_and_names_given_are_this_server() {
-        let hosts = Hosts::new(&["Media.Lan".to_string()]);
+        let hosts = Hosts::new(&["Media.Lan:8731".to_string(), String::new()]);
         for yes in [
             "127.0.0.1:8731",
             "127.0.0.1",
@@ -120,8 +123,9 @@ mod tests {
         ] {
             assert!(!hosts.allows(no), "{no}");
         }
-        assert!(hosts.allows_origin("http://127.0.0.1:8731"));
-        assert!(!hosts.allows_origin("http://evil.example"));
-        assert!(!hosts.allows_origin("null"));
+        assert!(hosts.allows_origin("http://127.0.0.1:8731", "127.0.0.1:8731"));
+        assert!(!hosts.allows_origin("http://localhost:3000", "127.0.0.1:8731"));
+        assert!(!hosts.allows_origin("http://evil.example", "evil.example"));
+        assert!(!hosts.allows_origin("null", "127.0.0.1:8731"));
     }
 }
