@@ -556,26 +556,16 @@ fn human_summary(c: &Closing) -> Vec<String> {
         .map_or("cost unknown (set --price)".to_string(), |c| {
             format!("${c:.4}")
         });
-    let claimed = match s.claimed {
+    // Counts that are usually 0 are said only when they are not.
+    let part = |n: usize, what: &str| match n {
         0 => String::new(),
-        n => format!(", {n} claimed by other indexers"),
+        n => format!(", {n} {what}"),
     };
-    let lost = match s.lost {
-        0 => String::new(),
-        n => format!(", {n} given up (claim lost)"),
-    };
-    let offline = match s.offline {
-        0 => String::new(),
-        n => format!(", {n} offline"),
-    };
-    let partial = match s.partial {
-        0 => String::new(),
-        n => format!(", {n} partial"),
-    };
-    let waiting = match s.waiting {
-        0 => String::new(),
-        n => format!(", {n} waiting for batches"),
-    };
+    let claimed = part(s.claimed, "claimed by other indexers");
+    let lost = part(s.lost, "given up (claim lost)");
+    let offline = part(s.offline, "offline");
+    let partial = part(s.partial, "partial");
+    let waiting = part(s.waiting, "waiting for batches");
     let mut lines = vec![
         format!(
             "{} files: {} indexed{partial}{waiting}, {} unchanged, {} moved, {} copies, {} removed{offline}{claimed}{lost}, {} failed",

@@ -36,7 +36,7 @@ pub struct Owner {
 /// Where a process id means this process: one boot of one kernel, one process-id namespace
 /// (containers with host networking share a host name, not their process ids), and the
 /// process's start time (an id is reused once its process is gone).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Identity {
     boot: String,
     pid_namespace: String,
@@ -107,12 +107,8 @@ struct Lease {
     /// Seconds since the Unix epoch, by the owner's clock.
     expires: f64,
     /// The owner's `Identity`, in leases of scenedex versions that record it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    boot: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pid_namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    started: Option<u64>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    identity: Option<Identity>,
 }
 
 pub struct Leases<'a> {
@@ -265,15 +261,24 @@ impl<'a> Leases<'a> {
             )?;
         }
         let after = self.read_all(&still)?;
-        let mut held = self.held_set();
         // Given up meanwhile: a server that ignores the update mode may have written the
-        // lease anew after `release` removed it.
-        for fingerprint in still.iter().filter(|f| !held.contains_key(*f)) {
+        // lease anew after `release` removed it. (Not under the lock, which `holds` takes
+        // before every caption request.)
+        let given_up: Vec<String> = {
+            let held = self.held_set();
+            still
+                .iter()
+                .filter(|f| !held.contains_key(*f))
+                .cloned()
+                .collect()
+        };
+        for fingerprint in &given_up {
             self.store.delete(&[
                 Condition::Ids(vec![lease_id(fingerprint)]),
                 Condition::equals("owner", self.owner.id()),
             ])?;
         }
+        let mut held = self.held_set();
         let mut lost = Vec::new();
         for fingerprint in fingerprints {
             if still.contains(fingerprint) && mine(&after, fingerprint) {
@@ -405,13 +410,7 @@ impl<'a> Leases<'a> {
             host: self.owner.host.clone(),
             pid: self.owner.pid,
             expires,
-            boot: self.owner.identity.as_ref().map(|i| i.boot.clone()),
-            pid_namespace: self
-                .owner
-                .identity
-                .as_ref()
-                .map(|i| i.pid_namespace.clone()),
-            started: self.owner.identity.as_ref().map(|i| i.started),
+            identity: self.owner.identity.clone(),
         };
         let payload = match serde_json::to_value(lease).expect("leases serialize") {
             Value::Object(map) => map,
@@ -431,19 +430,14 @@ impl<'a> Leases<'a> {
     /// (containers with host networking, two machines given one `SCENEDEX_HOST`). When unsure,
     /// the lease is left to expire.
     fn owner_is_dead(&self, lease: &Lease) -> bool {
-        let Some(mine) = &self.owner.identity else {
-            return false;
-        };
-        let (Some(boot), Some(namespace), Some(started)) =
-            (&lease.boot, &lease.pid_namespace, lease.started)
-        else {
+        let (Some(mine), Some(theirs)) = (&self.owner.identity, &lease.identity) else {
             return false;
         };
         lease.host == self.owner.host
             && lease.owner != self.owner.id()
-            && *boot == mine.boot
-            && *namespace == mine.pid_namespace
-            && (lease.pid == self.owner.pid || start_time(lease.pid) != Some(started))
+            && theirs.boot == mine.boot
+            && theirs.pid_namespace == mine.pid_namespace
+            && (lease.pid == self.owner.pid || start_time(lease.pid) != Some(theirs.started))
     }
 
     fn held_set(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {

@@ -179,12 +179,10 @@ pub fn plan(catalog: &Catalog, found: &Found, rules: Rules) -> Plan {
         .filter_map(|a| match a {
             Action::Unchanged {
                 refresh: Some(new),
-                fingerprint,
                 path,
                 ..
             } => {
                 let old = catalog.mine_at(&path_key(path))?;
-                debug_assert_eq!(&old.fingerprint, fingerprint);
                 Some((old.dev?, new.dev?)).filter(|(a, b)| a != b)
             }
             _ => None,
