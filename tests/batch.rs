@@ -315,3 +315,109 @@ fn issue11_batch_answers_get_the_moderation_checks() {
         "{hits:?}"
     );
 }
+
+/// The reproduction of issue 25: a create whose answer is lost, and another program's batch
+/// of as many requests made at the same moment. The list cannot tell them apart, so neither
+/// is taken on its count: the record waits for both, and the one whose answers carry its
+/// custom ids is collected. Nothing is sent twice, and no batch backs two records.
+#[test]
+fn issue25_a_lost_anthropic_create_beside_a_lookalike_is_told_by_its_answers_never_sent_again() {
+    let archive = Archive::anthropic(&["colors.mp4"]);
+    archive.mock.lookalike_next_create();
+    archive.mock.stall_next_create(Duration::from_secs(4));
+    archive.mock.batches_take(1_000_000);
+    let args = ["--batch", "--no-wait", "--timeout", "1", "--retries", "0"];
+    let (output, lines, _) = archive.index(&args);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(statuses(&lines), ["waiting"]);
+    assert!(
+        text.contains("msgbatch_2, msgbatch_1 may be it") && text.contains("not sent again"),
+        "{text}"
+    );
+    let (output, lines, _) = archive.index(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(statuses(&lines), ["waiting"], "still running: nothing sent");
+    assert_eq!(creates(&archive), 1);
+
+    archive.mock.complete_batches();
+    let (output, lines, summary) = archive.index(&args);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(statuses(&lines), ["indexed"]);
+    assert!(
+        text.contains("batch msgbatch_2: found in the provider's list"),
+        "{text}"
+    );
+    assert_eq!(summary["batch"]["collected"], 1, "{summary}");
+    assert_eq!(creates(&archive), 1, "{:?}", archive.mock.batch_calls());
+    assert!(archive.mock.seen().is_empty(), "no synchronous request");
+    assert_eq!(ledger(&archive), 0);
+}
+
+/// OpenAI's list comes in pages: a lost create's batch behind a page of newer batches is
+/// still found by its tag.
+#[test]
+fn issue25_a_lost_openai_create_is_found_past_the_first_page_of_the_list() {
+    let archive = Archive::new(&["colors.mp4"]);
+    archive.mock.list_page(1);
+    archive.mock.foreign_batches(common::vlm::Wire::OpenAi, 2);
+    archive.mock.stall_next_create(Duration::from_secs(4));
+    let (output, lines, _) = archive.index(&[
+        "--batch",
+        "--poll",
+        "0.05",
+        "--timeout",
+        "1",
+        "--retries",
+        "0",
+    ]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(statuses(&lines), ["indexed"]);
+    assert!(
+        text.contains("batch batch_3: found in the provider's list"),
+        "{text}"
+    );
+    assert_eq!(creates(&archive), 1);
+    let pages = archive
+        .mock
+        .batch_calls()
+        .iter()
+        .filter(|c| c.starts_with("GET /v1/batches?"))
+        .count();
+    assert_eq!(pages, 3, "{:?}", archive.mock.batch_calls());
+}
+
+/// A recorded batch the provider no longer knows (404) is retired with one line naming it,
+/// and its pictures go in one new batch; later runs are not stuck on it.
+#[test]
+fn issue25_a_batch_the_provider_no_longer_knows_is_retired_and_its_pictures_sent_once() {
+    for archive in [Archive::new(&FILES), Archive::anthropic(&FILES)] {
+        archive.mock.batches_take(1_000_000);
+        let (output, _, _) = archive.index(&["--batch", "--no-wait"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let first = match archive.mock.wire() {
+            common::vlm::Wire::OpenAi => "batch_1",
+            common::vlm::Wire::Anthropic => "msgbatch_1",
+        };
+        archive.mock.forget_batch(first);
+        archive.mock.batches_take(0);
+        let (output, lines, summary) = archive.index(&["--batch", "--poll", "0.05"]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains(&format!(
+                "note: batch {first}: the provider no longer knows it"
+            )),
+            "{text}"
+        );
+        assert_eq!(statuses(&lines), ["indexed", "indexed"]);
+        assert_eq!(summary["batch"]["retired"], 1, "{summary}");
+        assert_eq!(creates(&archive), 2, "sent again once");
+        let (output, _, _) = archive.index(&["--batch"]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(creates(&archive), 2);
+        assert_eq!(ledger(&archive), 0);
+    }
+}

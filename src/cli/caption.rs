@@ -250,6 +250,24 @@ pub(super) fn batch_line(event: &Event) -> Option<String> {
         Event::Adopted { id } => Some(format!(
             "batch {id}: found in the provider's list after a create that did not answer; using it"
         )),
+        Event::Unmatched {
+            candidates,
+            requests,
+        } => Some(format!(
+            "note: a batch create of {} did not answer, and {} may be it; its pictures wait \
+             for their answers to tell which, and are not sent again",
+            count(*requests, "request", "requests"),
+            candidates.join(", ")
+        )),
+        Event::Retired {
+            id,
+            requests,
+            detail,
+        } => Some(format!(
+            "note: batch {id}: the provider no longer knows it ({detail}); its record is retired \
+             and its {} sent again",
+            count(*requests, "picture is", "pictures are")
+        )),
         Event::Ended {
             id,
             end,

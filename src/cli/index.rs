@@ -624,12 +624,19 @@ fn batch_summary(b: &Tally, saved: Option<f64>) -> String {
     let saved = saved.map_or(String::new(), |d| {
         format!("; ${d:.4} saved against synchronous prices")
     });
+    let retired = match b.retired {
+        0 => String::new(),
+        n => format!(
+            ", {} retired (unknown to the provider)",
+            count(n, "batch", "batches")
+        ),
+    };
     let running = match b.running {
         0 => String::new(),
         n => format!(", {} still running", count(n, "batch", "batches")),
     };
     format!(
-        "batches: {} sent ({} requests), {} collected ({} answered, {} to send again){running}{saved}",
+        "batches: {} sent ({} requests), {} collected ({} answered, {} to send again){retired}{running}{saved}",
         b.submitted,
         b.requests,
         b.collected,

@@ -75,6 +75,11 @@ pub struct Batches {
     pub calls: Vec<String>,
     fates: VecDeque<Fate>,
     create_stall: Option<Duration>,
+    /// Batches a list answers per page (100 unless set, as both providers allow).
+    list_page: Option<usize>,
+    /// The next create also makes another batch of as many requests (another program's,
+    /// at the same moment), which the list cannot tell from it.
+    lookalike_next: bool,
 }
 
 pub const KEY: &str = "sk-test-0123456789abcdef";
@@ -545,7 +550,11 @@ fn batch_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
     let response = match answer {
         Ok(body) => tiny_http::Response::from_string(body),
         Err(problem) => {
-            let code = if authorized { 400 } else { 401 };
+            let code = match (authorized, problem.starts_with("no such")) {
+                (false, _) => 401,
+                (true, true) => 404,
+                (true, false) => 400,
+            };
             tiny_http::Response::from_string(json!({"error": {"message": problem}}).to_string())
                 .with_status_code(code)
         }
@@ -589,6 +598,31 @@ impl MockVlm {
         self.batches.lock().unwrap().create_stall = Some(wait);
     }
 
+    /// Lists answer this many batches a page.
+    pub fn list_page(&self, size: usize) {
+        self.batches.lock().unwrap().list_page = Some(size);
+    }
+
+    /// The next create also makes a batch of as many requests that is not ours.
+    pub fn lookalike_next_create(&self) {
+        self.batches.lock().unwrap().lookalike_next = true;
+    }
+
+    /// Batches of another program on the same account, created a minute later than now (so
+    /// a list, newest first, shows them before any of ours).
+    pub fn foreign_batches(&self, wire: Wire, count: usize) {
+        let mut s = self.batches.lock().unwrap();
+        for _ in 0..count {
+            let id = s.foreign(wire, 1);
+            s.batches.get_mut(&id).unwrap().created += Duration::from_secs(60);
+        }
+    }
+
+    /// The provider no longer knows this batch: every call about it is a 404.
+    pub fn forget_batch(&self, id: &str) {
+        self.batches.lock().unwrap().batches.remove(id);
+    }
+
     /// Requests in each batch created, in order of creation.
     pub fn batch_sizes(&self) -> Vec<usize> {
         let s = self.batches.lock().unwrap();
@@ -599,7 +633,46 @@ impl MockVlm {
 }
 
 impl Batches {
+    /// A batch that is not ours: requests with other custom ids, refused when it ends.
+    fn foreign(&mut self, wire: Wire, count: usize) -> String {
+        let lines = (0..count)
+            .map(|i| json!({"custom_id": format!("someone-else-{i}")}))
+            .collect();
+        self.fates.push_front(Fate::Fail);
+        self.create(wire, lines, None)
+    }
+
+    /// Every batch of this wire, newest first, as a page after `after` (an id).
+    fn page(&self, wire: Wire, query: &str) -> (Vec<(&String, &MockBatch)>, bool) {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                .map(str::to_string)
+        };
+        let mut all: Vec<(&String, &MockBatch)> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.wire == wire)
+            .collect();
+        all.sort_by_key(|(id, b)| std::cmp::Reverse((b.created, id.len(), (*id).clone())));
+        let after = param("after").or_else(|| param("after_id"));
+        let start = after.map_or(0, |a| {
+            all.iter()
+                .position(|(id, _)| **id == a)
+                .map_or(all.len(), |i| i + 1)
+        });
+        let limit: usize = param("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
+        let size = limit.min(self.list_page.unwrap_or(100));
+        let page: Vec<_> = all.iter().skip(start).take(size).cloned().collect();
+        let more = start + page.len() < all.len();
+        (page, more)
+    }
+
     fn create(&mut self, wire: Wire, lines: Vec<Value>, tag: Option<String>) -> String {
+        if std::mem::take(&mut self.lookalike_next) {
+            self.foreign(wire, lines.len());
+        }
         let id = match wire {
             Wire::OpenAi => format!("batch_{}", self.batches.len() + 1),
             Wire::Anthropic => format!("msgbatch_{}", self.batches.len() + 1),
@@ -731,14 +804,20 @@ fn batch_answer(
             let id = s.create(Wire::OpenAi, lines, tag.map(str::to_string));
             Ok(json!({"id": id, "object": "batch", "status": "validating", "metadata": body["metadata"]}).to_string())
         }
-        ("GET", "/v1/batches?limit=100") => {
-            let data: Vec<Value> = s
-                .batches
+        ("GET", path) if path.starts_with("/v1/batches?") => {
+            let (page, more) = s.page(Wire::OpenAi, &path["/v1/batches?".len()..]);
+            let data: Vec<Value> = page
                 .iter()
-                .filter(|(_, b)| b.wire == Wire::OpenAi)
-                .map(|(id, b)| json!({"id": id, "object": "batch", "metadata": {"scenedex_tag": b.tag}}))
+                .map(|(id, b)| {
+                    let created = b.created.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                    json!({"id": id, "object": "batch", "created_at": created, "metadata": {"scenedex_tag": b.tag}})
+                })
                 .collect();
-            Ok(json!({"object": "list", "data": data, "has_more": false}).to_string())
+            let last = page.last().map(|(id, _)| (*id).clone());
+            Ok(
+                json!({"object": "list", "data": data, "has_more": more, "last_id": last})
+                    .to_string(),
+            )
         }
         ("GET", path) if path.starts_with("/v1/batches/") => {
             let id = path["/v1/batches/".len()..].to_string();
@@ -826,14 +905,15 @@ fn message_batches(call: &str, raw: &[u8], state: &Mutex<Batches>) -> Result<Str
             let id = s.create(Wire::Anthropic, requests, None);
             Ok(describe_batch(&id, &s.batches[&id]).to_string())
         }
-        ("GET", "/v1/messages/batches?limit=100") => {
-            let data: Vec<Value> = s
-                .batches
-                .iter()
-                .filter(|(_, b)| b.wire == Wire::Anthropic)
-                .map(|(id, b)| describe_batch(id, b))
-                .collect();
-            Ok(json!({"data": data, "has_more": false}).to_string())
+        ("GET", path) if path.starts_with("/v1/messages/batches?") => {
+            let (page, more) = s.page(Wire::Anthropic, &path["/v1/messages/batches?".len()..]);
+            let data: Vec<Value> = page.iter().map(|(id, b)| describe_batch(id, b)).collect();
+            let first = page.first().map(|(id, _)| (*id).clone());
+            let last = page.last().map(|(id, _)| (*id).clone());
+            Ok(
+                json!({"data": data, "has_more": more, "first_id": first, "last_id": last})
+                    .to_string(),
+            )
         }
         ("GET", path) if path.ends_with("/results") => {
             let id = &path["/v1/messages/batches/".len()..path.len() - "/results".len()];

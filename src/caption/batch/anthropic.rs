@@ -1,12 +1,15 @@
 //! Anthropic's Message Batches: the requests go up in one JSON body, each answer comes back
-//! as a line of the batch's results. Batches carry no name of ours, so a create that failed
-//! without a clear answer is looked for by its request count and creation time.
+//! as a line of the batch's results. Batches carry no name of ours, so the batches a create that
+//! failed without a clear answer may have made are found by request count and creation time,
+//! and the one it made is told by its answers' custom ids once they end.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{Answer, Batcher, End, Limits, State};
+use std::collections::HashSet;
+
+use super::{Answer, Batcher, End, Limits, Lookup, State, Wanted, CLOCK_SKEW};
 use crate::caption::{anthropic, Anthropic, CaptionError, Captioner, Request};
 
 /// 100,000 requests and 256 MB per batch, as Anthropic documents.
@@ -64,21 +67,40 @@ impl Batcher for AnthropicBatches {
             .ok_or_else(|| bad("no id in the answer"))
     }
 
-    fn find(&self, _tag: &str, count: usize, since: u64) -> Result<Option<String>, CaptionError> {
-        let list = self.api.get_json(&format!("{BATCHES}?limit=100"))?;
-        // Clocks differ: a batch created up to two minutes before the create was sent counts.
-        let candidates: Vec<&Value> = list
-            .get("data")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|b| created(b).is_some_and(|t| t + 120 >= since))
-            .filter(|b| total(b) == count as u64)
-            .collect();
-        // Two alike cannot be told apart: make a new batch rather than guess.
-        Ok(match candidates.as_slice() {
-            [one] => one.get("id").and_then(Value::as_str).map(str::to_string),
-            _ => None,
+    /// Every batch of this many requests created since the create (less clock skew) that no
+    /// record names, read page by page, newest first: even one alone may be another
+    /// program's, so none is taken until its answers show our custom ids.
+    fn find(&self, wanted: &Wanted, known: &HashSet<String>) -> Result<Lookup, CaptionError> {
+        let mut candidates = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                None => format!("{BATCHES}?limit=100"),
+                Some(id) => format!("{BATCHES}?limit=100&after_id={id}"),
+            };
+            let list = self.api.get_json(&path)?;
+            let page: &[Value] = list
+                .get("data")
+                .and_then(Value::as_array)
+                .map_or(&[], Vec::as_slice);
+            let recent = |b: &&Value| created(b).is_some_and(|t| t + CLOCK_SKEW >= wanted.since);
+            candidates.extend(
+                page.iter()
+                    .filter(recent)
+                    .filter(|b| total(b) == wanted.count as u64)
+                    .filter_map(|b| b.get("id")?.as_str().map(str::to_string))
+                    .filter(|id| !known.contains(id)),
+            );
+            let more = list.get("has_more").and_then(Value::as_bool) == Some(true);
+            let older = page.iter().any(|b| !recent(&b));
+            after = match list.get("last_id").and_then(Value::as_str) {
+                Some(last) if more && !older => Some(last.to_string()),
+                _ => break,
+            };
+        }
+        Ok(match candidates.is_empty() {
+            true => Lookup::Nothing,
+            false => Lookup::Maybe(candidates),
         })
     }
 

@@ -23,6 +23,10 @@ pub struct Record {
     pub tag: String,
     #[serde(default, alias = "batch_id")]
     pub id: Option<String>,
+    /// A create that did not answer, with batches that may be it: which one carries these
+    /// requests is told by their answers, once they end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
     /// The cache keys the batch answers, which are also its requests' custom ids.
     pub keys: Vec<String>,
     /// When the create was sent, in Unix seconds.
@@ -69,6 +73,7 @@ impl Record {
             endpoint: batcher.endpoint().to_string(),
             tag: format!("scenedex-{}", &format!("{:x}", hash.finalize())[..24]),
             id: None,
+            candidates: Vec::new(),
             keys,
             created,
             style: settings.style,

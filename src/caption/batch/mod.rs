@@ -92,13 +92,38 @@ pub trait Batcher: Send + Sync {
     /// Creates a batch of these lines, once: a failure is never retried here, since the
     /// batch may exist all the same. `tag` names it where the provider keeps a name.
     fn create(&self, lines: &str, count: usize, tag: &str) -> Result<String, CaptionError>;
-    /// The batch a create that failed without a clear answer may have made: one with this
-    /// tag, or this many requests created since `since` (Unix seconds).
-    fn find(&self, tag: &str, count: usize, since: u64) -> Result<Option<String>, CaptionError>;
+    /// The batch a create that failed without a clear answer may have made, looked for in
+    /// the provider's whole list (every page) among batches created since `since` (Unix
+    /// seconds, less clock skew) that no record of ours names (`known`): one with this tag,
+    /// where the provider keeps one, or else those of this many requests, which only their
+    /// answers can tell apart. Never a guess by count alone.
+    fn find(&self, wanted: &Wanted, known: &HashSet<String>) -> Result<Lookup, CaptionError>;
     fn state(&self, id: &str) -> Result<State, CaptionError>;
     /// The answers of a batch that has ended, whatever it finished.
     fn results(&self, id: &str) -> Result<Vec<Answer>, CaptionError>;
 }
+
+/// A create whose answer was lost: what its batch would be.
+pub struct Wanted<'a> {
+    pub tag: &'a str,
+    pub count: usize,
+    pub since: u64,
+}
+
+/// What the provider's list says of a create whose answer was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The batch, known by what it carries (our tag).
+    Found(String),
+    /// Batches that may be it; the one whose answers carry our requests' custom ids is.
+    Maybe(Vec<String>),
+    /// No batch can be it: the create made nothing.
+    Nothing,
+}
+
+/// How far back a batch may have been created, by the provider's clock, and still be the one
+/// a create made: clocks differ.
+pub const CLOCK_SKEW: u64 = 120;
 
 pub use anthropic::AnthropicBatches;
 pub use openai::OpenAiBatches;
@@ -128,6 +153,19 @@ pub enum Event {
     Adopted {
         id: String,
     },
+    /// A create failed without a clear answer, and several batches may be it: its pictures
+    /// wait (never sent again) until those end and their answers tell which.
+    Unmatched {
+        candidates: Vec<String>,
+        requests: u64,
+    },
+    /// The provider no longer knows a recorded batch (another key, results expired): the
+    /// record is retired and its pictures are sent again, once.
+    Retired {
+        id: String,
+        requests: u64,
+        detail: String,
+    },
 }
 
 /// What the batches of a run did, counted.
@@ -143,6 +181,8 @@ pub struct Tally {
     pub unanswered: u64,
     /// Batches still running when the run ended.
     pub running: u64,
+    /// Recorded batches the provider no longer knows, whose pictures were sent again.
+    pub retired: u64,
     /// Tokens of the answers collected, billed at the batch price.
     pub usage: Usage,
 }
@@ -199,10 +239,21 @@ impl<'a> Session<'a> {
     pub fn check(&self) -> Result<usize, CaptionError> {
         let mut running = 0;
         for (path, record) in self.ledger.records()? {
-            let Some(id) = self.settle(&path, &record)? else {
-                continue;
+            let id = match self.settle(&path, &record)? {
+                Settled::Batch(id) => id,
+                Settled::Waiting => {
+                    running += 1;
+                    continue;
+                }
+                Settled::Gone => continue,
             };
-            let state = self.batcher.state(&id)?;
+            let state = match self.batcher.state(&id) {
+                Err(e) if is_unknown(&e) => {
+                    self.retire(&path, &record, &id, &e);
+                    continue;
+                }
+                state => state?,
+            };
             match state.ended {
                 None => {
                     running += 1;
@@ -219,37 +270,119 @@ impl<'a> Session<'a> {
         Ok(running)
     }
 
-    /// The id of a recorded batch; a record with none is a create that never answered: the
-    /// provider's list says whether it made the batch. None when there is no batch.
-    fn settle(
-        &self,
-        path: &std::path::Path,
-        record: &Record,
-    ) -> Result<Option<String>, CaptionError> {
+    /// The id of a recorded batch. A record with none is a create that never answered: the
+    /// provider's list says whether it made the batch, or which batches may be it; those are
+    /// recorded, and once they have all ended their answers say which one carries this
+    /// record's requests. A record that no batch can be is removed: its pictures are asked
+    /// again.
+    fn settle(&self, path: &std::path::Path, record: &Record) -> Result<Settled, CaptionError> {
         if let Some(id) = &record.id {
-            return Ok(Some(id.clone()));
+            return Ok(Settled::Batch(id.clone()));
         }
-        match self
-            .batcher
-            .find(&record.tag, record.keys.len(), record.created)?
-        {
-            Some(id) => {
-                let adopted = Record {
-                    id: Some(id.clone()),
-                    ..record.clone()
-                };
-                self.ledger
-                    .write(&adopted)
-                    .map_err(|e| self.ledger_error(&e))?;
-                (self.on)(&Event::Adopted { id: id.clone() });
-                Ok(Some(id))
+        let lookup = match record.candidates.is_empty() {
+            true => self.lookup(record)?,
+            false => self.match_candidates(record)?,
+        };
+        match lookup {
+            Lookup::Found(id) => {
+                self.adopt(record, &id)?;
+                Ok(Settled::Batch(id))
             }
-            None => {
-                // Its pictures are asked again, in a batch of their own.
+            Lookup::Maybe(candidates) => {
+                if candidates != record.candidates {
+                    self.unmatched(record, candidates)?;
+                }
+                Ok(Settled::Waiting)
+            }
+            Lookup::Nothing => {
                 self.ledger.remove(path);
-                Ok(None)
+                Ok(Settled::Gone)
             }
         }
+    }
+
+    /// Looks for a lost create's batch in the provider's list, leaving out every batch a
+    /// record of ours already names.
+    fn lookup(&self, record: &Record) -> Result<Lookup, CaptionError> {
+        let known: HashSet<String> = self
+            .ledger
+            .records()?
+            .into_iter()
+            .filter_map(|(_, r)| r.id)
+            .collect();
+        let wanted = Wanted {
+            tag: &record.tag,
+            count: record.keys.len(),
+            since: record.created,
+        };
+        self.batcher.find(&wanted, &known)
+    }
+
+    /// Which of a record's candidate batches carries its requests, once they have all ended;
+    /// `Maybe` while one still runs, `Nothing` when none does.
+    fn match_candidates(&self, record: &Record) -> Result<Lookup, CaptionError> {
+        let mut ended = Vec::new();
+        for id in &record.candidates {
+            match self.batcher.state(id) {
+                Err(e) if is_unknown(&e) => continue,
+                Err(e) => return Err(e),
+                Ok(state) if state.ended.is_none() => {
+                    return Ok(Lookup::Maybe(record.candidates.clone()))
+                }
+                Ok(_) => ended.push(id),
+            }
+        }
+        for id in ended {
+            let answers = match self.batcher.results(id) {
+                Err(e) if is_unknown(&e) => continue,
+                answers => answers?,
+            };
+            let carried: HashSet<&str> = answers.iter().map(|(key, _)| key.as_str()).collect();
+            if record.keys.iter().all(|key| carried.contains(key.as_str())) {
+                return Ok(Lookup::Found(id.clone()));
+            }
+        }
+        Ok(Lookup::Nothing)
+    }
+
+    fn adopt(&self, record: &Record, id: &str) -> Result<(), CaptionError> {
+        let adopted = Record {
+            id: Some(id.to_string()),
+            candidates: Vec::new(),
+            ..record.clone()
+        };
+        self.ledger
+            .write(&adopted)
+            .map_err(|e| self.ledger_error(&e))?;
+        (self.on)(&Event::Adopted { id: id.to_string() });
+        Ok(())
+    }
+
+    fn unmatched(&self, record: &Record, candidates: Vec<String>) -> Result<(), CaptionError> {
+        let waiting = Record {
+            candidates: candidates.clone(),
+            ..record.clone()
+        };
+        self.ledger
+            .write(&waiting)
+            .map_err(|e| self.ledger_error(&e))?;
+        (self.on)(&Event::Unmatched {
+            candidates,
+            requests: record.keys.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Retires the record of a batch the provider no longer knows: its pictures are no longer
+    /// pending, so this run sends them again.
+    fn retire(&self, path: &std::path::Path, record: &Record, id: &str, why: &CaptionError) {
+        self.ledger.remove(path);
+        self.lock_tally().retired += 1;
+        (self.on)(&Event::Retired {
+            id: id.to_string(),
+            requests: record.keys.len() as u64,
+            detail: why.to_string(),
+        });
     }
 
     fn collect(
@@ -260,7 +393,13 @@ impl<'a> Session<'a> {
         end: End,
         state: &State,
     ) -> Result<(), CaptionError> {
-        let answers = self.batcher.results(id)?;
+        let answers = match self.batcher.results(id) {
+            Err(e) if is_unknown(&e) => {
+                self.retire(path, record, id, &e);
+                return Ok(());
+            }
+            answers => answers?,
+        };
         let expected: HashSet<&str> = record.keys.iter().map(String::as_str).collect();
         let mut answered = HashSet::new();
         let mut usage = Usage::default();
@@ -420,21 +559,18 @@ impl<'a> Session<'a> {
             .map_err(|e| self.ledger_error(&e))?;
         let id = match self.batcher.create(&lines, record.keys.len(), &record.tag) {
             Ok(id) => id,
-            Err(e) if unclear(&e) => {
-                match self
-                    .batcher
-                    .find(&record.tag, record.keys.len(), record.created)?
-                {
-                    Some(id) => {
-                        (self.on)(&Event::Adopted { id: id.clone() });
-                        id
-                    }
-                    None => {
-                        self.ledger.remove(&path);
-                        return Err(e);
-                    }
+            Err(e) if unclear(&e) => match self.lookup(&record)? {
+                Lookup::Found(id) => {
+                    (self.on)(&Event::Adopted { id: id.clone() });
+                    id
                 }
-            }
+                // Recorded with its candidates: collected once they end, never sent again.
+                Lookup::Maybe(candidates) => return self.unmatched(&record, candidates),
+                Lookup::Nothing => {
+                    self.ledger.remove(&path);
+                    return Err(e);
+                }
+            },
             Err(e) => {
                 self.ledger.remove(&path);
                 return Err(e);
@@ -475,6 +611,21 @@ impl<'a> Session<'a> {
     fn ledger_error(&self, e: &std::io::Error) -> CaptionError {
         CaptionError::Ledger(format!("{}: {e}", self.ledger.dir().display()))
     }
+}
+
+/// Where a recorded batch stands.
+enum Settled {
+    Batch(String),
+    /// A lost create whose candidate batches still run.
+    Waiting,
+    /// No batch: the record is removed and its pictures are asked again.
+    Gone,
+}
+
+/// The provider does not know the batch (404): made with another key, or its results
+/// expired. Asking again will not change that.
+fn is_unknown(e: &CaptionError) -> bool {
+    matches!(e, CaptionError::Status { status: 404, .. })
 }
 
 /// A create whose outcome is unknown: the batch may exist.
@@ -646,8 +797,8 @@ mod tests {
             created.push(count);
             Ok(format!("b{}", created.len()))
         }
-        fn find(&self, _: &str, _: usize, _: u64) -> Result<Option<String>, CaptionError> {
-            Ok(None)
+        fn find(&self, _: &Wanted, _: &HashSet<String>) -> Result<Lookup, CaptionError> {
+            Ok(Lookup::Nothing)
         }
         fn state(&self, _: &str) -> Result<State, CaptionError> {
             Ok(State {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{Answer, Batcher, End, Limits, State};
+use std::collections::HashSet;
+
+use super::{Answer, Batcher, End, Limits, Lookup, State, Wanted, CLOCK_SKEW};
 use crate::caption::{openai, CaptionError, Captioner, OpenAi, Request};
 
 /// 50,000 requests and 200 MB per input file, as OpenAI documents.
@@ -75,15 +77,38 @@ impl Batcher for OpenAiBatches {
         text(&batch, "id")
     }
 
-    fn find(&self, tag: &str, _count: usize, _since: u64) -> Result<Option<String>, CaptionError> {
-        let list = self.api.get_json("batches?limit=100")?;
-        Ok(list
-            .get("data")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|b| b.pointer("/metadata/scenedex_tag").and_then(Value::as_str) == Some(tag))
-            .and_then(|b| b.get("id")?.as_str().map(str::to_string)))
+    /// Our tag is in the batch's metadata: the list is read page by page, newest first, down
+    /// to batches older than the create.
+    fn find(&self, wanted: &Wanted, known: &HashSet<String>) -> Result<Lookup, CaptionError> {
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                None => "batches?limit=100".to_string(),
+                Some(id) => format!("batches?limit=100&after={id}"),
+            };
+            let list = self.api.get_json(&path)?;
+            let page: &[Value] = list
+                .get("data")
+                .and_then(Value::as_array)
+                .map_or(&[], Vec::as_slice);
+            let id = |b: &Value| b.get("id").and_then(Value::as_str).map(str::to_string);
+            let found = page.iter().find(|b| {
+                b.pointer("/metadata/scenedex_tag").and_then(Value::as_str) == Some(wanted.tag)
+            });
+            if let Some(found) = found.and_then(id).filter(|f| !known.contains(f)) {
+                return Ok(Lookup::Found(found));
+            }
+            let older = page.iter().any(|b| {
+                b.get("created_at")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|t| t + CLOCK_SKEW < wanted.since)
+            });
+            let more = list.get("has_more").and_then(Value::as_bool) == Some(true);
+            after = match page.last().and_then(id) {
+                Some(last) if more && !older => Some(last),
+                _ => return Ok(Lookup::Nothing),
+            };
+        }
     }
 
     fn state(&self, id: &str) -> Result<State, CaptionError> {
