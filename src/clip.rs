@@ -403,6 +403,29 @@ pub fn encode(
             video.push(frame, (time - from).max(0.0), context)
         };
     let mut decoded = ffmpeg::frame::Video::empty();
+    // Takes what the decoder has ready; true once a frame at or past `to` came.
+    let mut take = |decoder: &mut ffmpeg::decoder::Video,
+                    context: &mut format::context::Output|
+     -> Result<bool, ffmpeg::Error> {
+        while decoder.receive_frame(&mut decoded).is_ok() {
+            let Some(ts) = decoded.timestamp() else {
+                continue;
+            };
+            let time = ts as f64 * f64::from(bases[index]) - start;
+            if time >= to {
+                return Ok(true);
+            }
+            if time <= from + 1e-6 {
+                pending = Some((time, decoded.clone()));
+                continue;
+            }
+            if let Some((t, frame)) = pending.take() {
+                send(t.max(from), &frame, context)?;
+            }
+            send(time, &decoded, context)?;
+        }
+        Ok(false)
+    };
     let mut done = false;
     for (stream, mut packet) in input.context.packets() {
         if crate::stop::requested() {
@@ -428,24 +451,12 @@ pub fn encode(
             continue;
         }
         let _ = decoder.send_packet(&packet);
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            let Some(ts) = decoded.timestamp() else {
-                continue;
-            };
-            let time = ts as f64 * f64::from(bases[index]) - start;
-            if time >= to {
-                done = true;
-                break;
-            }
-            if time <= from + 1e-6 {
-                pending = Some((time, decoded.clone()));
-                continue;
-            }
-            if let Some((t, frame)) = pending.take() {
-                send(t.max(from), &frame, &mut context).map_err(written)?;
-            }
-            send(time, &decoded, &mut context).map_err(written)?;
-        }
+        done = take(&mut decoder, &mut context).map_err(written)?;
+    }
+    // The file ended before `to`: the frames the decoder holds back for reordering (the
+    // last ones, with B-frames) come out only once it is told so.
+    if !done && decoder.send_eof().is_ok() {
+        take(&mut decoder, &mut context).map_err(written)?;
     }
     if let Some((t, frame)) = pending.take() {
         send(t.max(from), &frame, &mut context).map_err(written)?;
@@ -698,23 +709,22 @@ pub fn write(plan: &Plan) -> Result<Made, ClipError> {
     Ok(made)
 }
 
-/// The clips of a search's hits, from this machine's copies, `pad` seconds wider on each side;
-/// and the hits this machine has no copy of, by where they are.
+/// The clips of a search's hits, from this machine's copies that are still the files indexed,
+/// `pad` seconds wider on each side; and a line for each hit with no such copy, saying why.
 pub fn plans_for(
     hits: &[crate::search::Found],
     host: &str,
     pad: f64,
     dir: &Path,
 ) -> Result<(Vec<Plan>, Vec<String>), ClipError> {
-    let (mut plans, mut elsewhere) = (Vec::new(), Vec::new());
+    let (mut plans, mut skipped) = (Vec::new(), Vec::new());
     for hit in hits {
-        let here = hit.places.iter().map(|p| (p, p.os_path()));
-        let Some((_, path)) = here
-            .filter(|(p, _)| p.host == host)
-            .find(|(_, path)| path.is_file())
-        else {
-            elsewhere.push(format!("{}:{}", hit.place.host, hit.place.shown()));
-            continue;
+        let path = match hit.here(host) {
+            Ok(path) => path,
+            Err(why) => {
+                skipped.push(format!("no clip of {}: {why}", hit.place.shown()));
+                continue;
+            }
         };
         let time = |field| {
             hit.hit
@@ -754,5 +764,5 @@ pub fn plans_for(
         }
         plans.push(planned);
     }
-    Ok((plans, elsewhere))
+    Ok((plans, skipped))
 }

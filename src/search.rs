@@ -40,6 +40,9 @@ pub struct Found {
     pub hit: Hit,
     pub place: Place,
     pub places: Vec<Place>,
+    /// The file's size when indexed, from its record (None where this version cannot read
+    /// the record).
+    pub size: Option<u64>,
 }
 
 impl Found {
@@ -54,6 +57,22 @@ impl Found {
         let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.offline_since()?);
         let stamp = humantime::format_rfc3339_seconds(since).to_string();
         Some(stamp[..10].to_string())
+    }
+
+    /// This machine's copy of the file that is still the one indexed, or why there is none:
+    /// what `cut` clips and the page plays.
+    pub fn here(&self, host: &str) -> Result<PathBuf, String> {
+        let mut why = None;
+        for place in self.places.iter().filter(|p| p.host == host) {
+            match files::current(place, self.size) {
+                Ok(path) => return Ok(path),
+                Err(e) => {
+                    why.get_or_insert(e);
+                }
+            }
+        }
+        Err(why
+            .unwrap_or_else(|| format!("the file is on {}, not on this machine", self.place.host)))
     }
 
     pub fn fingerprint(&self) -> &str {
@@ -184,7 +203,7 @@ fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Fou
         .into_iter()
         .filter_map(|hit| {
             let fingerprint = hit.payload.get("fingerprint")?.as_str()?.to_string();
-            records.get(&fingerprint)?;
+            let size = records.get(&fingerprint)?.as_ref().map(|r| r.size);
             // A file no machine holds at any path any more is no answer either.
             let mut places = places.get(&fingerprint).filter(|p| !p.is_empty())?.clone();
             // This machine's paths first, those still there before offline ones, then by
@@ -201,6 +220,7 @@ fn locate(store: &dyn VectorStore, hits: Vec<Hit>, host: &str) -> Result<Vec<Fou
                 hit,
                 place: places[0].clone(),
                 places,
+                size,
             })
         })
         .collect())
@@ -410,6 +430,7 @@ mod tests {
                 missing_since: None,
             },
             places: vec![],
+            size: None,
         }
     }
 

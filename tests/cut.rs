@@ -263,3 +263,72 @@ fn non_square_pixels_keep_their_shape_in_a_re_encoded_clip() {
     assert_ne!(shape(&source), "1:1");
     assert_eq!(shape(&clip), shape(&source));
 }
+
+/// Frames a stream of the clip holds, as ffprobe counts them.
+fn video_frames(clip: &Path) -> u64 {
+    probe(clip)["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .and_then(|s| s["nb_read_frames"].as_str()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn issue25_a_re_encoded_stretch_at_the_end_of_a_file_keeps_its_last_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two seconds at 25 frames a second, one key frame, three B-frames between references:
+    // the decoder holds the last frames back until it is told the file has ended.
+    let source = dir.path().join("bframes.mp4");
+    common::ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=2:size=160x120:rate=25",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "3",
+            "-g",
+            "250",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &source,
+    );
+    let out = dir.path().join("end.mp4");
+    let output = scenedex::clip::Output {
+        format: "mp4".into(),
+        fragmented: false,
+        side: None,
+        preset: "ultrafast",
+    };
+    let made = scenedex::clip::encode(&source, 1.5, 5.0, &out, &output).unwrap();
+    assert!(made.encoded);
+    assert_eq!(video_frames(&out), 13, "the frames from 1.50 s to 1.96 s");
+}
+
+#[test]
+fn issue25_cut_makes_no_clip_of_a_file_that_changed_since_it_was_indexed_and_says_so() {
+    let archive = with_sound();
+    let file = archive.videos.join("colors_audio.mp4");
+    // Another video written over it, its modification time put back: only the size tells.
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::fs::copy(common::fixture("cuts.mp4"), &file).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let (output, clips) = cut(&archive, "a name tag that reads Kowalczyk", &[]);
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(clips.is_empty(), "{clips:?}");
+    assert!(
+        text.contains("changed since it was indexed; run `scenedex index` on it"),
+        "{text}"
+    );
+}

@@ -93,11 +93,10 @@ pub fn cut(args: &CutArgs) -> Result<(), Error> {
     if let Some(note) = note(&answer, floor, &args.filters) {
         eprintln!("{note}");
     }
-    let (plans, elsewhere) =
-        crate::clip::plans_for(&answer.hits, &host_name(), args.pad, &args.out)
-            .map_err(|e| Error::Input(e.to_string()))?;
-    for place in elsewhere {
-        eprintln!("note: {place} is not on this machine; no clip of it");
+    let (plans, skipped) = crate::clip::plans_for(&answer.hits, &host_name(), args.pad, &args.out)
+        .map_err(|e| Error::Input(e.to_string()))?;
+    for why in skipped {
+        eprintln!("note: {why}");
     }
     super::refuse_existing(plans.iter().map(|p| p.out.as_path()), args.force)?;
     std::fs::create_dir_all(&args.out).map_err(|source| Error::Write {

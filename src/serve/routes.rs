@@ -196,28 +196,7 @@ fn hit(app: &App, found: &Found) -> Value {
 impl App {
     /// This machine's copy of a file, and how a browser gets to play it, or why it cannot.
     fn playable(&self, found: &Found) -> Result<(PathBuf, Playback), String> {
-        let mine: Vec<_> = found
-            .places
-            .iter()
-            .filter(|p| p.host == self.host)
-            .collect();
-        if mine.is_empty() {
-            return Err(format!(
-                "the file is on {}, not on this machine",
-                found.place.host
-            ));
-        }
-        // This machine's first copy that is still the file indexed, or why the first is not.
-        let checked: Vec<Result<PathBuf, String>> = mine.iter().map(|p| current(p)).collect();
-        let path = match checked.iter().find_map(|c| c.as_ref().ok()) {
-            Some(path) => path.clone(),
-            None => {
-                return Err(checked
-                    .into_iter()
-                    .find_map(Result::err)
-                    .unwrap_or_default())
-            }
-        };
+        let path = found.here(&self.host)?;
         let how = self.playback(found.fingerprint(), &path)?;
         Ok((path, how))
     }
@@ -250,27 +229,12 @@ impl App {
         }
         let fingerprints = [fingerprint.to_string()];
         let records = files::records_of(self.store.as_ref(), &fingerprints).ok()?;
-        records.get(fingerprint)?.as_ref()?;
+        let size = records.get(fingerprint)?.as_ref()?.size;
         files::places_of(self.store.as_ref(), &fingerprints)
             .ok()?
             .into_iter()
             .filter(|p| p.host == self.host)
-            .find_map(|p| current(&p).ok())
-    }
-}
-
-/// The path of a place, if the file there is still the one indexed (as `index` judges it: the
-/// same modification time); else why not. A file replaced at the same path is not served as
-/// the one the index describes.
-fn current(place: &files::Place) -> Result<PathBuf, String> {
-    let path = place.os_path();
-    match crate::store::fingerprint::stat(&path) {
-        Ok(now) if now.mtime_ns == place.mtime_ns && path.is_file() => Ok(path),
-        Ok(_) => Err(format!(
-            "the file at {} changed since it was indexed; run `scenedex index` on it",
-            place.shown()
-        )),
-        Err(_) => Err(format!("the file is not at {} any more", place.shown())),
+            .find_map(|p| files::current(&p, Some(size)).ok())
     }
 }
 

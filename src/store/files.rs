@@ -379,6 +379,27 @@ pub fn places_of(
         .collect())
 }
 
+/// The path of a place, if the file there is still the one indexed (as `index` judges it: the
+/// same modification time, and the same size where the record's is known); else why not. A
+/// file replaced or grown at the same path is not the one the index describes.
+pub fn current(place: &Place, size: Option<u64>) -> Result<PathBuf, String> {
+    let path = place.os_path();
+    match super::fingerprint::stat(&path) {
+        Ok(now)
+            if now.mtime_ns == place.mtime_ns
+                && size.is_none_or(|size| size == now.size)
+                && path.is_file() =>
+        {
+            Ok(path)
+        }
+        Ok(_) => Err(format!(
+            "the file at {} changed since it was indexed; run `scenedex index` on it",
+            place.shown()
+        )),
+        Err(_) => Err(format!("the file is not at {} any more", place.shown())),
+    }
+}
+
 /// A path as the index writes it: absolute with links resolved, or, for a path that no longer
 /// exists (a file to forget), just absolute.
 pub fn indexed_form(path: &Path) -> std::io::Result<PathBuf> {
