@@ -91,13 +91,18 @@ pub fn outputs(
                 Ok(r) if !r.as_os_str().is_empty() => r.to_path_buf(),
                 _ => PathBuf::from(path.file_name().unwrap_or(path.as_os_str())),
             };
+            // `a.vtt`, else `a.mp4.vtt`, else `a.mp4-2.vtt`, ...: every name once in a run.
             let mut out = dir.join(relative.with_extension(format.extension()));
-            if !taken.insert(out.clone()) {
-                let mut name = relative.into_os_string();
+            let mut n = 1;
+            while !taken.insert(out.clone()) {
+                let mut name = relative.clone().into_os_string();
+                if n > 1 {
+                    name.push(format!("-{n}"));
+                }
                 name.push(".");
                 name.push(format.extension());
                 out = dir.join(name);
-                taken.insert(out.clone());
+                n += 1;
             }
             planned.push((place.clone(), out));
         }

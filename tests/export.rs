@@ -145,3 +145,39 @@ fn exporting_a_file_the_index_does_not_hold_says_so_with_exit_3() {
     );
     assert_eq!(message.lines().count(), 1, "{message}");
 }
+
+#[test]
+fn issue25_every_track_a_run_writes_has_a_name_of_its_own_even_when_the_fallback_is_taken() {
+    let archive = Archive::new(&[]);
+    let names = ["a.mkv.mp4", "a.mp4", "a.mkv"];
+    for name in names {
+        std::fs::copy(common::fixture("colors.mp4"), archive.videos.join(name)).unwrap();
+    }
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = archive.dir.path().join("tracks");
+    let mut args = vec!["--out", out.to_str().unwrap()];
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| archive.videos.join(n).to_string_lossy().into_owned())
+        .collect();
+    args.extend(paths.iter().map(String::as_str));
+    for force in [false, true] {
+        let mut args = args.clone();
+        if force {
+            args.push("--force");
+        }
+        let output = export(&archive, &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let mut written: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        written.sort();
+        assert_eq!(
+            written,
+            ["a.mkv-2.vtt", "a.mkv.vtt", "a.vtt"],
+            "force: {force}"
+        );
+    }
+}
