@@ -558,3 +558,61 @@ fn issue25_an_indexer_paused_past_its_lease_pays_nothing_more_and_writes_nothing
     );
     assert_eq!(count(&archive, cluster, "file"), 1);
 }
+
+/// Two seconds of a title card every file opens with, then two seconds of `colour`.
+fn opens_with_the_card(colour: &str, out: &std::path::Path) {
+    let card = "color=c=0x208040:s=320x240:r=25:d=2";
+    let scene = format!("color=c={colour}:s=320x240:r=25:d=2");
+    common::ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            card,
+            "-f",
+            "lavfi",
+            "-i",
+            &scene,
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        out,
+    );
+}
+
+#[test]
+fn issue25_machines_with_caches_of_their_own_caption_a_title_card_once() {
+    let Some(cluster) = qdrant::shared() else {
+        return;
+    };
+    let archive = Archive::on(cluster, &[]);
+    for (folder, colour) in [("a", "red"), ("b", "blue")] {
+        std::fs::create_dir_all(archive.videos.join(folder)).unwrap();
+        opens_with_the_card(colour, &archive.videos.join(folder).join("news.mp4"));
+    }
+    let machines: Vec<Child> = ["a", "b"]
+        .iter()
+        .map(|folder| {
+            archive
+                .command_on(&format!("machine-{folder}"), &["index", "--json"])
+                .arg(archive.videos.join(folder))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for machine in machines {
+        let output = machine.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    // The card, the red scene and the blue one: three pictures, each paid for once.
+    assert_eq!(archive.mock.seen().len(), 3, "{:?}", archive.segments());
+    assert_eq!(count(&archive, cluster, "file"), 2);
+}

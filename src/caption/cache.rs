@@ -3,11 +3,15 @@
 //!
 //! Files are written under a temporary name, synced and renamed into place: a crash leaves
 //! either the whole entry or none, never a torn one, and a damaged entry reads as a miss.
+//!
+//! Machines that index into one Qdrant server rarely share a file system: there the answers
+//! also travel with the index (`Shared`), looked up after this cache and written beside it, so
+//! a picture every machine meets (a station ident, a slate) is paid for once.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -18,6 +22,19 @@ pub struct Cache {
     /// Keys being asked about now, by any file in flight in this process.
     asking: Mutex<HashSet<String>>,
     answered: Condvar,
+    /// Answers shared with other machines, when the index is on a server.
+    shared: OnceLock<Box<dyn Shared>>,
+}
+
+/// Answers kept where every machine of an index finds them, with short claims so that two
+/// machines meeting a new picture at once pay for it once. A failure to reach them is a miss
+/// (paying is better than stopping), said once by the implementation.
+pub trait Shared: Send + Sync {
+    fn get(&self, key: &str) -> Option<Caption>;
+    fn put(&self, key: &str, caption: &Caption);
+    /// Claims the picture for a while: false while another machine holds it.
+    fn claim(&self, key: &str) -> bool;
+    fn release(&self, key: &str);
 }
 
 /// Holds a key while its picture is asked about; other askers of the key wait, then find the
@@ -58,7 +75,17 @@ impl Cache {
             dir: dir.to_path_buf(),
             asking: Mutex::new(HashSet::new()),
             answered: Condvar::new(),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Shares answers through `shared` too, from now on (once).
+    pub fn share(&self, shared: Box<dyn Shared>) {
+        let _ = self.shared.set(shared);
+    }
+
+    pub fn shared(&self) -> Option<&dyn Shared> {
+        self.shared.get().map(Box::as_ref)
     }
 
     /// `ask` for a future: waits without blocking its thread, on which other requests of the
@@ -121,7 +148,17 @@ impl Cache {
         format!("{:x}", hash.finalize())
     }
 
+    /// This machine's answer, else one another machine shared (kept here from then on).
     pub fn get(&self, key: &str) -> Option<Caption> {
+        if let Some(caption) = self.get_local(key) {
+            return Some(caption);
+        }
+        let caption = self.shared()?.get(key)?;
+        let _ = self.put_local(key, &caption);
+        Some(caption)
+    }
+
+    fn get_local(&self, key: &str) -> Option<Caption> {
         let text = std::fs::read_to_string(self.path(key)).ok()?;
         let mut caption: Caption = serde_json::from_str(&text).ok()?;
         // Entries an older release wrote may hold the text of an uncertain answer.
@@ -132,7 +169,15 @@ impl Cache {
         Some(caption)
     }
 
+    /// Keeps an answer here, and shares it.
     pub fn put(&self, key: &str, caption: &Caption) -> std::io::Result<()> {
+        if let Some(shared) = self.shared() {
+            shared.put(key, caption);
+        }
+        self.put_local(key, caption)
+    }
+
+    fn put_local(&self, key: &str, caption: &Caption) -> std::io::Result<()> {
         let path = self.path(key);
         let folder = path.parent().expect("entries live in a sub-folder");
         crate::private::create_dir_all(folder)?;

@@ -76,9 +76,30 @@ pub fn caption_all(
         cache,
         totals: &totals,
     };
-    match captioner.waits_on_network() {
-        true => job.in_flight(&firsts, &done),
-        false => job.on_threads(&firsts, &done),
+    let shared = cache.and_then(Cache::shared);
+    let mut left = firsts;
+    while !left.is_empty() {
+        // Pictures another machine is asking about now wait for its answer, or its claim.
+        let (mine, theirs) = match shared {
+            Some(shared) => claim(&left, &keys, cache, shared),
+            None => (left.into_iter().map(|i| (i, false)).collect(), Vec::new()),
+        };
+        let claimed: Vec<usize> = mine.iter().filter(|m| m.1).map(|m| m.0).collect();
+        let mine: Vec<usize> = mine.into_iter().map(|m| m.0).collect();
+        match captioner.waits_on_network() {
+            true => job.in_flight(&mine, &done),
+            false => job.on_threads(&mine, &done),
+        }
+        if let Some(shared) = shared {
+            for i in claimed {
+                shared.release(&keys[i]);
+            }
+        }
+        if theirs.is_empty() || crate::stop::requested() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        left = theirs;
     }
     let mut results = results.into_inner().expect("no worker panics");
     // Copies first, while every first's answer is still in place; then the firsts move out.
@@ -102,6 +123,28 @@ pub fn caption_all(
     let mut totals = totals.into_inner().expect("no worker panics");
     totals.failures = outcomes.iter().filter(|o| o.caption.is_err()).count() as u64;
     (outcomes, totals)
+}
+
+/// Splits pictures into those this machine asks about, each with whether it holds a claim on
+/// it (an answer found in the cache needs none), and those another machine holds.
+fn claim(
+    pictures: &[usize],
+    keys: &[String],
+    cache: Option<&Cache>,
+    shared: &dyn super::cache::Shared,
+) -> (Vec<(usize, bool)>, Vec<usize>) {
+    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+    for &i in pictures {
+        let key = &keys[i];
+        if cache.is_some_and(|c| c.get(key).is_some()) {
+            mine.push((i, false));
+        } else if shared.claim(key) {
+            mine.push((i, true));
+        } else {
+            theirs.push(i);
+        }
+    }
+    (mine, theirs)
 }
 
 /// What captioning would cost, with nothing spent: cached pictures are free, a picture seen

@@ -98,7 +98,15 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         return dry_run(&found, &store_settings, &host, &pipeline, price, &report);
     }
     super::warn_about_key(&store_settings);
-    let store = store_settings.open(embedder.as_ref(), true)?;
+    let store: std::sync::Arc<dyn crate::store::VectorStore> =
+        store_settings.open(embedder.as_ref(), true)?.into();
+    // Machines sharing a server rarely share a file system: answers travel with the index.
+    if let (true, Some(cache)) = (store_settings.is_server(), &cache) {
+        cache.share(Box::new(crate::index::answers::Answers::new(
+            store.clone(),
+            &host,
+        )));
+    }
     let made_by = Provenance::new(chosen.captioner.as_ref(), &prompt, args.captioner.style);
     let run_settings = run::Settings {
         jobs: args.jobs,

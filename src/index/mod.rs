@@ -3,6 +3,7 @@
 //! whole run out, and this module takes one video through the pipeline: decode → sample →
 //! dedup → caption → embed → segment, into segment points and thumbnails.
 
+pub mod answers;
 pub mod batch;
 mod file;
 pub mod lease;

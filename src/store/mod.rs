@@ -211,6 +211,11 @@ pub fn lease_id(fingerprint: &str) -> u64 {
     hash_id(&format!("{fingerprint}#lease"))
 }
 
+/// The id of a shared answer's point: one caption cache key.
+pub fn answer_id(key: &str) -> u64 {
+    hash_id(&format!("{key}#answer"))
+}
+
 /// The id of a place point: one path of one machine.
 pub fn place_id(host: &str, path: &str) -> u64 {
     // Length-prefixed, so no host and path pair hashes like another.
