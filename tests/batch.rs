@@ -421,3 +421,27 @@ fn issue25_a_batch_the_provider_no_longer_knows_is_retired_and_its_pictures_sent
         assert_eq!(ledger(&archive), 0);
     }
 }
+
+/// Files whose frames are in one machine's batches are claimed while those run: a machine with
+/// a cache of its own (and so a ledger of its own) does not batch them again.
+#[test]
+fn issue25_a_machine_with_its_own_cache_does_not_batch_a_file_another_machine_batched() {
+    let archive = Archive::new(&FILES);
+    archive.mock.batches_take(1_000_000);
+    let (output, _, _) = archive.index(&["--batch", "--no-wait"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(creates(&archive), 1);
+
+    let (output, lines, _) = archive.index_on("there", &["--batch", "--no-wait"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(statuses(&lines), ["claimed", "claimed"]);
+    assert_eq!(lines[0]["claimed_by"]["host"], common::archive::HERE);
+    assert_eq!(creates(&archive), 1, "not batched twice");
+
+    archive.mock.complete_batches();
+    let (output, lines, _) = archive.index(&["--batch", "--no-wait"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(statuses(&lines), ["indexed", "indexed"]);
+    assert_eq!(creates(&archive), 1);
+    assert!(archive.mock.seen().is_empty(), "no synchronous request");
+}

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::lease::{Claim, Holder, Leases};
 use super::plan::Job;
 use super::run::{Context, RunError};
 use super::{FileError, Pipeline};
@@ -32,18 +33,54 @@ pub struct Prepared {
     pub running: Vec<Job>,
     /// Jobs with frames a batch ended without answering: sent again on the next run.
     pub unanswered: Vec<Job>,
+    /// Jobs another indexer holds (its batches carry their frames, or it indexes them).
+    pub held: Vec<(Job, Holder)>,
     pub tally: Tally,
 }
 
-/// Sends what the jobs need through batches, and sorts the jobs by what is answered.
-pub fn prepare(jobs: Vec<Job>, cx: &Context, batching: &Batching) -> Result<Prepared, RunError> {
+/// How long a file whose frames are in batches stays claimed: as long as a batch may run
+/// (a day), so that machines with caches of their own do not batch it too. The claiming
+/// process's next run on the same machine takes it over at once (its owner is gone); a
+/// lease it never collects delays other machines by that day at most.
+pub const BATCH_LEASE: Duration = Duration::from_secs(24 * 3600);
+
+/// Sends what the jobs need through batches, and sorts the jobs by what is answered. Each
+/// job is claimed for as long as a batch runs (`BATCH_LEASE`) before its frames are sent;
+/// the run's own claim, by the same owner, takes it over when the job is indexed.
+pub fn prepare(
+    jobs: Vec<Job>,
+    cx: &Context,
+    batching: &Batching,
+    leases: &Leases,
+) -> Result<Prepared, RunError> {
     let pipeline = cx.pipeline;
     let cache = pipeline.cache.ok_or(RunError::Batch(CaptionError::Ledger(
         "no caption cache: batches keep their answers there".into(),
     )))?;
     let on = |event: &crate::caption::batch::Event| cx.observer.batch(event);
     let session = Session::open(batching.batcher, pipeline.settings, cache, &on)?;
-    let needs = queue(&jobs, cx, &session)?;
+    let claims = Leases::for_batches(cx.store, leases.owner().clone(), BATCH_LEASE);
+    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+    for job in jobs {
+        match claims.claim(&job.fingerprint)? {
+            Claim::Won => mine.push(job),
+            Claim::Held(holder) => theirs.push((job, holder)),
+        }
+    }
+    // Another indexer's: nothing of them is sent. Those whose frames are all answered all the
+    // same (a cache or ledger shared with it) are indexed here, the rest left to it.
+    let (their_jobs, holders): (Vec<Job>, Vec<Holder>) = theirs.into_iter().unzip();
+    let their_needs = queue(&their_jobs, cx, None)?;
+    let mut held = Vec::new();
+    for ((job, holder), keys) in their_jobs.into_iter().zip(holders).zip(their_needs) {
+        let answered = keys.iter().all(|k| cache.get(k).is_some());
+        match answered {
+            true if claims.take_over_batched(&job.fingerprint)? == Claim::Won => mine.push(job),
+            _ => held.push((job, holder)),
+        }
+    }
+    let jobs = mine;
+    let needs = queue(&jobs, cx, Some(&session))?;
     session.flush()?;
     let running = match batching.wait {
         true => {
@@ -60,6 +97,7 @@ pub fn prepare(jobs: Vec<Job>, cx: &Context, batching: &Batching) -> Result<Prep
         ready: Vec::new(),
         running: Vec::new(),
         unanswered: Vec::new(),
+        held,
         tally: session.tally(),
     };
     for (job, keys) in jobs.into_iter().zip(needs) {
@@ -75,10 +113,14 @@ pub fn prepare(jobs: Vec<Job>, cx: &Context, batching: &Batching) -> Result<Prep
     Ok(prepared)
 }
 
-/// Samples every job (`jobs` at a time) and queues its unanswered frames; returns each job's
-/// frames that wait for a batch. A file that cannot be sampled waits for nothing: the
+/// Samples every job (`jobs` at a time) and queues its unanswered frames in `session`; returns
+/// each job's frames that wait for a batch (without a session, every frame's key). A file that cannot be sampled waits for nothing: the
 /// pipeline reports it.
-fn queue(jobs: &[Job], cx: &Context, session: &Session) -> Result<Vec<Vec<String>>, RunError> {
+fn queue(
+    jobs: &[Job],
+    cx: &Context,
+    session: Option<&Session>,
+) -> Result<Vec<Vec<String>>, RunError> {
     let needs: Mutex<Vec<Vec<String>>> = Mutex::new(vec![Vec::new(); jobs.len()]);
     let failed: Mutex<Option<CaptionError>> = Mutex::new(None);
     let next = AtomicUsize::new(0);
@@ -96,6 +138,11 @@ fn queue(jobs: &[Job], cx: &Context, session: &Session) -> Result<Vec<Vec<String
                 let _ = pipeline.windows(&job.path, &mut |window| {
                     for picture in &window.pictures {
                         let key = key(picture, pipeline.captioner, pipeline.settings);
+                        // Without a session, only looked at: which frames are not answered.
+                        let Some(session) = session else {
+                            waiting.push(key);
+                            continue;
+                        };
                         match session.add(&key, picture) {
                             Ok(true) => waiting.push(key),
                             Ok(false) => {}

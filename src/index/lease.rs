@@ -109,6 +109,10 @@ struct Lease {
     /// The owner's `Identity`, in leases of scenedex versions that record it.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     identity: Option<Identity>,
+    /// Held while the file's frames are in batches (`index --batch`), for as long as a batch
+    /// may run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batch: bool,
 }
 
 pub struct Leases<'a> {
@@ -119,6 +123,8 @@ pub struct Leases<'a> {
     /// unexpired), by this process's monotonic clock, which a pause or a clock change cannot
     /// fool.
     held: Mutex<HashMap<String, Instant>>,
+    /// These are claims for files whose frames go in batches.
+    batch: bool,
 }
 
 /// What a sweep found and removed.
@@ -137,6 +143,15 @@ impl<'a> Leases<'a> {
             owner,
             ttl,
             held: Mutex::new(HashMap::new()),
+            batch: false,
+        }
+    }
+
+    /// Claims that last as long as batches may run (`ttl`), marked as a batch's.
+    pub fn for_batches(store: &'a dyn VectorStore, owner: Owner, ttl: Duration) -> Leases<'a> {
+        Leases {
+            batch: true,
+            ..Leases::new(store, owner, ttl)
         }
     }
 
@@ -150,6 +165,16 @@ impl<'a> Leases<'a> {
 
     /// Claims a file's content for this process, unless a live indexer holds it.
     pub fn claim(&self, fingerprint: &str) -> Result<Claim, StoreError> {
+        self.claim_over(fingerprint, false)
+    }
+
+    /// Claims a file another process holds only for its batches (`for_batches`): once every
+    /// frame of it is answered, the batches' work is done and any indexer may write it.
+    pub fn take_over_batched(&self, fingerprint: &str) -> Result<Claim, StoreError> {
+        self.claim_over(fingerprint, true)
+    }
+
+    fn claim_over(&self, fingerprint: &str, batched: bool) -> Result<Claim, StoreError> {
         // A lease removed between writing and reading back was finished by its owner: look
         // again, a bounded number of times.
         for _ in 0..3 {
@@ -165,7 +190,7 @@ impl<'a> Leases<'a> {
             ];
             if let Some(lease) = self.read(fingerprint)? {
                 if lease.owner != self.owner.id() && lease.expires > now {
-                    if !self.owner_is_dead(&lease) {
+                    if !self.owner_is_dead(&lease) && !(batched && lease.batch) {
                         return Ok(Claim::Held(holder(&lease)));
                     }
                     replaceable.push(Condition::equals("owner", lease.owner.clone()));
@@ -411,6 +436,7 @@ impl<'a> Leases<'a> {
             pid: self.owner.pid,
             expires,
             identity: self.owner.identity.clone(),
+            batch: self.batch,
         };
         let payload = match serde_json::to_value(lease).expect("leases serialize") {
             Value::Object(map) => map,

@@ -435,11 +435,23 @@ impl Run<'_> {
     /// Runs the jobs whose frames batches answered, with a pipeline that pays for nothing
     /// more unless a fallback was asked for; the others wait for a later run.
     fn batched(&mut self, jobs: Vec<Job>, batching: &Batching) -> Result<(), RunError> {
-        let prepared = super::batch::prepare(jobs, self.cx, batching)?;
+        let prepared = super::batch::prepare(jobs, self.cx, batching, self.leases)?;
         self.summary.batch = Some(prepared.tally);
         for job in prepared.running.iter().chain(&prepared.unanswered) {
             for place in &job.places {
                 self.simple(&place.os_path(), Status::Waiting, Some(&job.fingerprint));
+            }
+        }
+        for (job, holder) in &prepared.held {
+            for place in &job.places {
+                self.report(Outcome {
+                    path: &place.os_path(),
+                    status: Status::Claimed,
+                    fingerprint: Some(&job.fingerprint),
+                    segments: None,
+                    holder: Some(holder),
+                    failure: None,
+                });
             }
         }
         if batching.fallback_sync {
