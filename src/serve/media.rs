@@ -5,7 +5,10 @@
 //! codec is playable (a remux), or re-encoded to H.264 when it is not. Either is kept on disk
 //! by fingerprint and time range, so a second click costs nothing.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::clip;
 
@@ -51,30 +54,170 @@ pub struct Stretch {
     pub offset: f64,
 }
 
-/// The stretch `[from, to)` seconds of `source`, made once and then read from `dir`.
-pub fn stretch(
+/// The most bytes of playable stretches kept on disk; the least recently made go first.
+pub const STREAMS_LIMIT: u64 = 2 << 30;
+
+/// Stretches made at once: each is a decoder and an encoder at work, and the machine also
+/// serves the page.
+pub const MAKING_AT_ONCE: usize = 2;
+
+/// How long after it was last asked for a stretch counts as being played: a `<video>` comes
+/// back for more byte ranges while it plays, and the file must still be there.
+const PLAYING: Duration = Duration::from_secs(15 * 60);
+
+/// Playable stretches on disk, by fingerprint and time range: made a few at a time, kept
+/// under a size limit checked before each new one is written, and never removed while a
+/// page may still be playing them.
+pub struct Streams {
+    root: PathBuf,
+    limit: u64,
+    making: Mutex<usize>,
+    /// When each stretch was last asked for.
+    asked: Mutex<HashMap<PathBuf, Instant>>,
+}
+
+/// A turn at making a stretch; given back when dropped.
+pub struct Turn<'a>(&'a Streams);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.0.making.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+    }
+}
+
+/// Why no stretch was made now.
+#[derive(Debug)]
+pub enum Wait {
+    /// Every turn is taken: this many stretches are being made; ask again shortly.
+    Busy(usize),
+    Failed(String),
+}
+
+impl Streams {
+    pub fn new(root: PathBuf, limit: u64) -> Streams {
+        Streams {
+            root,
+            limit,
+            making: Mutex::new(0),
+            asked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where a file's stretches are.
+    pub fn dir(&self, fingerprint: &str) -> PathBuf {
+        self.root.join(fingerprint)
+    }
+
+    /// Notes that a stretch is being played.
+    pub fn asked_for(&self, file: &Path) {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        asked.insert(file.to_path_buf(), Instant::now());
+    }
+
+    fn playing(&self, file: &Path) -> bool {
+        let asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        asked.get(file).is_some_and(|at| at.elapsed() < PLAYING)
+    }
+
+    fn turn(&self) -> Result<Turn<'_>, Wait> {
+        let mut making = self.making.lock().unwrap_or_else(|e| e.into_inner());
+        if *making >= MAKING_AT_ONCE {
+            return Err(Wait::Busy(*making));
+        }
+        *making += 1;
+        Ok(Turn(self))
+    }
+
+    /// The stretch `[from, to)` seconds of `source`, made once and then read from disk.
+    pub fn stretch(
+        &self,
+        source: &Path,
+        fingerprint: &str,
+        how: Playback,
+        from: f64,
+        to: f64,
+    ) -> Result<Stretch, Wait> {
+        let dir = self.dir(fingerprint);
+        let name = format!("{}-{}", (from * 1000.0) as u64, (to * 1000.0) as u64);
+        let file = dir.join(format!("{name}.mp4"));
+        let about = dir.join(format!("{name}.json"));
+        if let Ok(text) = std::fs::read_to_string(&about) {
+            if let Ok(known) = serde_json::from_str::<Stretch>(&text) {
+                if file.is_file() {
+                    self.asked_for(&file);
+                    return Ok(Stretch { file, ..known });
+                }
+            }
+        }
+        let _turn = self.turn()?;
+        crate::private::create_dir_all(&dir)
+            .map_err(|e| Wait::Failed(format!("{}: {e}", dir.display())))?;
+        // Room first: the limit holds while the stretch is written, not only after.
+        let expected = expected_size(source, how, from, to);
+        self.keep_under(self.limit.saturating_sub(expected), None);
+        // Two clicks on one scene may make it at once: each writes its own file, and the
+        // renames leave one whole stretch either way.
+        static MAKING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MAKING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = dir.join(format!("{name}.{}-{n}.partial.mp4", std::process::id()));
+        let made = make(source, how, from, to, &partial).map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            Wait::Failed(format!("cannot make {} playable: {e}", source.display()))
+        })?;
+        std::fs::rename(&partial, &file).map_err(|e| Wait::Failed(e.to_string()))?;
+        let made = Stretch {
+            file,
+            offset: made.zero,
+        };
+        let _ = std::fs::write(&about, serde_json::to_string(&made).unwrap_or_default());
+        self.asked_for(&made.file);
+        self.keep_under(self.limit, Some(&made.file));
+        Ok(made)
+    }
+
+    /// Removes the oldest stretches until they take at most `limit` bytes; `keep` (the one
+    /// just made) and stretches being played stay whatever their size.
+    fn keep_under(&self, limit: u64, keep: Option<&Path>) {
+        let mut stretches: Vec<(std::time::SystemTime, u64, PathBuf)> =
+            walkdir::WalkDir::new(&self.root)
+                .max_depth(2)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "mp4")
+                })
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    Some((meta.modified().ok()?, meta.len(), e.into_path()))
+                })
+                .collect();
+        let mut total: u64 = stretches.iter().map(|(_, size, _)| size).sum();
+        stretches.sort();
+        for (_, size, path) in stretches {
+            if total <= limit {
+                break;
+            }
+            // A stretch being written (`.partial.mp4`) is another request's, still at work.
+            let partial = path.to_string_lossy().ends_with(".partial.mp4");
+            if Some(path.as_path()) == keep || partial || self.playing(&path) {
+                continue;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                let _ = std::fs::remove_file(path.with_extension("json"));
+                total -= size;
+            }
+        }
+    }
+}
+
+/// A remux or a re-encode of the stretch into fragmented MP4.
+fn make(
     source: &Path,
     how: Playback,
     from: f64,
     to: f64,
-    dir: &Path,
-) -> Result<Stretch, String> {
-    let name = format!("{}-{}", (from * 1000.0) as u64, (to * 1000.0) as u64);
-    let file = dir.join(format!("{name}.mp4"));
-    let about = dir.join(format!("{name}.json"));
-    if let Ok(text) = std::fs::read_to_string(&about) {
-        if let Ok(known) = serde_json::from_str::<Stretch>(&text) {
-            if file.is_file() {
-                return Ok(Stretch { file, ..known });
-            }
-        }
-    }
-    crate::private::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // Two clicks on one scene may make it at once: each writes its own file, and the renames
-    // leave one whole stretch either way.
-    static MAKING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = MAKING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let partial = dir.join(format!("{name}.{}-{n}.partial.mp4", std::process::id()));
+    partial: &Path,
+) -> Result<clip::Made, clip::ClipError> {
     let output = clip::Output {
         format: "mp4".into(),
         fragmented: true,
@@ -82,55 +225,34 @@ pub fn stretch(
         preset: "ultrafast",
     };
     // A container can hold a playable codec in a form MP4 cannot take as it is: re-encode then.
-    let made = match how {
-        Playback::Transcode => clip::encode(source, from, to, &partial, &output),
-        _ => clip::copy(source, from, to, &partial, &output)
-            .or_else(|_| clip::encode(source, from, to, &partial, &output)),
+    match how {
+        Playback::Transcode => clip::encode(source, from, to, partial, &output),
+        _ => clip::copy(source, from, to, partial, &output)
+            .or_else(|_| clip::encode(source, from, to, partial, &output)),
     }
-    .map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        format!("cannot make {} playable: {e}", source.display())
-    })?;
-    let offset = made.zero;
-    std::fs::rename(&partial, &file).map_err(|e| e.to_string())?;
-    let made = Stretch { file, offset };
-    let _ = std::fs::write(&about, serde_json::to_string(&made).unwrap_or_default());
-    if let Some(root) = dir.parent() {
-        keep_under(root, STREAMS_LIMIT, &made.file);
-    }
-    Ok(made)
 }
 
-/// The most bytes of playable stretches kept on disk; the least recently made go first.
-pub const STREAMS_LIMIT: u64 = 2 << 30;
-
-/// Removes the oldest stretches under `root` until they take at most `limit` bytes; `keep`
-/// (the one just made) stays whatever its size.
-pub fn keep_under(root: &Path, limit: u64, keep: &Path) {
-    let mut stretches: Vec<(std::time::SystemTime, u64, PathBuf)> = walkdir::WalkDir::new(root)
-        .max_depth(2)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "mp4"))
-        .filter_map(|e| {
-            let meta = e.metadata().ok()?;
-            Some((meta.modified().ok()?, meta.len(), e.into_path()))
-        })
-        .collect();
-    let mut total: u64 = stretches.iter().map(|(_, size, _)| size).sum();
-    stretches.sort();
-    for (_, size, path) in stretches {
-        if total <= limit {
-            break;
-        }
-        if path == keep {
-            continue;
-        }
-        if std::fs::remove_file(&path).is_ok() {
-            let _ = std::fs::remove_file(path.with_extension("json"));
-            total -= size;
-        }
-    }
+/// What a stretch will take on disk, about: its share of the source (a remux copies it; a
+/// re-encode at 1280 pixels, ultrafast, is seldom bigger), and at least 8 Mbit/s of it.
+fn expected_size(source: &Path, how: Playback, from: f64, to: f64) -> u64 {
+    let seconds = (to - from).max(0.0);
+    let floor = (seconds * 1_000_000.0) as u64;
+    let share = match (
+        how,
+        crate::decode::Decoder::open(source, crate::decode::Skip::NonKey),
+    ) {
+        (_, Ok(decoder)) => decoder
+            .info()
+            .duration
+            .filter(|d| *d > 0.0)
+            .and_then(|d| {
+                let bytes = std::fs::metadata(source).ok()?.len() as f64;
+                Some((bytes * (seconds / d).min(1.0)) as u64)
+            })
+            .unwrap_or(0),
+        _ => 0,
+    };
+    share.max(floor)
 }
 
 /// The picture at `time` seconds in `source`, as a JPEG whose longer side is `side`.
@@ -149,32 +271,55 @@ pub fn picture_at(source: &Path, time: f64, side: u32) -> Result<Vec<u8>, String
 mod tests {
     use super::*;
 
+    fn stretches(root: &Path, count: u64) -> Vec<PathBuf> {
+        let dir = root.join("0123456789abcdef0123456789abcdef");
+        std::fs::create_dir_all(&dir).unwrap();
+        (0..count)
+            .map(|n| {
+                let path = dir.join(format!("{n}000-{n}999.mp4"));
+                std::fs::write(&path, vec![0u8; 100]).unwrap();
+                std::fs::write(path.with_extension("json"), "{}").unwrap();
+                let at = std::time::UNIX_EPOCH + Duration::from_secs(1000 + n);
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_modified(at)
+                    .unwrap();
+                path
+            })
+            .collect()
+    }
+
     #[test]
     fn the_oldest_stretches_go_first_and_the_newest_always_stays() {
         let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("0123456789abcdef0123456789abcdef");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut paths = Vec::new();
-        for n in 0..4 {
-            let path = dir.join(format!("{n}000-{n}999.mp4"));
-            std::fs::write(&path, vec![0u8; 100]).unwrap();
-            std::fs::write(path.with_extension("json"), "{}").unwrap();
-            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + n);
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(at)
-                .unwrap();
-            paths.push(path);
-        }
-        keep_under(root.path(), 250, &paths[0]);
+        let paths = stretches(root.path(), 4);
+        let streams = Streams::new(root.path().to_path_buf(), 250);
+        streams.keep_under(250, Some(&paths[0]));
         let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
         // 400 bytes over 250: the two oldest besides the one just made.
         assert_eq!(left, [true, false, false, true]);
         assert!(!paths[1].with_extension("json").exists());
-        keep_under(root.path(), 0, &paths[3]);
+        streams.keep_under(0, Some(&paths[3]));
         assert!(paths[3].exists() && !paths[0].exists());
+    }
+
+    #[test]
+    fn issue25_a_stretch_being_played_is_never_removed_and_turns_are_limited() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = stretches(root.path(), 3);
+        let streams = Streams::new(root.path().to_path_buf(), 0);
+        streams.asked_for(&paths[0]);
+        streams.keep_under(0, None);
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        assert_eq!(left, [true, false, false], "the oldest is being played");
+        let turns: Vec<_> = (0..MAKING_AT_ONCE)
+            .map(|_| streams.turn().unwrap())
+            .collect();
+        assert!(matches!(streams.turn(), Err(Wait::Busy(n)) if n == MAKING_AT_ONCE));
+        drop(turns);
+        assert!(streams.turn().is_ok());
     }
 
     #[test]

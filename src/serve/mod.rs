@@ -25,8 +25,8 @@ pub struct App {
     pub store: Box<dyn VectorStore>,
     pub embedder: Arc<dyn Embedder>,
     pub thumbs: Thumbs,
-    /// Where playable stretches of other containers and codecs are kept.
-    pub streams: PathBuf,
+    /// Playable stretches of other containers and codecs.
+    pub streams: media::Streams,
     /// This machine, whose paths can be played.
     pub host: String,
     pub token: Option<Token>,
@@ -48,7 +48,7 @@ impl App {
             store,
             embedder,
             thumbs,
-            streams,
+            streams: media::Streams::new(streams, media::STREAMS_LIMIT),
             host,
             token,
             hosts: hosts::Hosts::default(),

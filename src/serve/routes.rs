@@ -279,8 +279,19 @@ async fn api_stretch(
     blocking(move || {
         let path = app.file(&fingerprint).ok_or_else(not_found)?;
         let how = app.playback(&fingerprint, &path).map_err(failed)?;
-        let dir = app.streams.join(&fingerprint);
-        let made = media::stretch(&path, how, from, to, &dir).map_err(failed)?;
+        let made = match app.streams.stretch(&path, &fingerprint, how, from, to) {
+            Ok(made) => made,
+            // The page waits its turn and asks again.
+            Err(media::Wait::Busy(making)) => {
+                return Ok((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    Json(json!({ "waiting": making })),
+                )
+                    .into_response())
+            }
+            Err(media::Wait::Failed(e)) => return Err(failed(e)),
+        };
         let name = made.file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         Ok(Json(json!({
             "url": format!("/stretch/{fingerprint}/{name}"),
@@ -308,10 +319,11 @@ async fn stretch_file(
     if !is_fingerprint(&fingerprint) || !named_by_us {
         return Err(not_found());
     }
-    let path = app.streams.join(&fingerprint).join(&name);
+    let path = app.streams.dir(&fingerprint).join(&name);
     if !path.is_file() {
         return Err(not_found());
     }
+    app.streams.asked_for(&path);
     send_file(path, request).await
 }
 

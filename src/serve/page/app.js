@@ -13,6 +13,7 @@ const head = $('#head');
 let shown = [];          // hits on the page, in order: {hit, element}
 let selected = -1;
 let playing = null;      // {hit, offset}
+let asking = 0;          // the latest click; an older one waiting for a copy gives up
 let timer = null;
 let inFlight = null;
 
@@ -145,7 +146,17 @@ async function play(index) {
   if (hit.play !== 'native') {
     $('#now').textContent += ' (preparing a playable copy…)';
     const params = new URLSearchParams({ from: hit.start, to: hit.end });
-    const response = await fetch(`${hit.url}?${params}`);
+    const turn = ++asking;
+    let response = await fetch(`${hit.url}?${params}`);
+    // A few copies are made at a time: wait for a turn, saying so.
+    for (let tries = 0; response.status === 503 && tries < 600 && asking === turn; tries++) {
+      const { waiting } = await response.json();
+      $('#now').textContent = `${hit.path}  ${clock(hit.start)} – ${clock(hit.end)}` +
+        ` (waiting: ${waiting} playable ${waiting === 1 ? 'copy is' : 'copies are'} being made first…)`;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      response = await fetch(`${hit.url}?${params}`);
+    }
+    if (asking !== turn) return;
     if (!response.ok) { $('#now').textContent = (await response.text()).trim(); return; }
     const stretch = await response.json();
     url = stretch.url;
