@@ -85,10 +85,14 @@ impl Client {
             // A redirect would carry the key (Authorization, x-api-key) to wherever it points:
             // it is answered as the error it is, never followed.
             .redirect(reqwest::redirect::Policy::none())
-            // No idle connection is kept for the next request: against the stand-in, a request
-            // sent on a kept-alive connection sometimes got no answer until the time-out, and
-            // its retry paid for the picture twice. A new connection costs little beside a
-            // model's seconds.
+            // No idle connection is kept for the next request, for now: the stand-in's server
+            // (tiny_http 0.12) runs each connection on a thread of its task pool for the
+            // connection's whole life, and its `spawn` loses a wake-up when connections arrive
+            // together (it counts a waiting thread that another spawn already woke), so a new
+            // connection's task waits in the queue behind kept-alive idle ones and its request
+            // gets no answer until the time-out (3 runs in 20 with `--retries 0 --timeout 3`;
+            // the stand-in saw every request). The fix is the stand-in on another server;
+            // until then a new connection costs a handshake beside a model's seconds.
             .pool_max_idle_per_host(0)
             .user_agent(concat!("scenedex/", env!("CARGO_PKG_VERSION")))
             .build()
