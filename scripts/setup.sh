@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   pkg-config clang libclang-dev                                   # bindgen, for ffmpeg-sys-next
-  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev    # FFmpeg 5.1, decoding
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev  # FFmpeg 5.1: decoding, scaling, resampling
   ffmpeg                                                          # the CLI, for fixtures and tests
   curl                                                            # scripts/cluster.sh asks Qdrant nodes how they are
   tesseract-ocr                                                   # on-screen text for the offline tagger

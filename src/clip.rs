@@ -3,7 +3,10 @@
 //! A stretch that starts on a key frame is copied packet for packet: fast and lossless. One
 //! that starts between key frames cannot be copied from its first frame (the frames before the
 //! next key frame depend on earlier ones), so its video is re-encoded to H.264 from exactly
-//! that frame. Audio is copied in either case, from the same time.
+//! that frame. Audio is copied in either case, from the same time, unless the clip is MP4 and
+//! its codec is one browsers do not play there (AC-3, DTS): then it is re-encoded to AAC.
+
+mod aac;
 
 use std::path::Path;
 
@@ -231,6 +234,26 @@ fn audio_fits(input: &Input, output: &Output) -> bool {
     }
 }
 
+/// The source's audio that an MP4 clip re-encodes to AAC (it cannot play as it is), with its
+/// new stream added to `out`.
+fn aac_for(
+    input: &Input,
+    output: &Output,
+    out: &mut format::context::Output,
+) -> Result<Option<(usize, aac::Aac)>, ClipError> {
+    let Some(index) = input.audio.filter(|_| !audio_fits(input, output)) else {
+        return Ok(None);
+    };
+    if output.format != "mp4" {
+        return Ok(None);
+    }
+    let Some(parameters) = input.context.stream(index).map(|s| s.parameters()) else {
+        return Ok(None);
+    };
+    let track = aac::Aac::add(out, parameters).map_err(input.failed("adding an AAC stream"))?;
+    Ok(Some((index, track)))
+}
+
 /// Copies `[from, to)` of `source` from the key frame at or before `from`, shifted so that key
 /// frame is at zero.
 pub fn copy(
@@ -256,6 +279,7 @@ pub fn copy(
         }
         mapping[index] = Some(out_index);
     }
+    let mut aac = aac_for(&input, output, &mut context)?;
     context
         .write_header_with(header_options(output))
         .map_err(input.failed("writing the clip's header"))?;
@@ -270,13 +294,25 @@ pub fn copy(
             return Err(ClipError::Interrupted);
         }
         let index = stream.index();
-        let Some(out_index) = mapping[index] else {
-            continue;
-        };
         let Some(ts) = packet.pts().or(packet.dts()) else {
             continue;
         };
         let time = ts as f64 * f64::from(bases[index]) - start;
+        if let Some((_, track)) = aac.as_mut().filter(|(source, _)| *source == index) {
+            if let Some(zero) = zero.filter(|&z| time >= z - 1e-6 && time < to) {
+                track
+                    .push(&packet, time - zero, &mut context)
+                    .map_err(|source| ClipError::Ffmpeg {
+                        path: out.to_path_buf(),
+                        doing: "re-encoding the sound",
+                        source,
+                    })?;
+            }
+            continue;
+        }
+        let Some(out_index) = mapping[index] else {
+            continue;
+        };
         if index == video && zero.is_none() {
             if !packet.is_key() {
                 continue;
@@ -308,13 +344,15 @@ pub fn copy(
             source,
         })?;
     }
-    context
-        .write_trailer()
-        .map_err(|source| ClipError::Ffmpeg {
-            path: out.to_path_buf(),
-            doing: "finishing the clip",
-            source,
-        })?;
+    let finishing = |source| ClipError::Ffmpeg {
+        path: out.to_path_buf(),
+        doing: "finishing the clip",
+        source,
+    };
+    if let Some((_, track)) = &mut aac {
+        track.finish(&mut context).map_err(finishing)?;
+    }
+    context.write_trailer().map_err(finishing)?;
     let zero = zero.ok_or_else(|| ClipError::Empty(source.to_path_buf()))?;
     Ok(Made {
         zero,
@@ -384,6 +422,7 @@ pub fn encode(
         }
         None => None,
     };
+    let mut aac = aac_for(&input, output, &mut context)?;
     context
         .write_header_with(header_options(output))
         .map_err(input.failed("writing the clip's header"))?;
@@ -432,6 +471,16 @@ pub fn encode(
             return Err(ClipError::Interrupted);
         }
         let i = stream.index();
+        if let Some((_, track)) = aac.as_mut().filter(|(source, _)| *source == i) {
+            let Some(ts) = packet.pts() else { continue };
+            let time = ts as f64 * f64::from(bases[i]) - start;
+            if time >= from - 1e-6 && time < to {
+                track
+                    .push(&packet, time - from, &mut context)
+                    .map_err(written)?;
+            }
+            continue;
+        }
         if Some(i) == audio {
             let Some(ts) = packet.pts() else { continue };
             let time = ts as f64 * f64::from(bases[i]) - start;
@@ -462,6 +511,9 @@ pub fn encode(
         send(t.max(from), &frame, &mut context).map_err(written)?;
     }
     video.finish(&mut context).map_err(written)?;
+    if let Some((_, track)) = &mut aac {
+        track.finish(&mut context).map_err(written)?;
+    }
     context.write_trailer().map_err(written)?;
     if frames == 0 {
         return Err(ClipError::Empty(source.to_path_buf()));

@@ -332,3 +332,81 @@ fn issue25_cut_makes_no_clip_of_a_file_that_changed_since_it_was_indexed_and_say
         "{text}"
     );
 }
+
+/// The sound's mean volume in dB, as FFmpeg measures it; None without sound.
+fn mean_volume(clip: &Path) -> Option<f64> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "info", "-nostdin", "-i"])
+        .arg(clip)
+        .args(["-map", "0:a:0", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find_map(|l| {
+            l.split("mean_volume: ")
+                .nth(1)?
+                .trim_end_matches(" dB")
+                .parse()
+                .ok()
+        })
+}
+
+#[test]
+fn issue25_broadcast_sound_plays_in_a_stretch_as_aac_instead_of_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    for codec in ["ac3", "eac3"] {
+        let source = dir.path().join(format!("broadcast-{codec}.mkv"));
+        common::ffmpeg(
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=4:size=160x120:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=4:sample_rate=48000",
+                "-ac",
+                "6",
+                "-c:v",
+                "libx264",
+                "-g",
+                "25",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                codec,
+            ],
+            &source,
+        );
+        let output = scenedex::clip::Output {
+            format: "mp4".into(),
+            fragmented: true,
+            side: None,
+            preset: "ultrafast",
+        };
+        for encode in [false, true] {
+            let out = dir.path().join(format!("{codec}-{encode}.mp4"));
+            match encode {
+                false => scenedex::clip::copy(&source, 1.0, 3.0, &out, &output),
+                true => scenedex::clip::encode(&source, 1.5, 3.0, &out, &output),
+            }
+            .unwrap();
+            let streams = probe(&out)["streams"].clone();
+            let audio = streams
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["codec_type"] == "audio")
+                .unwrap_or_else(|| panic!("{codec}, encode {encode}: no sound in {streams}"))
+                .clone();
+            assert_eq!(audio["codec_name"], "aac", "{codec}");
+            let volume = mean_volume(&out).unwrap();
+            assert!(
+                volume > -40.0,
+                "{codec}, encode {encode}: {volume} dB, silent"
+            );
+        }
+    }
+}
