@@ -732,16 +732,26 @@ pub fn forget(
     let mut done = std::collections::HashSet::new();
     for target in targets {
         let target = files::indexed_form(target).unwrap_or_else(|_| target.clone());
-        let matching: Vec<_> = catalog
+        // Paths of scenedex 0.1's records belong to no machine (listed in the record, or kept
+        // as place points of no machine once another of them was forgotten), but are
+        // forgotten when named. Whether each is a point of its own.
+        let points = catalog
             .mine()
-            .filter(|p| p.os_path().starts_with(&target) && !done.contains(&p.path))
-            .cloned()
+            .chain(catalog.all_places().filter(|p| p.host.is_empty()));
+        let matching: Vec<(Place, bool)> = points
+            .map(|p| (p, true))
+            .chain(catalog.unclaimed().map(|p| (p, false)))
+            .filter(|(p, _)| p.os_path().starts_with(&target) && !done.contains(&p.path))
+            .map(|(p, point)| (p.clone(), point))
             .collect();
         if matching.is_empty() {
             forgotten.nothing_at.push(target);
         }
-        for place in matching {
-            files::drop_place(store, &place)?;
+        for (place, point) in matching {
+            match point {
+                true => files::drop_place(store, &place)?,
+                false => keep_other_unclaimed(store, &catalog, &place)?,
+            }
             done.insert(place.path.clone());
             forgotten.paths += 1;
             if let_go(&leases, thumbs, &place.fingerprint, warn)? {
@@ -751,6 +761,21 @@ pub fn forget(
     }
     store.flush()?;
     Ok(forgotten)
+}
+
+/// Forgetting one path of a scenedex 0.1 record, which lists its paths itself: the record's
+/// other paths become place points of no machine, so they outlive it.
+fn keep_other_unclaimed(
+    store: &dyn VectorStore,
+    catalog: &Catalog,
+    forgotten: &Place,
+) -> Result<(), StoreError> {
+    let others: Vec<Place> = catalog
+        .unclaimed()
+        .filter(|p| p.fingerprint == forgotten.fingerprint && p.path != forgotten.path)
+        .cloned()
+        .collect();
+    files::put_places(store, &others)
 }
 
 /// A worker's part of one job: claim it, and if it is still to do, run it.
@@ -911,4 +936,51 @@ pub fn dry_run(
         }
     }
     Ok(dry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EdgeStore;
+
+    #[test]
+    fn issue25_forget_reaches_a_path_of_scenedex_0_1_that_no_machine_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(&dir.path().join("index"), Some(("m", 4)), true).unwrap();
+        let fingerprint = "0123456789abcdef0123456789abcdef";
+        let old = serde_json::json!({
+            "fingerprint": fingerprint, "size": 10, "duration": 1.0, "frames_sampled": 1,
+            "frames_kept": 1, "frames_captioned": 1, "segments": 1, "captioner": "tagger/x",
+            "prompt": "none", "style": "tags", "indexed_at": 1, "indexer": "scenedex 0.1.0",
+            "record": "file",
+            "places": [{"path": "/v/gone.mp4", "mtime_ns": 5}, {"path": "/w/kept.mp4", "mtime_ns": 6}]
+        });
+        store
+            .upsert(vec![crate::store::Point {
+                id: crate::store::file_id(fingerprint),
+                vectors: None,
+                payload: old.as_object().unwrap().clone(),
+            }])
+            .unwrap();
+        let thumbs = Thumbs::new(dir.path().join("thumbs"));
+        let gone = [std::path::PathBuf::from("/v/gone.mp4")];
+        let forgotten = forget(&store, &thumbs, "here", &gone, &|_| {}).unwrap();
+        assert_eq!((forgotten.paths, forgotten.files), (1, 0), "{forgotten:?}");
+        let catalog = Catalog::load(&store, "here").unwrap();
+        let left: Vec<&str> = catalog
+            .places_of(fingerprint)
+            .iter()
+            .map(|p| p.path.as_str())
+            .collect();
+        assert_eq!(
+            left,
+            ["/w/kept.mp4"],
+            "the other path is kept, still of no machine"
+        );
+        let kept = [std::path::PathBuf::from("/w/kept.mp4")];
+        let forgotten = forget(&store, &thumbs, "here", &kept, &|_| {}).unwrap();
+        assert_eq!(forgotten.nothing_at, Vec::<std::path::PathBuf>::new());
+        assert_eq!((forgotten.paths, forgotten.files), (1, 1), "its last path: it goes");
+        assert!(files::records_of(&store, &[fingerprint.to_string()]).unwrap().is_empty());
+    }
 }
