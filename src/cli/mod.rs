@@ -883,6 +883,7 @@ fn store_exit_code(e: &crate::store::StoreError) -> i32 {
         StoreError::DiskFull { .. } => exit::CANT_WRITE,
         StoreError::Engine(e) if e.contains("No space left") => exit::CANT_WRITE,
         StoreError::Engine(_) => exit::FAILURE,
+        StoreError::Late => exit::SERVICE,
     }
 }
 

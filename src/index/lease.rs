@@ -245,9 +245,16 @@ impl<'a> Leases<'a> {
     /// monotonic clock, that no other indexer can have taken it over: within half its length,
     /// which leaves the other half for clocks that differ and requests on their way.
     pub fn holds(&self, fingerprint: &str) -> bool {
+        self.hold_ends(fingerprint)
+            .is_some_and(|end| Instant::now() < end)
+    }
+
+    /// When this process stops trusting its hold on the file, by its monotonic clock: half
+    /// the lease after its last confirmation. None when it holds no lease on it.
+    pub fn hold_ends(&self, fingerprint: &str) -> Option<Instant> {
         self.held_set()
             .get(fingerprint)
-            .is_some_and(|confirmed| confirmed.elapsed() < self.ttl / 2)
+            .map(|confirmed| *confirmed + self.ttl / 2)
     }
 
     /// Renews these leases: read first, so that a lease gone or another's is never written

@@ -608,26 +608,44 @@ impl Run<'_> {
         let fingerprint = job.fingerprint.as_str();
         let leases = self.leases;
         let lost = |me: &mut Self| me.lost(job, Some(&indexed.stats));
-        if !leases.confirm(fingerprint)? {
-            return lost(self);
-        }
-        // Segments left by a run that stopped before this content's record was written.
-        store.delete(&[
-            Condition::equals("fingerprint", fingerprint),
-            Condition::equals("record", SEGMENT),
-        ])?;
-        for chunk in indexed.points.chunks(CHUNK) {
-            if !leases.holds(fingerprint) {
-                return lost(self);
+        // Each step under a deadline: the end of the hold just confirmed.
+        let held = |work: &dyn Fn() -> Result<(), StoreError>| -> Result<bool, StoreError> {
+            if !leases.confirm(fingerprint)? {
+                return Ok(false);
             }
-            store.upsert(chunk.to_vec())?;
+            let Some(end) = leases.hold_ends(fingerprint) else {
+                return Ok(false);
+            };
+            match crate::store::with_deadline(end, work) {
+                Err(StoreError::Late) => Ok(false),
+                done => done.map(|()| true),
+            }
+        };
+        let segments = || {
+            // Segments left by a run that stopped before this content's record was written.
+            store.delete(&[
+                Condition::equals("fingerprint", fingerprint),
+                Condition::equals("record", SEGMENT),
+            ])?;
+            for chunk in indexed.points.chunks(CHUNK) {
+                if !leases.holds(fingerprint) {
+                    return Err(StoreError::Late);
+                }
+                store.upsert(chunk.to_vec())?;
+            }
+            Ok(())
+        };
+        if !held(&segments)? {
+            return lost(self);
         }
         fail::fail_point!("index-before-record");
-        if !leases.confirm(fingerprint)? {
+        let finished = || {
+            files::put_places(store, &job.places)?;
+            files::put_record(store, &record(job, &indexed.stats, self.cx.made_by))
+        };
+        if !held(&finished)? {
             return lost(self);
         }
-        files::put_places(store, &job.places)?;
-        files::put_record(store, &record(job, &indexed.stats, self.cx.made_by))?;
         store.flush()?;
         self.leases.release(fingerprint)?;
         self.let_go(job.replaces.iter())?;
@@ -980,7 +998,13 @@ mod tests {
         let kept = [std::path::PathBuf::from("/w/kept.mp4")];
         let forgotten = forget(&store, &thumbs, "here", &kept, &|_| {}).unwrap();
         assert_eq!(forgotten.nothing_at, Vec::<std::path::PathBuf>::new());
-        assert_eq!((forgotten.paths, forgotten.files), (1, 1), "its last path: it goes");
-        assert!(files::records_of(&store, &[fingerprint.to_string()]).unwrap().is_empty());
+        assert_eq!(
+            (forgotten.paths, forgotten.files),
+            (1, 1),
+            "its last path: it goes"
+        );
+        assert!(files::records_of(&store, &[fingerprint.to_string()])
+            .unwrap()
+            .is_empty());
     }
 }

@@ -187,6 +187,32 @@ pub enum StoreError {
     DiskFull { dir: PathBuf, detail: String },
     #[error("the vector store failed: {0}")]
     Engine(String),
+    /// A write that could not finish before this process's hold on the file lapsed
+    /// (`with_deadline`): it was given up, and the file is another indexer's now.
+    #[error("a write to the index could not finish while this indexer held the file")]
+    Late,
+}
+
+thread_local! {
+    static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `work` with its store requests on this thread given up at `deadline` (`StoreError::Late`)
+/// instead of waiting out a server's full patience: a write of a file must finish while its
+/// writer holds the file's lease. A request the server already took may still land; this
+/// narrows the window from a request's whole patience to the hold's end.
+pub fn with_deadline<T>(deadline: std::time::Instant, work: impl FnOnce() -> T) -> T {
+    let before = DEADLINE.with(|d| d.replace(Some(deadline)));
+    let done = work();
+    DEADLINE.with(|d| d.set(before));
+    done
+}
+
+/// What is left of this thread's deadline, if it has one.
+fn time_left() -> Option<std::time::Duration> {
+    DEADLINE
+        .with(|d| d.get())
+        .map(|d| d.saturating_duration_since(std::time::Instant::now()))
 }
 
 /// A point id that depends only on the file and the segment's start, so writing the same

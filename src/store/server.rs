@@ -265,10 +265,24 @@ impl ServerStore {
         F: Fn(Qdrant, String) -> Fut,
         Fut: Future<Output = Result<T, QdrantError>>,
     {
+        // A write under a lease waits no longer than the lease is held (`with_deadline`).
+        let left = super::time_left();
+        if left.is_some_and(|l| l.is_zero()) {
+            return Err(StoreError::Late);
+        }
+        let patience = left.map_or(patience, |l| l.min(patience));
         let attempt = || {
             let node = self.current.load(Ordering::Relaxed);
             let future = request(self.clients[node].clone(), self.collection.clone());
-            async move { future.await.map_err(|e| (node, e)) }
+            async move {
+                match left {
+                    None => future.await.map_err(|e| (node, Some(e))),
+                    Some(left) => match tokio::time::timeout(left, future).await {
+                        Ok(done) => done.map_err(|e| (node, Some(e))),
+                        Err(_) => Err((node, None)),
+                    },
+                }
+            }
         };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
@@ -280,7 +294,7 @@ impl ServerStore {
             attempt
                 .retry(backoff)
                 .sleep(tokio::time::sleep)
-                .when(|(_, e)| transient(e) && !crate::stop::requested())
+                .when(|(_, e)| e.as_ref().is_some_and(transient) && !crate::stop::requested())
                 .notify(|(node, _), _| {
                     // The next attempt goes to the next node, unless another thread moved on.
                     let next = (node + 1) % self.clients.len();
@@ -292,7 +306,13 @@ impl ServerStore {
                     );
                 }),
         );
-        result.map_err(|(node, e)| self.failed(node, e))
+        match result {
+            Ok(done) => Ok(done),
+            Err((node, Some(e))) if super::time_left() != Some(Duration::ZERO) => {
+                Err(self.failed(node, e))
+            }
+            Err(_) => Err(StoreError::Late),
+        }
     }
 
     fn failed(&self, node: usize, e: QdrantError) -> StoreError {
