@@ -159,14 +159,10 @@ fn two_indexers_on_one_folder_at_once_caption_each_file_once() {
         2,
         "both machines took a share: {indexed_by:?}"
     );
-    // Each machine asked what its own share takes alone, and nothing more.
-    let expected: usize = indexed_by
-        .values()
-        .map(|names| {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            requests_alone(cluster, &names)
-        })
-        .sum();
+    // The two machines, with caches of their own, asked what one machine alone asks for the
+    // whole folder, and nothing more: a picture two files share (answers travel with the
+    // index since issue 25) is asked once for the cluster.
+    let expected = requests_alone(cluster, &SIX);
     assert_eq!(archive.mock.seen().len(), expected, "{indexed_by:?}");
     let segments = archive.segments();
     let mut distinct = segments.clone();
@@ -559,10 +555,11 @@ fn issue25_an_indexer_paused_past_its_lease_pays_nothing_more_and_writes_nothing
     assert_eq!(count(&archive, cluster, "file"), 1);
 }
 
-/// Two seconds of a title card every file opens with, then two seconds of `colour`.
-fn opens_with_the_card(colour: &str, out: &std::path::Path) {
-    let card = "color=c=0x208040:s=320x240:r=25:d=2";
-    let scene = format!("color=c={colour}:s=320x240:r=25:d=2");
+/// Two seconds of a title card every file opens with (a test pattern: a plain colour is no
+/// picture worth captioning), then two seconds of another pattern.
+fn opens_with_the_card(scene: &str, out: &std::path::Path) {
+    let card = "testsrc=s=320x240:r=25:d=2";
+    let scene = format!("{scene}=s=320x240:r=25:d=2");
     common::ffmpeg(
         &[
             "-f",
@@ -591,11 +588,17 @@ fn issue25_machines_with_caches_of_their_own_caption_a_title_card_once() {
     let Some(cluster) = qdrant::shared() else {
         return;
     };
-    let archive = Archive::on(cluster, &[]);
-    for (folder, colour) in [("a", "red"), ("b", "blue")] {
-        std::fs::create_dir_all(archive.videos.join(folder)).unwrap();
-        opens_with_the_card(colour, &archive.videos.join(folder).join("news.mp4"));
+    let (archive, alone) = (Archive::on(cluster, &[]), Archive::on(cluster, &[]));
+    for videos in [&archive.videos, &alone.videos] {
+        for (folder, scene) in [("a", "smptebars"), ("b", "rgbtestsrc")] {
+            std::fs::create_dir_all(videos.join(folder)).unwrap();
+            opens_with_the_card(scene, &videos.join(folder).join("news.mp4"));
+        }
     }
+    // What one machine with one cache asks for both files: the card once.
+    let (output, _, _) = alone.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let once = alone.mock.seen().len();
     let machines: Vec<Child> = ["a", "b"]
         .iter()
         .map(|folder| {
@@ -612,7 +615,7 @@ fn issue25_machines_with_caches_of_their_own_caption_a_title_card_once() {
         let output = machine.wait_with_output().unwrap();
         assert!(output.status.success(), "{}", stderr(&output));
     }
-    // The card, the red scene and the blue one: three pictures, each paid for once.
-    assert_eq!(archive.mock.seen().len(), 3, "{:?}", archive.segments());
+    assert!(once > 0);
+    assert_eq!(archive.mock.seen().len(), once, "{:?}", archive.segments());
     assert_eq!(count(&archive, cluster, "file"), 2);
 }

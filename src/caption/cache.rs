@@ -158,7 +158,8 @@ impl Cache {
         Some(caption)
     }
 
-    fn get_local(&self, key: &str) -> Option<Caption> {
+    /// This machine's answer only.
+    pub fn get_local(&self, key: &str) -> Option<Caption> {
         let text = std::fs::read_to_string(self.path(key)).ok()?;
         let mut caption: Caption = serde_json::from_str(&text).ok()?;
         // Entries an older release wrote may hold the text of an uncertain answer.
@@ -177,7 +178,8 @@ impl Cache {
         self.put_local(key, caption)
     }
 
-    fn put_local(&self, key: &str, caption: &Caption) -> std::io::Result<()> {
+    /// Keeps an answer on this machine only.
+    pub fn put_local(&self, key: &str, caption: &Caption) -> std::io::Result<()> {
         let path = self.path(key);
         let folder = path.parent().expect("entries live in a sub-folder");
         crate::private::create_dir_all(folder)?;

@@ -91,7 +91,15 @@ pub fn caption_all(
             false => job.on_threads(&mine, &done),
         }
         if let Some(shared) = shared {
-            for i in claimed {
+            let results = results.lock().expect("no worker panics");
+            for &i in &claimed {
+                if let Some(Outcome {
+                    caption: Ok(caption),
+                    cached: false,
+                }) = &results[i]
+                {
+                    shared.put(&keys[i], caption);
+                }
                 shared.release(&keys[i]);
             }
         }
@@ -255,8 +263,10 @@ impl Job<'_> {
         );
     }
 
+    /// This machine's cache only: a request may be a future on the shared runtime, where no
+    /// blocking call to a server may run; `claim` brought shared answers here beforehand.
     fn hit(&self, i: usize) -> Option<Outcome> {
-        let caption = self.cache?.get(&self.keys[i])?;
+        let caption = self.cache?.get_local(&self.keys[i])?;
         self.totals.lock().expect("no worker panics").cache_hits += 1;
         Some(Outcome {
             caption: Ok(caption),
@@ -362,8 +372,9 @@ impl Job<'_> {
 
     fn keep(&self, i: usize, caption: Result<Caption, CaptionError>) -> Outcome {
         if let (Ok(caption), Some(cache)) = (&caption, self.cache) {
-            // A cache that cannot be written costs money later, not correctness now.
-            if let Err(e) = cache.put(&self.keys[i], caption) {
+            // A cache that cannot be written costs money later, not correctness now. Shared
+            // with other machines by `caption_all`, off the runtime.
+            if let Err(e) = cache.put_local(&self.keys[i], caption) {
                 eprintln!(
                     "warning: cannot write to the caption cache {}: {e}",
                     cache.dir().display()

@@ -105,6 +105,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         cache.share(Box::new(crate::index::answers::Answers::new(
             store.clone(),
             &host,
+            Duration::from_secs_f64(args.lease),
         )));
     }
     let made_by = Provenance::new(chosen.captioner.as_ref(), &prompt, args.captioner.style);

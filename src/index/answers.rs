@@ -17,27 +17,27 @@ use crate::store::{answer_id, Point, VectorStore};
 /// `record` payload value of a shared answer.
 pub const ANSWER: &str = "answer";
 
-/// How long a claim on a picture lasts: longer than a request with its retries takes, short
-/// enough that a machine that died holding it delays the others little.
-const CLAIM: Duration = Duration::from_secs(120);
-
 pub struct Answers {
     store: Arc<dyn VectorStore>,
     owner: Owner,
+    /// How long a claim on a picture lasts: the run's lease, as a file's claim does, so a
+    /// machine that stops holding one delays the others no longer than a file's.
+    claim: Duration,
     warned: AtomicBool,
 }
 
 impl Answers {
-    pub fn new(store: Arc<dyn VectorStore>, host: &str) -> Answers {
+    pub fn new(store: Arc<dyn VectorStore>, host: &str, claim: Duration) -> Answers {
         Answers {
             store,
             owner: Owner::this_process(host),
+            claim,
             warned: AtomicBool::new(false),
         }
     }
 
     fn leases(&self) -> Leases<'_> {
-        Leases::new(self.store.as_ref(), self.owner.clone(), CLAIM)
+        Leases::new(self.store.as_ref(), self.owner.clone(), self.claim)
     }
 
     /// Says once that shared answers cannot be reached: the run goes on, paying where it must.
@@ -165,7 +165,8 @@ mod tests {
             .iter()
             .map(|host| {
                 let cache = Cache::open(&dir.path().join(format!("cache-{host}"))).unwrap();
-                cache.share(Box::new(Answers::new(store.clone(), host)));
+                let claim = Duration::from_secs(60);
+                cache.share(Box::new(Answers::new(store.clone(), host, claim)));
                 cache
             })
             .collect();

@@ -523,11 +523,16 @@ impl Captioner for Fenced<'_> {
     }
 
     fn caption_future<'b>(&'b self, request: Request<'b>) -> BoxFuture<'b> {
-        // Checked when the request is about to go, not when it was queued.
-        Box::pin(async move {
-            self.check()?;
-            self.inner.caption_future(request).await
-        })
+        // Checked each time the request is to make progress, not only when it was queued: a
+        // process resumed after a pause must not send a retry (its time-out fired meanwhile)
+        // for a file another indexer took over. An answer still on its way then is not read.
+        let mut inner = self.inner.caption_future(request);
+        Box::pin(std::future::poll_fn(move |cx| {
+            if let Err(lost) = self.check() {
+                return std::task::Poll::Ready(Err(lost));
+            }
+            inner.as_mut().poll(cx)
+        }))
     }
 }
 
