@@ -466,14 +466,20 @@ pub fn encode(
         Ok(false)
     };
     let mut done = false;
+    // Reading stops once the video and the sound have both passed `to`, not at the file's end.
+    let mut sound_done = audio.is_none() && aac.is_none();
     for (stream, mut packet) in input.context.packets() {
         if crate::stop::requested() {
             return Err(ClipError::Interrupted);
+        }
+        if done && sound_done {
+            break;
         }
         let i = stream.index();
         if let Some((_, track)) = aac.as_mut().filter(|(source, _)| *source == i) {
             let Some(ts) = packet.pts() else { continue };
             let time = ts as f64 * f64::from(bases[i]) - start;
+            sound_done |= time >= to;
             if time >= from - 1e-6 && time < to {
                 track
                     .push(&packet, time - from, &mut context)
@@ -484,6 +490,7 @@ pub fn encode(
         if Some(i) == audio {
             let Some(ts) = packet.pts() else { continue };
             let time = ts as f64 * f64::from(bases[i]) - start;
+            sound_done |= time >= to;
             if time >= from - 1e-6 && time < to {
                 write_shifted(
                     &mut context,

@@ -1,7 +1,7 @@
 //! Captioning many pictures: the cache first, identical pictures asked about once, several
 //! requests in flight, and a moderation reply that is not the JSON asked for tried once more.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -84,25 +84,43 @@ pub fn caption_all(
             Some(shared) => claim(&left, &keys, cache, shared),
             None => (left.into_iter().map(|i| (i, false)).collect(), Vec::new()),
         };
-        let claimed: Vec<usize> = mine.iter().filter(|m| m.1).map(|m| m.0).collect();
+        let claimed: HashSet<usize> = mine.iter().filter(|m| m.1).map(|m| m.0).collect();
         let mine: Vec<usize> = mine.into_iter().map(|m| m.0).collect();
-        match captioner.waits_on_network() {
-            true => job.in_flight(&mine, &done),
-            false => job.on_threads(&mine, &done),
-        }
-        if let Some(shared) = shared {
-            let results = results.lock().expect("no worker panics");
-            for &i in &claimed {
-                if let Some(Outcome {
-                    caption: Ok(caption),
-                    cached: false,
-                }) = &results[i]
-                {
-                    shared.put(&keys[i], caption);
-                }
-                shared.release(&keys[i]);
+        std::thread::scope(|scope| {
+            // Each answer paid for is shared, and its claim given up, as soon as it comes: from
+            // a thread of its own, as a request future may not block on the server.
+            let (send, answered) = std::sync::mpsc::channel::<(usize, Option<Caption>)>();
+            if let Some(shared) = shared {
+                let keys = &keys;
+                scope.spawn(move || {
+                    for (i, caption) in answered {
+                        if let Some(caption) = caption {
+                            shared.put(&keys[i], &caption);
+                        }
+                        shared.release(&keys[i]);
+                    }
+                });
             }
-        }
+            let sharing = |i: usize, outcome: Outcome| {
+                if claimed.contains(&i) {
+                    let paid = match (&outcome.caption, outcome.cached) {
+                        (Ok(caption), false) => Some(caption.clone()),
+                        _ => None,
+                    };
+                    let _ = send.send((i, paid));
+                }
+                done(i, outcome);
+            };
+            match captioner.waits_on_network() {
+                true => job.in_flight(&mine, &sharing),
+                false => job.on_threads(&mine, &sharing),
+            }
+            // Claims of pictures a Ctrl-C left unasked.
+            let results = results.lock().expect("no worker panics");
+            for &i in claimed.iter().filter(|&&i| results[i].is_none()) {
+                let _ = send.send((i, None));
+            }
+        });
         if theirs.is_empty() || crate::stop::requested() {
             break;
         }

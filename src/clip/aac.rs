@@ -88,12 +88,7 @@ impl Aac {
         if self.decoder.send_eof().is_ok() {
             self.decoded(out)?;
         }
-        if let Some(resampler) = &mut self.resampler {
-            let mut flushed = ffmpeg::frame::Audio::empty();
-            if resampler.flush(&mut flushed).is_ok() && flushed.samples() > 0 {
-                self.keep(&flushed);
-            }
-        }
+        self.flush_resampler();
         self.encode(out, true)?;
         self.encoder.send_eof()?;
         self.drain(out)
@@ -105,11 +100,19 @@ impl Aac {
             if frame.channel_layout().is_empty() {
                 frame.set_channel_layout(ChannelLayout::default(i32::from(frame.channels())));
             }
-            if self.resampler.is_none() {
+            // Broadcast sound switches between 5.1 and stereo at programme boundaries: a
+            // resampler serves one input shape, so a new shape gets a new one.
+            let shape = (frame.format(), frame.channel_layout(), frame.rate());
+            let same = self.resampler.as_ref().is_some_and(|r| {
+                let input = r.input();
+                (input.format, input.channel_layout, input.rate) == shape
+            });
+            if !same {
+                self.flush_resampler();
                 self.resampler = Some(ffmpeg::software::resampling::Context::get(
-                    frame.format(),
-                    frame.channel_layout(),
-                    frame.rate(),
+                    shape.0,
+                    shape.1,
+                    shape.2,
                     format::Sample::F32(format::sample::Type::Planar),
                     ChannelLayout::STEREO,
                     self.rate,
@@ -123,6 +126,17 @@ impl Aac {
             self.encode(out, false)?;
         }
         Ok(())
+    }
+
+    /// What the resampler holds back, kept.
+    fn flush_resampler(&mut self) {
+        let Some(mut resampler) = self.resampler.take() else {
+            return;
+        };
+        let mut flushed = ffmpeg::frame::Audio::empty();
+        if resampler.flush(&mut flushed).is_ok() && flushed.samples() > 0 {
+            self.keep(&flushed);
+        }
     }
 
     fn keep(&mut self, stereo: &ffmpeg::frame::Audio) {

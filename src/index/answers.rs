@@ -3,8 +3,9 @@
 //! vectors (`record = "answer"`), keyed like the cache; a picture being asked about has a short
 //! claim, a lease like a file's, so two machines meeting it at once pay once.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -19,7 +20,10 @@ pub const ANSWER: &str = "answer";
 
 pub struct Answers {
     store: Arc<dyn VectorStore>,
-    owner: Owner,
+    host: String,
+    /// Each claim held, by key, with its owner: one of its own, so that two files of this
+    /// process meeting one picture wait for each other as two machines do.
+    claims: Mutex<HashMap<String, Owner>>,
     /// How long a claim on a picture lasts: the run's lease, as a file's claim does, so a
     /// machine that stops holding one delays the others no longer than a file's.
     claim: Duration,
@@ -30,14 +34,15 @@ impl Answers {
     pub fn new(store: Arc<dyn VectorStore>, host: &str, claim: Duration) -> Answers {
         Answers {
             store,
-            owner: Owner::this_process(host),
+            host: host.to_string(),
+            claims: Mutex::new(HashMap::new()),
             claim,
             warned: AtomicBool::new(false),
         }
     }
 
-    fn leases(&self) -> Leases<'_> {
-        Leases::new(self.store.as_ref(), self.owner.clone(), self.claim)
+    fn leases(&self, owner: Owner) -> Leases<'_> {
+        Leases::new(self.store.as_ref(), owner, self.claim)
     }
 
     /// Says once that shared answers cannot be reached: the run goes on, paying where it must.
@@ -84,8 +89,13 @@ impl Shared for Answers {
     }
 
     fn claim(&self, key: &str) -> bool {
-        match self.leases().claim(&claim_name(key)) {
-            Ok(Claim::Won) => true,
+        let owner = Owner::this_process(&self.host);
+        match self.leases(owner.clone()).claim(&claim_name(key)) {
+            Ok(Claim::Won) => {
+                let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+                claims.insert(key.to_string(), owner);
+                true
+            }
             Ok(Claim::Held(_)) => false,
             Err(e) => {
                 self.warn(e);
@@ -95,7 +105,14 @@ impl Shared for Answers {
     }
 
     fn release(&self, key: &str) {
-        if let Err(e) = self.leases().release(&claim_name(key)) {
+        let owner = {
+            let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+            claims.remove(key)
+        };
+        let Some(owner) = owner else {
+            return;
+        };
+        if let Err(e) = self.leases(owner).release(&claim_name(key)) {
             self.warn(e);
         }
     }

@@ -80,14 +80,17 @@ pub fn prepare(
         }
     }
     let jobs = mine;
-    let needs = queue(&jobs, cx, Some(&session))?;
-    session.flush()?;
-    let running = match batching.wait {
-        true => {
-            session.wait(batching.poll)?;
-            0
+    let sent = send(&jobs, cx, batching, &session);
+    let (needs, running) = match sent {
+        Ok(sent) => sent,
+        Err(e) => {
+            // Stopped (Ctrl-C, a refused batch): no claim of a day outlives the run for files
+            // whose frames may be in no batch; the ledger keeps what was sent.
+            for job in &jobs {
+                let _ = claims.release(&job.fingerprint);
+            }
+            return Err(e);
         }
-        false => session.check()?,
     };
     let pending: HashSet<String> = match running {
         0 => HashSet::new(),
@@ -111,6 +114,26 @@ pub fn prepare(
         }
     }
     Ok(prepared)
+}
+
+/// Sends the jobs' unanswered frames and, with `wait`, waits for their batches; returns each
+/// job's frames that wait for a batch, and how many batches still run.
+fn send(
+    jobs: &[Job],
+    cx: &Context,
+    batching: &Batching,
+    session: &Session,
+) -> Result<(Vec<Vec<String>>, usize), RunError> {
+    let needs = queue(jobs, cx, Some(session))?;
+    session.flush()?;
+    let running = match batching.wait {
+        true => {
+            session.wait(batching.poll)?;
+            0
+        }
+        false => session.check()?,
+    };
+    Ok((needs, running))
 }
 
 /// Samples every job (`jobs` at a time) and queues its unanswered frames in `session`; returns

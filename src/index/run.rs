@@ -627,11 +627,13 @@ impl Run<'_> {
                 Condition::equals("fingerprint", fingerprint),
                 Condition::equals("record", SEGMENT),
             ])?;
+            // Each chunk under the hold as renewals have extended it meanwhile.
             for chunk in indexed.points.chunks(CHUNK) {
-                if !leases.holds(fingerprint) {
-                    return Err(StoreError::Late);
-                }
-                store.upsert(chunk.to_vec())?;
+                let end = leases
+                    .hold_ends(fingerprint)
+                    .filter(|end| Instant::now() < *end)
+                    .ok_or(StoreError::Late)?;
+                crate::store::with_deadline(end, || store.upsert(chunk.to_vec()))?;
             }
             Ok(())
         };
@@ -748,6 +750,7 @@ pub fn forget(
     let leases = Leases::new(store, Owner::this_process(host), DEFAULT_TTL);
     let mut forgotten = Forgotten::default();
     let mut done = std::collections::HashSet::new();
+    let mut gone = std::collections::HashSet::new();
     for target in targets {
         let target = files::indexed_form(target).unwrap_or_else(|_| target.clone());
         // Paths of scenedex 0.1's records belong to no machine (listed in the record, or kept
@@ -765,14 +768,18 @@ pub fn forget(
         if matching.is_empty() {
             forgotten.nothing_at.push(target);
         }
+        done.extend(matching.iter().map(|(p, _)| p.path.clone()));
         for (place, point) in matching {
-            match point {
-                true => files::drop_place(store, &place)?,
-                false => keep_other_unclaimed(store, &catalog, &place)?,
+            if !point {
+                keep_other_unclaimed(store, &catalog, &place, &done)?;
             }
-            done.insert(place.path.clone());
+            // An unclaimed path may have become a point of no machine when another of its
+            // record's paths was forgotten before: that point goes too.
+            files::drop_place(store, &place)?;
             forgotten.paths += 1;
-            if let_go(&leases, thumbs, &place.fingerprint, warn)? {
+            if let_go(&leases, thumbs, &place.fingerprint, warn)?
+                && gone.insert(place.fingerprint.clone())
+            {
                 forgotten.files += 1;
             }
         }
@@ -782,15 +789,17 @@ pub fn forget(
 }
 
 /// Forgetting one path of a scenedex 0.1 record, which lists its paths itself: the record's
-/// other paths become place points of no machine, so they outlive it.
+/// other paths, but those being forgotten, become place points of no machine, so they
+/// outlive it.
 fn keep_other_unclaimed(
     store: &dyn VectorStore,
     catalog: &Catalog,
     forgotten: &Place,
+    forgetting: &std::collections::HashSet<String>,
 ) -> Result<(), StoreError> {
     let others: Vec<Place> = catalog
         .unclaimed()
-        .filter(|p| p.fingerprint == forgotten.fingerprint && p.path != forgotten.path)
+        .filter(|p| p.fingerprint == forgotten.fingerprint && !forgetting.contains(&p.path))
         .cloned()
         .collect();
     files::put_places(store, &others)
@@ -995,6 +1004,26 @@ mod tests {
             ["/w/kept.mp4"],
             "the other path is kept, still of no machine"
         );
+        // Both paths of another such record, at once.
+        let two = "0123456789abcdef0123456789abcdee";
+        let mut both = old.clone();
+        both["fingerprint"] = two.into();
+        both["places"] = serde_json::json!([
+            {"path": "/x/a.mp4", "mtime_ns": 1}, {"path": "/x/b.mp4", "mtime_ns": 2}
+        ]);
+        store
+            .upsert(vec![crate::store::Point {
+                id: crate::store::file_id(two),
+                vectors: None,
+                payload: both.as_object().unwrap().clone(),
+            }])
+            .unwrap();
+        let folder = [std::path::PathBuf::from("/x")];
+        let forgotten = forget(&store, &thumbs, "here", &folder, &|_| {}).unwrap();
+        assert_eq!((forgotten.paths, forgotten.files), (2, 1), "{forgotten:?}");
+        assert!(files::records_of(&store, &[two.to_string()])
+            .unwrap()
+            .is_empty());
         let kept = [std::path::PathBuf::from("/w/kept.mp4")];
         let forgotten = forget(&store, &thumbs, "here", &kept, &|_| {}).unwrap();
         assert_eq!(forgotten.nothing_at, Vec::<std::path::PathBuf>::new());

@@ -202,17 +202,20 @@ thread_local! {
 /// writer holds the file's lease. A request the server already took may still land; this
 /// narrows the window from a request's whole patience to the hold's end.
 pub fn with_deadline<T>(deadline: std::time::Instant, work: impl FnOnce() -> T) -> T {
-    let before = DEADLINE.with(|d| d.replace(Some(deadline)));
-    let done = work();
-    DEADLINE.with(|d| d.set(before));
-    done
+    /// Puts the deadline before back however `work` ends.
+    struct Restore(Option<std::time::Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DEADLINE.with(|d| d.replace(Some(deadline))));
+    work()
 }
 
-/// What is left of this thread's deadline, if it has one.
-fn time_left() -> Option<std::time::Duration> {
-    DEADLINE
-        .with(|d| d.get())
-        .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+/// This thread's deadline, if it has one.
+fn deadline() -> Option<std::time::Instant> {
+    DEADLINE.with(|d| d.get())
 }
 
 /// A point id that depends only on the file and the segment's start, so writing the same

@@ -265,15 +265,18 @@ impl ServerStore {
         F: Fn(Qdrant, String) -> Fut,
         Fut: Future<Output = Result<T, QdrantError>>,
     {
-        // A write under a lease waits no longer than the lease is held (`with_deadline`).
-        let left = super::time_left();
-        if left.is_some_and(|l| l.is_zero()) {
+        // A write under a lease waits no longer than the lease is held (`with_deadline`):
+        // each attempt, and the retries' sleeps, end at the deadline.
+        let deadline = super::deadline();
+        let left = || deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left().is_some_and(|l| l.is_zero()) {
             return Err(StoreError::Late);
         }
-        let patience = left.map_or(patience, |l| l.min(patience));
+        let patience = left().map_or(patience, |l| l.min(patience));
         let attempt = || {
             let node = self.current.load(Ordering::Relaxed);
             let future = request(self.clients[node].clone(), self.collection.clone());
+            let left = left();
             async move {
                 match left {
                     None => future.await.map_err(|e| (node, Some(e))),
@@ -308,9 +311,7 @@ impl ServerStore {
         );
         match result {
             Ok(done) => Ok(done),
-            Err((node, Some(e))) if super::time_left() != Some(Duration::ZERO) => {
-                Err(self.failed(node, e))
-            }
+            Err((node, Some(e))) if left() != Some(Duration::ZERO) => Err(self.failed(node, e)),
             Err(_) => Err(StoreError::Late),
         }
     }

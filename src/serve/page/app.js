@@ -139,6 +139,7 @@ function select(index) {
 
 async function play(index) {
   const { hit } = shown[index];
+  const turn = ++asking;
   $('#now').textContent = `${hit.path}  ${clock(hit.start)} – ${clock(hit.end)}`;
   if (!hit.play) { $('#now').textContent += `: cannot play here: ${hit.why}`; return; }
   let url = hit.url;
@@ -146,17 +147,16 @@ async function play(index) {
   if (hit.play !== 'native') {
     $('#now').textContent += ' (preparing a playable copy…)';
     const params = new URLSearchParams({ from: hit.start, to: hit.end });
-    const turn = ++asking;
     let response = await fetch(`${hit.url}?${params}`);
     // A few copies are made at a time: wait for a turn, saying so.
     for (let tries = 0; response.status === 503 && tries < 600 && asking === turn; tries++) {
-      const { waiting } = await response.json();
+      const { waiting } = await response.json().catch(() => ({ waiting: 'other' }));
       $('#now').textContent = `${hit.path}  ${clock(hit.start)} – ${clock(hit.end)}` +
         ` (waiting: ${waiting} playable ${waiting === 1 ? 'copy is' : 'copies are'} being made first…)`;
       await new Promise((resolve) => setTimeout(resolve, 1000));
       response = await fetch(`${hit.url}?${params}`);
     }
-    if (asking !== turn) return;
+    if (asking !== turn) return; // another scene was picked meanwhile
     if (!response.ok) { $('#now').textContent = (await response.text()).trim(); return; }
     const stretch = await response.json();
     url = stretch.url;
