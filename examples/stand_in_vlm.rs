@@ -7,6 +7,8 @@
 //! It prints its base URL (for OPENAI_BASE_URL) on the first line, then runs until killed. The
 //! key it expects is the tests' `sk-test-0123456789abcdef`.
 
+#[path = "../tests/common/http.rs"]
+mod http;
 #[path = "../tests/common/vlm.rs"]
 mod vlm;
 

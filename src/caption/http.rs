@@ -85,15 +85,6 @@ impl Client {
             // A redirect would carry the key (Authorization, x-api-key) to wherever it points:
             // it is answered as the error it is, never followed.
             .redirect(reqwest::redirect::Policy::none())
-            // No idle connection is kept for the next request, for now: the stand-in's server
-            // (tiny_http 0.12) runs each connection on a thread of its task pool for the
-            // connection's whole life, and its `spawn` loses a wake-up when connections arrive
-            // together (it counts a waiting thread that another spawn already woke), so a new
-            // connection's task waits in the queue behind kept-alive idle ones and its request
-            // gets no answer until the time-out (3 runs in 20 with `--retries 0 --timeout 3`;
-            // the stand-in saw every request). The fix is the stand-in on another server;
-            // until then a new connection costs a handshake beside a model's seconds.
-            .pool_max_idle_per_host(0)
             .user_agent(concat!("scenedex/", env!("CARGO_PKG_VERSION")))
             .build()
             // Only a TLS back end that cannot start fails here, and rustls with built-in roots

@@ -5,12 +5,14 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
+
+use super::http::{Request, Response, Server};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Wire {
@@ -63,7 +65,7 @@ pub struct MockVlm {
         std::sync::atomic::AtomicUsize,
         std::sync::atomic::AtomicUsize,
     )>,
-    server: Arc<tiny_http::Server>,
+    server: Arc<Server>,
 }
 
 /// The Batch API's files and batches, and every call made to it ("POST /v1/files", ...).
@@ -91,9 +93,8 @@ impl MockVlm {
 
     /// Listens on this loopback port (0: any free one).
     pub fn start_on(wire: Wire, port: u16) -> MockVlm {
-        let server =
-            Arc::new(tiny_http::Server::http(("127.0.0.1", port)).expect("a loopback port"));
-        let port = server.server_addr().to_ip().unwrap().port();
+        let server = Arc::new(Server::http(port).expect("a loopback port"));
+        let port = server.port();
         let url = match wire {
             Wire::OpenAi => format!("http://127.0.0.1:{port}/v1"),
             Wire::Anthropic => format!("http://127.0.0.1:{port}"),
@@ -199,23 +200,14 @@ impl Drop for MockVlm {
 
 fn handle(
     wire: Wire,
-    mut request: tiny_http::Request,
+    mut request: Request,
     seen: &Mutex<Vec<Seen>>,
     script: &Mutex<VecDeque<Fault>>,
     latency: Duration,
 ) {
     let mut text = String::new();
     let _ = request.as_reader().read_to_string(&mut text);
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_ascii_lowercase(),
-                h.value.as_str().to_string(),
-            )
-        })
-        .collect();
+    let headers: Vec<(String, String)> = request.headers().to_vec();
     let path = request.url().to_string();
     let checked = check(wire, &path, &headers, &text);
     let seen_request = match checked {
@@ -223,7 +215,7 @@ fn handle(
         Err(problem) => {
             let body =
                 json!({"error": {"message": format!("mock: bad request: {problem}")}}).to_string();
-            let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(400));
+            let _ = request.respond(Response::from_string(body).with_status_code(400));
             return;
         }
     };
@@ -232,14 +224,11 @@ fn handle(
     let fault = script.lock().unwrap().pop_front();
     match fault {
         Some(Fault::Status { code, retry_after }) => {
-            let mut response = tiny_http::Response::from_string(
-                json!({"error": {"message": "mock says no"}}).to_string(),
-            )
-            .with_status_code(code);
+            let mut response =
+                Response::from_string(json!({"error": {"message": "mock says no"}}).to_string())
+                    .with_status_code(code);
             if let Some(seconds) = retry_after {
-                response.add_header(
-                    tiny_http::Header::from_bytes("Retry-After", seconds.to_string()).unwrap(),
-                );
+                response.add_header("Retry-After", seconds.to_string());
             }
             let _ = request.respond(response);
         }
@@ -248,28 +237,20 @@ fn handle(
             let _ = request.respond(ok(wire, &describe(&picture)));
         }
         Some(Fault::Malformed) => {
-            let _ = request.respond(tiny_http::Response::from_string(
-                "<html>upstream error</html>",
-            ));
+            let _ = request.respond(Response::from_string("<html>upstream error</html>"));
         }
         Some(Fault::Truncated) => {
-            let mut writer = request.into_writer();
             let body = ok_body(wire, &describe(&picture)).to_string();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len() + 100
-            );
-            let _ = writer.write_all(head.as_bytes());
-            let _ = writer.write_all(&body.as_bytes()[..body.len() / 2]);
-            let _ = writer.flush();
+            let half = body[..body.len() / 2].to_string();
+            let _ = request.respond(Response::cut_short(half, body.len() + 100));
         }
         Some(Fault::Reply(text)) => {
             let _ = request.respond(ok(wire, &text));
         }
         Some(Fault::Redirect(to)) => {
-            let response = tiny_http::Response::from_string("moved")
+            let response = Response::from_string("moved")
                 .with_status_code(307)
-                .with_header(tiny_http::Header::from_bytes("Location", to).unwrap());
+                .with_header("Location", to);
             let _ = request.respond(response);
         }
         None => {
@@ -279,9 +260,9 @@ fn handle(
     }
 }
 
-fn ok(wire: Wire, text: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    tiny_http::Response::from_string(ok_body(wire, text).to_string())
-        .with_header(tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap())
+fn ok(wire: Wire, text: &str) -> Response {
+    Response::from_string(ok_body(wire, text).to_string())
+        .with_header("Content-Type", "application/json")
 }
 
 fn ok_body(wire: Wire, text: &str) -> Value {
@@ -500,27 +481,18 @@ fn dominant(r: f64, g: f64, b: f64) -> &'static str {
 }
 
 /// The body of a request to the OpenAI endpoints, and whether it carries the right bearer key.
-fn read_bearer_request(request: &mut tiny_http::Request) -> (Vec<u8>, bool) {
+fn read_bearer_request(request: &mut Request) -> (Vec<u8>, bool) {
     let mut raw = Vec::new();
     let _ = request.as_reader().read_to_end(&mut raw);
-    let authorized = request
-        .headers()
-        .iter()
-        .any(|h| h.field.equiv("Authorization") && h.value.as_str() == format!("Bearer {KEY}"));
+    let authorized = request.header("Authorization") == Some(format!("Bearer {KEY}").as_str());
     (raw, authorized)
 }
 
 /// The batch endpoints of both providers: OpenAI's files and batches (bearer key), and
 /// Anthropic's message batches (x-api-key and anthropic-version).
-fn batch_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
+fn batch_api(mut request: Request, state: &Mutex<Batches>) {
     let (raw, bearer) = read_bearer_request(&mut request);
-    let header = |name: &'static str| {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_string())
-    };
+    let header = |name: &'static str| request.header(name).map(str::to_string);
     let content_type = header("Content-Type").unwrap_or_default();
     let anthropic = request.url().starts_with("/v1/messages/batches");
     let authorized = match anthropic {
@@ -548,14 +520,14 @@ fn batch_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
         std::thread::sleep(wait);
     }
     let response = match answer {
-        Ok(body) => tiny_http::Response::from_string(body),
+        Ok(body) => Response::from_string(body),
         Err(problem) => {
             let code = match (authorized, problem.starts_with("no such")) {
                 (false, _) => 401,
                 (true, true) => 404,
                 (true, false) => 400,
             };
-            tiny_http::Response::from_string(json!({"error": {"message": problem}}).to_string())
+            Response::from_string(json!({"error": {"message": problem}}).to_string())
                 .with_status_code(code)
         }
     };
@@ -932,7 +904,7 @@ fn message_batches(call: &str, raw: &[u8], state: &Mutex<Batches>) -> Result<Str
 
 /// `/v1/embeddings`: 8-dimensional vectors made from each text's bytes, listed in reverse
 /// order (each with its index), as a server may.
-fn embeddings_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
+fn embeddings_api(mut request: Request, state: &Mutex<Batches>) {
     let (raw, authorized) = read_bearer_request(&mut request);
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let inputs: Vec<String> = body["input"]
@@ -950,7 +922,7 @@ fn embeddings_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
         .push(format!("POST /v1/embeddings {}", inputs.len()));
     if !authorized || body["model"].as_str().is_none() || inputs.is_empty() {
         let _ = request.respond(
-            tiny_http::Response::from_string("{\"error\": {\"message\": \"bad request\"}}")
+            Response::from_string("{\"error\": {\"message\": \"bad request\"}}")
                 .with_status_code(400),
         );
         return;
@@ -971,5 +943,5 @@ fn embeddings_api(mut request: tiny_http::Request, state: &Mutex<Batches>) {
         })
         .collect();
     let answer = json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}});
-    let _ = request.respond(tiny_http::Response::from_string(answer.to_string()));
+    let _ = request.respond(Response::from_string(answer.to_string()));
 }
