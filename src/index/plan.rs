@@ -515,6 +515,15 @@ mod tests {
             path
         }
 
+        /// Files of these names (and contents) in the folder, indexed by this machine: enough
+        /// of them that one or two gone is no folder emptied.
+        fn indexed_files(&self, names: &[&str]) {
+            for name in names {
+                let path = self.file(name, name);
+                self.indexed(&path, "here");
+            }
+        }
+
         /// Records the file as indexed by `host`.
         fn indexed(&self, path: &Path, host: &str) {
             let stat = stat(path).unwrap();
@@ -710,10 +719,7 @@ mod tests {
         let unreadable = looped.join("b.mp4");
         std::fs::write(&unreadable, "b").unwrap();
         setup.indexed(&unreadable, "here");
-        for name in ["c.mp4", "d.mp4", "e.mp4"] {
-            let path = setup.file(name, name);
-            setup.indexed(&path, "here");
-        }
+        setup.indexed_files(&["c.mp4", "d.mp4", "e.mp4"]);
         // A file where a folder was: the path cannot exist any more.
         std::fs::remove_dir_all(&sub).unwrap();
         std::fs::write(setup.dir.path().join("sub"), "x").unwrap();
@@ -800,10 +806,7 @@ mod tests {
         std::fs::create_dir_all(&disk).unwrap();
         let on_disk = disk.join("trip.mp4");
         std::fs::write(&on_disk, "a").unwrap();
-        for name in ["b.mp4", "c.mp4", "d.mp4", "e.mp4"] {
-            let path = setup.file(name, name);
-            setup.indexed(&path, "here");
-        }
+        setup.indexed_files(&["b.mp4", "c.mp4", "d.mp4", "e.mp4"]);
         // Indexed while another file system was mounted at disk-a.
         let stat = stat(&on_disk).unwrap();
         let place = Place {
@@ -855,10 +858,7 @@ mod tests {
         let on_disk = disk.join("trip.mp4");
         std::fs::write(&on_disk, "b").unwrap();
         setup.indexed(&on_disk, "here");
-        for name in ["c.mp4", "d.mp4", "e.mp4"] {
-            let path = setup.file(name, name);
-            setup.indexed(&path, "here");
-        }
+        setup.indexed_files(&["c.mp4", "d.mp4", "e.mp4"]);
         let mut old = Catalog::load(&setup.store, "here")
             .unwrap()
             .mine_at(&path_key(&on_disk))
