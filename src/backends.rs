@@ -440,3 +440,63 @@ mod tests {
         assert!(qdrant_urls(" , ").is_err());
     }
 }
+
+/// Whether and how files are heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpeechChoice {
+    /// Local Whisper when its weights are installed, else nothing (with a note).
+    Auto,
+    Off,
+    /// Local Whisper; missing weights are an error.
+    Local,
+}
+
+#[derive(Clone, Debug)]
+pub struct SpeechSettings {
+    pub choice: SpeechChoice,
+    pub model: String,
+    pub options: crate::speech::Options,
+    /// Where the weights are; `Ear::default_dir()` when None.
+    pub dir: Option<PathBuf>,
+}
+
+/// The speech models the settings ask for: None when speech is off, or `auto` finds no
+/// weights (the note says so, once, for the front end to show).
+pub fn open_ear(
+    settings: &SpeechSettings,
+) -> Result<(Option<crate::speech::Ear>, Option<String>), SetupError> {
+    use crate::speech::{Ear, MODELS};
+    if settings.choice == SpeechChoice::Off {
+        return Ok((None, None));
+    }
+    if !MODELS.contains(&settings.model.as_str()) {
+        return Err(SetupError::Config(format!(
+            "unknown speech model '{}'; choose one of {}",
+            settings.model,
+            MODELS.join(", ")
+        )));
+    }
+    let dir = settings
+        .dir
+        .clone()
+        .or_else(Ear::default_dir)
+        .ok_or_else(|| SetupError::Config("no data directory for speech: set SCENEDEX_SPEECH_DIR".into()))?;
+    if settings.choice == SpeechChoice::Auto && !Ear::installed(&dir, &settings.model) {
+        let note = format!(
+            "note: speech is not indexed: the {} speech model is not in {} (run scripts/setup.sh, or --speech off)",
+            settings.model,
+            dir.display()
+        );
+        return Ok((None, Some(note)));
+    }
+    let ear = Ear::load(&dir, &settings.model).map_err(|e| SetupError::Config(e.to_string()))?;
+    if let Some(lang) = &settings.options.lang {
+        if !ear.knows(lang) {
+            return Err(SetupError::Config(format!(
+                "the {} speech model does not know the language '{lang}' (give a code such as en, de, fr; tiny.en hears English only)",
+                settings.model
+            )));
+        }
+    }
+    Ok((Some(ear), None))
+}

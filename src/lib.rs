@@ -20,6 +20,7 @@ pub mod sample;
 pub mod search;
 pub mod segment;
 pub mod serve;
+pub mod speech;
 pub mod stop;
 pub mod store;
 pub mod track;

@@ -160,8 +160,7 @@ impl Cache {
 
     /// This machine's answer only.
     pub fn get_local(&self, key: &str) -> Option<Caption> {
-        let text = std::fs::read_to_string(self.path(key)).ok()?;
-        let mut caption: Caption = serde_json::from_str(&text).ok()?;
+        let mut caption: Caption = self.get_entry(key)?;
         // Entries an older release wrote may hold the text of an uncertain answer.
         if !caption.kind.searchable() {
             caption.text.clear();
@@ -180,6 +179,18 @@ impl Cache {
 
     /// Keeps an answer on this machine only.
     pub fn put_local(&self, key: &str, caption: &Caption) -> std::io::Result<()> {
+        self.put_entry(key, caption)
+    }
+
+    /// Any entry kept under `key` (a transcript cache holds transcripts); a damaged one is a
+    /// miss.
+    pub fn get_entry<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let text = std::fs::read_to_string(self.path(key)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Keeps any entry under `key`, whole or not at all.
+    pub fn put_entry<T: serde::Serialize>(&self, key: &str, entry: &T) -> std::io::Result<()> {
         let path = self.path(key);
         let folder = path.parent().expect("entries live in a sub-folder");
         crate::private::create_dir_all(folder)?;
@@ -189,7 +200,7 @@ impl Cache {
             std::thread::current().id()
         ));
         let result =
-            write_synced(&temporary, caption).and_then(|()| std::fs::rename(&temporary, &path));
+            write_synced(&temporary, entry).and_then(|()| std::fs::rename(&temporary, &path));
         if result.is_err() {
             let _ = std::fs::remove_file(&temporary);
         }
@@ -201,9 +212,9 @@ impl Cache {
     }
 }
 
-fn write_synced(path: &Path, caption: &Caption) -> std::io::Result<()> {
+fn write_synced<T: serde::Serialize>(path: &Path, entry: &T) -> std::io::Result<()> {
     let mut file = std::fs::File::create(path)?;
-    file.write_all(&serde_json::to_vec(caption).expect("captions serialize"))?;
+    file.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
     file.sync_all()
 }
 

@@ -6,6 +6,7 @@ mod eval;
 mod export;
 mod frames;
 mod index;
+mod listen;
 mod output;
 mod search;
 mod serve;
@@ -82,6 +83,58 @@ pub enum Command {
     /// moderation fields, search recall, cost per 1,000 frames), or two side by side, before
     /// paying for it on an archive.
     Eval(EvalArgs),
+    /// Transcribe what is said in a video, as `index` hears it: voice found, each stretch's
+    /// language detected, and the utterances with their times, language and text.
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The video (or audio) file.
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub speech: SpeechArgs,
+
+    /// Print one JSON object per utterance, then one line holding a "summary" object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How speech is heard; shared by `index` and `listen`.
+#[derive(Debug, Args, Clone)]
+pub struct SpeechArgs {
+    /// Make what is said searchable: auto (local Whisper when its weights are installed),
+    /// off, or local.
+    #[arg(long, env = "SCENEDEX_SPEECH", value_name = "HOW", default_value = "auto", value_enum)]
+    pub speech: crate::backends::SpeechChoice,
+
+    /// The Whisper model: base (99 languages) or tiny.en (English only, about 3x cheaper).
+    #[arg(long, env = "SCENEDEX_SPEECH_MODEL", value_name = "MODEL", default_value = "base")]
+    pub speech_model: String,
+
+    /// Hear every file in this language (a code such as en, de, ja) instead of detecting it
+    /// for each stretch of speech.
+    #[arg(long, env = "SCENEDEX_SPEECH_LANG", value_name = "LANG")]
+    pub speech_lang: Option<String>,
+
+    /// Which audio stream to hear, counting audio streams from 0 (default: the first).
+    #[arg(long, env = "SCENEDEX_AUDIO_STREAM", value_name = "N")]
+    pub audio_stream: Option<usize>,
+}
+
+impl SpeechArgs {
+    pub fn settings(&self) -> crate::backends::SpeechSettings {
+        crate::backends::SpeechSettings {
+            choice: self.speech,
+            model: self.speech_model.clone(),
+            options: crate::speech::Options {
+                stream: self.audio_stream,
+                lang: self.speech_lang.clone(),
+            },
+            dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -840,6 +893,23 @@ impl Error {
     }
 }
 
+impl From<crate::speech::SpeechError> for Error {
+    fn from(e: crate::speech::SpeechError) -> Self {
+        use crate::speech::SpeechError as S;
+        match e {
+            S::Decode(e) => Error::Decode(e),
+            S::Interrupted => Error::Interrupted,
+            S::Unreadable(..) => Error::NoInput(e.to_string()),
+            S::Missing(_) | S::BrokenModel { .. } | S::NoSuchStream { .. } => {
+                Error::Config(e.to_string())
+            }
+            S::Model(_) | S::Ffmpeg { .. } | S::NoChannels(_) | S::Broken(_) => {
+                Error::Input(e.to_string())
+            }
+        }
+    }
+}
+
 impl From<SetupError> for Error {
     fn from(e: SetupError) -> Self {
         match e {
@@ -915,6 +985,7 @@ pub fn main() -> i32 {
         Command::Serve(args) => serve::run(&args),
         Command::Cut(args) => search::cut(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Listen(args) => listen::run(&args),
     };
     match result {
         Ok(()) => exit::OK,
