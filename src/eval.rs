@@ -501,7 +501,7 @@ pub fn search_cases(
         fn outcome(&self, outcome: &Outcome) {
             use crate::index::run::Failure;
             let why = match outcome.failure {
-                None | Some(Failure::Partial(_)) => return,
+                None | Some(Failure::Partial(_) | Failure::Unheard(_)) => return,
                 Some(Failure::File(e)) => e.to_string(),
                 Some(Failure::Missing(why)) => why.clone(),
                 Some(Failure::Unreadable(e) | Failure::Unchecked(e)) => e.to_string(),

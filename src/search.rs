@@ -291,6 +291,9 @@ const FIELDS: &[(&str, Field)] = &[
     ("fingerprint", Field::Text),
 ];
 
+/// The kinds of segment search can find: pictures described or tagged, and what is said.
+const KINDS: &[&str] = &["description", "tags", "speech"];
+
 /// Fields only the moderation style writes.
 const MODERATION: &[&str] = &[
     "contains_people",
@@ -323,6 +326,12 @@ pub fn field_value(s: &str) -> Result<(String, serde_json::Value), String> {
             Ok(n) => Value::from(n),
             Err(_) => return Err(format!("{field} is a whole number, not '{v}'")),
         },
+        (Field::Text, v) if field == "kind" && !KINDS.contains(&v) => {
+            return Err(format!(
+                "kind is {} (what is said), not '{v}'",
+                KINDS.join(", ")
+            ))
+        }
         (Field::Text, v) => Value::String(v.into()),
     };
     Ok((field.to_string(), value))

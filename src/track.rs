@@ -128,11 +128,17 @@ pub fn write(path: &Path, text: &str, force: bool) -> std::io::Result<()> {
 }
 
 /// The cues of one file's content, in time order.
-pub fn cues(store: &dyn VectorStore, fingerprint: &str) -> Result<Vec<Cue>, StoreError> {
-    let segments = store.scroll(&[
+pub fn cues(
+    store: &dyn VectorStore,
+    fingerprint: &str,
+    only: &[Condition],
+) -> Result<Vec<Cue>, StoreError> {
+    let mut filter = vec![
         Condition::equals("record", SEGMENT),
         Condition::equals("fingerprint", fingerprint),
-    ])?;
+    ];
+    filter.extend_from_slice(only);
+    let segments = store.scroll(&filter)?;
     let mut cues: Vec<Cue> = segments.into_iter().filter_map(cue).collect();
     cues.sort_by(|a, b| a.start.total_cmp(&b.start));
     Ok(cues)

@@ -95,12 +95,14 @@ pub enum Kind {
     Decorative,
     /// The model said it could not tell what the picture shows.
     Uncertain,
+    /// What is said, heard by a speech model: the segment's words are a transcript.
+    Speech,
 }
 
 impl Kind {
     /// Whether a caption of this kind may be shown in search results.
     pub fn searchable(self) -> bool {
-        matches!(self, Kind::Description | Kind::Tags)
+        matches!(self, Kind::Description | Kind::Tags | Kind::Speech)
     }
 }
 

@@ -101,6 +101,7 @@ fn score(args: &EvalArgs, golden: &Golden) -> Result<Scored, Error> {
         // The searches' index is throw-away, and so are its thumbnails: `eval` gives both a
         // folder of their own.
         thumbs: crate::index::thumbs::Thumbs::new(PathBuf::new()),
+        hearing: None,
     };
     let price = args
         .captioner

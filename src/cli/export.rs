@@ -4,6 +4,7 @@ use super::output::Out;
 use super::{Error, ExportArgs};
 use crate::index::lease::host_name;
 use crate::store::files::Catalog;
+use crate::store::Condition;
 use crate::track::{self, Format};
 
 pub fn run(args: &ExportArgs) -> Result<(), Error> {
@@ -24,8 +25,13 @@ pub fn run(args: &ExportArgs) -> Result<(), Error> {
         found.push((path.clone(), places));
     }
     let format = args.format;
+    let only: Vec<Condition> = args
+        .conditions
+        .iter()
+        .map(|(field, value)| Condition::Equals(field.clone(), value.clone()))
+        .collect();
     let render = |fingerprint: &str| -> Result<String, Error> {
-        let cues = track::cues(store.as_ref(), fingerprint)?;
+        let cues = track::cues(store.as_ref(), fingerprint, &only)?;
         track::render(&cues, format).map_err(|e| Error::Input(e.to_string()))
     };
     let Some(dir) = &args.out else {

@@ -21,6 +21,7 @@ use crate::index::batch::Batching;
 use crate::index::lease::{host_name, Holder};
 use crate::index::plan::{Refusal, Rules, Unmounted};
 use crate::index::run::{self, Context, Failure, Outcome, Provenance, Status, Summary};
+use crate::index::speech::Hearing;
 use crate::index::{FileError, Pipeline, Progress};
 use crate::segment::SegmentConfig;
 use crate::store::files::Catalog;
@@ -59,6 +60,18 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         false => backends::cache(dir, off)?,
     };
     let settings = args.captioner.asking(&prompt, &chosen.detail);
+    let speech = args.speech.settings();
+    let (ear, speech_note) = match args.dry_run {
+        // Hearing is local and costs nothing but time: a dry run leaves the models unloaded.
+        true => (None, None),
+        false => backends::open_ear(&speech)?,
+    };
+    let transcripts = cache.as_ref().map(crate::speech::Transcripts::beside);
+    let hearing = ear.as_ref().map(|ear| Hearing {
+        ear,
+        options: &speech.options,
+        transcripts: transcripts.as_ref(),
+    });
     let pipeline = Pipeline {
         sampling: args.sampling.sample_config(),
         dedup: args.sampling.dedup_config(),
@@ -72,6 +85,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
             max_length: args.max_segment,
         },
         thumbs: store_settings.thumbs()?,
+        hearing,
     };
     let price = args
         .captioner
@@ -88,6 +102,10 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     let host = host_name();
     let mut report = Report::new(args.json);
     report.note = chosen.note.clone();
+    report.note = match (report.note.take(), speech_note) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     report.dry_run = args.dry_run;
     if args.dry_run {
         // Batches are billed at half the list price.
@@ -485,6 +503,9 @@ fn message(failure: &Failure, path: &str, dry_run: bool) -> String {
             format!("cannot tell whether it still exists ({e}); it stays in the index")
         }
         Failure::Refused(r) => refusal(r),
+        Failure::Unheard(why) => {
+            format!("the pictures are indexed; what is said is not all heard: {why}")
+        }
         Failure::Partial(cut) => format!(
             "truncated: the video stops at {} of its declared {}; {}",
             clock(cut.at),
@@ -528,7 +549,7 @@ fn code(failure: &Failure) -> i32 {
         | Failure::Unreadable(_)
         | Failure::Unchecked(_)
         | Failure::Refused(_) => exit::NO_INPUT,
-        Failure::Partial(_) => exit::BAD_INPUT,
+        Failure::Partial(_) | Failure::Unheard(_) => exit::BAD_INPUT,
         Failure::File(e) => match e.as_ref() {
             FileError::Decode(e) => super::decode_exit_code(e),
             FileError::Caption { .. } => exit::SERVICE,
@@ -581,8 +602,12 @@ fn human_summary(c: &Closing) -> Vec<String> {
             s.files, s.indexed, s.unchanged, s.moved, s.copies, s.removed, s.failed
         ),
         format!(
-            "{:.3} h of video; {} frames sampled, {} kept, {} captioned ({} from cache); {} segments written",
-            s.hours, s.frames_sampled, s.frames_kept, s.frames_captioned, s.cache_hits, s.segments
+            "{:.3} h of video; {} frames sampled, {} kept, {} captioned ({} from cache); {} segments written{}",
+            s.hours, s.frames_sampled, s.frames_kept, s.frames_captioned, s.cache_hits, s.segments,
+            match s.speech_segments {
+                0 => String::new(),
+                n => format!(" ({n} of what is said)"),
+            }
         ),
         format!(
             "{} with {}; {:.1} s wall, {:.1} h of video per hour",

@@ -33,18 +33,15 @@ struct Summary<'a> {
 pub fn run(args: &ListenArgs) -> Result<(), Error> {
     let started = Instant::now();
     let mut settings = args.speech.settings();
-    // Asking for a transcript is asking for the model: its absence is the error to show.
-    if settings.choice == SpeechChoice::Auto {
-        settings.choice = SpeechChoice::Local;
-    }
-    if settings.choice == SpeechChoice::Off {
-        return Err(Error::Config("listen needs speech: drop --speech off".into()));
-    }
+    // Asking for a transcript is asking for the model (whatever a config file says about
+    // indexing): its absence is the error to show.
+    settings.choice = SpeechChoice::Local;
     let (ear, _) = open_ear(&settings)?;
     let ear = ear.expect("local speech is loaded or an error");
     let bar = progress(None);
     let heard = ear.listen(&args.file, &settings.options, &|seconds| {
         bar.set_message(clock(seconds));
+        true
     })?;
     bar.finish_and_clear();
     let mut out = Out::new();
@@ -52,7 +49,14 @@ pub fn run(args: &ListenArgs) -> Result<(), Error> {
         if !args.json {
             eprintln!("{}: no audio stream: nothing is said", args.file.display());
         }
-        return summary(&mut out, args, &ear, &settings.options, &Default::default(), started);
+        return summary(
+            &mut out,
+            args,
+            &ear,
+            &settings.options,
+            &Default::default(),
+            started,
+        );
     };
     for u in &heard.utterances {
         if args.json {
@@ -63,7 +67,13 @@ pub fn run(args: &ListenArgs) -> Result<(), Error> {
                 text: &u.text,
             })?;
         } else {
-            out.line(&format!("{}  {}  {}  {}", clock(u.start), clock(u.end), u.lang, u.text))?;
+            out.line(&format!(
+                "{}  {}  {}  {}",
+                clock(u.start),
+                clock(u.end),
+                u.lang,
+                u.text
+            ))?;
         }
     }
     if heard.damaged > 0 {

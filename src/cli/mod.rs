@@ -106,11 +106,22 @@ pub struct ListenArgs {
 pub struct SpeechArgs {
     /// Make what is said searchable: auto (local Whisper when its weights are installed),
     /// off, or local.
-    #[arg(long, env = "SCENEDEX_SPEECH", value_name = "HOW", default_value = "auto", value_enum)]
+    #[arg(
+        long,
+        env = "SCENEDEX_SPEECH",
+        value_name = "HOW",
+        default_value = "auto",
+        value_enum
+    )]
     pub speech: crate::backends::SpeechChoice,
 
     /// The Whisper model: base (99 languages) or tiny.en (English only, about 3x cheaper).
-    #[arg(long, env = "SCENEDEX_SPEECH_MODEL", value_name = "MODEL", default_value = "base")]
+    #[arg(
+        long,
+        env = "SCENEDEX_SPEECH_MODEL",
+        value_name = "MODEL",
+        default_value = "base"
+    )]
     pub speech_model: String,
 
     /// Hear every file in this language (a code such as en, de, ja) instead of detecting it
@@ -183,6 +194,9 @@ pub struct IndexArgs {
     /// Video files and folders to index.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub speech: SpeechArgs,
 
     #[command(flatten)]
     pub store: StoreArgs,
@@ -305,7 +319,8 @@ pub struct FilterArgs {
     #[arg(long, env = "SCENEDEX_MIN_SCORE", value_name = "SIMILARITY", value_parser = similarity)]
     pub min_score: Option<f32>,
 
-    /// Only segments whose field has this value, e.g. contains_people=false, people_count=2,
+    /// Only segments whose field has this value, e.g. kind=speech (what is said; kind=description
+    /// or kind=tags for pictures), lang=de, contains_people=false, people_count=2,
     /// contains_text=true, setting=office (fields of the moderation style). Repeatable.
     #[arg(long = "where", value_name = "FIELD=VALUE", value_parser = field_value)]
     pub conditions: Vec<(String, serde_json::Value)>,
@@ -404,6 +419,11 @@ pub struct ExportArgs {
     /// Replace tracks that exist already.
     #[arg(long, requires = "out")]
     pub force: bool,
+
+    /// Only segments whose field has this value, as in `search`: kind=speech writes what is
+    /// said as subtitles. Repeatable.
+    #[arg(long = "where", value_name = "FIELD=VALUE", value_parser = field_value)]
+    pub conditions: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Debug, Args)]

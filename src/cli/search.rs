@@ -249,7 +249,10 @@ fn human_hit(rank: usize, hit: &Found, grouped: bool, many_hosts: bool) -> Vec<S
         format!("{}  ", place(hit, many_hosts))
     };
     let indent = if grouped { "     " } else { "    " };
-    let caption = text(p, "caption").replace('\n', " / ");
+    let mut caption = text(p, "caption").replace('\n', " / ");
+    if text(p, "kind") == "speech" {
+        caption = format!("said ({}): \"{caption}\"", text(p, "lang"));
+    }
     vec![
         format!(
             "{rank:>2}. {place}{} – {}  (score {:.4}, similarity {:.2})",

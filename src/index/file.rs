@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
 use super::{
@@ -33,13 +34,71 @@ impl Pipeline<'_> {
         on: &(dyn Fn(Progress) + Sync),
     ) -> Result<Indexed, FileError> {
         let mut work = Work::new(self, fingerprint, on);
-        match self.stream(path, on, &mut work) {
-            Ok(sampled) => work.finish(sampled),
+        let wanted = std::sync::atomic::AtomicBool::new(true);
+        // Pictures and sound are one unit of work, decoded side by side.
+        let (pictures, heard) = std::thread::scope(|scope| {
+            let hearing = self.hearing.map(|h| {
+                let wanted = &wanted;
+                scope.spawn(move || h.hear(path, &|| wanted.load(Ordering::Relaxed)))
+            });
+            let pictures = self.stream(path, on, &mut work);
+            if pictures.is_err() {
+                wanted.store(false, Ordering::Relaxed);
+            }
+            let heard = hearing.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (pictures, heard)
+        });
+        let mut indexed = match pictures {
+            Ok(sampled) => work.finish(sampled)?,
             Err(e) => {
                 work.discard();
-                Err(e)
+                return Err(e);
             }
+        };
+        if let (Some(hearing), Some(heard)) = (&self.hearing, heard) {
+            self.add_speech(hearing, heard, fingerprint, &mut indexed)?;
         }
+        Ok(indexed)
+    }
+
+    /// The file's speech segments join its picture segments; a sound that could not be heard
+    /// leaves the pictures indexed and says why.
+    fn add_speech(
+        &self,
+        hearing: &super::speech::Hearing,
+        heard: Result<super::speech::Listened, crate::speech::SpeechError>,
+        fingerprint: &str,
+        indexed: &mut Indexed,
+    ) -> Result<(), FileError> {
+        let listened = match heard {
+            Ok(listened) => listened,
+            Err(crate::speech::SpeechError::Interrupted) => return Err(FileError::Interrupted),
+            Err(e) => {
+                indexed.stats.unheard = Some(e.to_string());
+                return Ok(());
+            }
+        };
+        let points = super::speech::points(
+            &listened.heard,
+            fingerprint,
+            self.embedder,
+            hearing,
+            &indexed.points,
+        )?;
+        let stats = &mut indexed.stats;
+        if listened.fresh {
+            stats.transcribed_seconds = listened.heard.seconds;
+        }
+        if listened.heard.damaged > 0 {
+            stats.unheard = Some(format!(
+                "{} audio packets could not be decoded; the speech around them is indexed",
+                listened.heard.damaged
+            ));
+        }
+        stats.speech_segments = points.len() as u64;
+        stats.segments += points.len() as u64;
+        indexed.points.extend(points);
+        Ok(())
     }
 
     /// Samples on a thread of its own while this one takes each window as it comes.
@@ -211,7 +270,7 @@ impl<'p, 'a> Work<'p, 'a> {
                 failed: totals.failures,
                 total,
                 first,
-                spent: Box::new(self.stats),
+                spent: Box::new(self.stats.clone()),
             })
     }
 

@@ -9,6 +9,7 @@ mod file;
 pub mod lease;
 pub mod plan;
 pub mod run;
+pub mod speech;
 pub mod thumbs;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ pub struct Pipeline<'a> {
     pub embedder: &'a dyn Embedder,
     pub segmenting: SegmentConfig,
     pub thumbs: Thumbs,
+    /// What is said is heard too, when set.
+    pub hearing: Option<speech::Hearing<'a>>,
 }
 
 /// How far one file has got, for a progress bar.
@@ -69,7 +72,7 @@ pub struct Indexed {
     pub stats: FileStats,
 }
 
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct FileStats {
     pub duration: f64,
     pub frames_sampled: u64,
@@ -84,6 +87,13 @@ pub struct FileStats {
     /// Frames left out for an implausible time (`decode::PLAUSIBLE`).
     #[serde(skip_serializing_if = "is_zero")]
     pub implausible: u64,
+    /// Segments of what is said, among `segments`.
+    pub speech_segments: u64,
+    /// Seconds of sound transcribed now (none when the transcript was cached).
+    pub transcribed_seconds: f64,
+    /// Why what is said could not be heard, though the pictures were indexed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unheard: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -103,6 +103,8 @@ pub enum Failure {
     Refused(Refusal),
     /// Indexed as far as it goes: the file stops before its declared length.
     Partial(Truncation),
+    /// The pictures are indexed, and what is said only in part or not at all: why.
+    Unheard(String),
 }
 
 /// One path's fate in a run.
@@ -162,6 +164,10 @@ pub struct Summary {
     pub cache_hits: u64,
     pub calls: u64,
     pub segments: u64,
+    /// Segments of what is said, among `segments`.
+    pub speech_segments: u64,
+    /// Seconds of sound transcribed in this run (a cached transcript costs none).
+    pub transcribed_seconds: f64,
     #[serde(skip)]
     pub usage: Usage,
     /// What the batches did (`index --batch`); their tokens are not in `usage`.
@@ -656,7 +662,11 @@ impl Run<'_> {
             let note = crate::decode::implausible_note(&job.path, indexed.stats.implausible);
             self.cx.observer.warning(&note);
         }
-        let partial = indexed.stats.truncated.map(Failure::Partial);
+        let partial = indexed
+            .stats
+            .truncated
+            .map(Failure::Partial)
+            .or_else(|| indexed.stats.unheard.clone().map(Failure::Unheard));
         for (n, place) in job.places.iter().enumerate() {
             let (status, segments) = match (n, &partial) {
                 (_, Some(_)) => (Status::Partial, Some(indexed.stats.segments)),
@@ -684,6 +694,8 @@ impl Run<'_> {
         s.cache_hits += stats.captioning.cache_hits;
         s.calls += stats.captioning.calls;
         s.segments += stats.segments;
+        s.speech_segments += stats.speech_segments;
+        s.transcribed_seconds += stats.transcribed_seconds;
         s.usage += stats.captioning.usage;
     }
 }

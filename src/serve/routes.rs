@@ -161,7 +161,7 @@ fn hit(app: &App, found: &Found) -> Value {
     let fingerprint = found.fingerprint();
     let start = p.get("start").and_then(Value::as_f64).unwrap_or(0.0);
     let mut map = Map::new();
-    for field in ["start", "end", "caption", "kind"] {
+    for field in ["start", "end", "caption", "kind", "lang"] {
         map.insert(field.into(), p.get(field).cloned().unwrap_or(Value::Null));
     }
     map.insert("fingerprint".into(), fingerprint.into());
@@ -396,7 +396,7 @@ async fn track(
     }
     let offset = number(&pairs(&query), "offset").unwrap_or(0.0);
     blocking(move || {
-        let mut cues = crate::track::cues(app.store.as_ref(), &fingerprint).map_err(failed)?;
+        let mut cues = crate::track::cues(app.store.as_ref(), &fingerprint, &[]).map_err(failed)?;
         if cues.is_empty() {
             return Err(not_found());
         }

@@ -247,7 +247,12 @@ pub fn content_key(path: &Path, choice: Option<usize>) -> Result<Option<String>,
         let context = ffmpeg::codec::context::Context::from_parameters(parameters);
         if let Ok(context) = context {
             if let Ok(audio) = context.decoder().audio() {
-                hash.update(format!("{:?}/{}/{}", audio.id(), audio.rate(), audio.channels()));
+                hash.update(format!(
+                    "{:?}/{}/{}",
+                    audio.id(),
+                    audio.rate(),
+                    audio.channels()
+                ));
             }
         }
     }

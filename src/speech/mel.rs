@@ -152,7 +152,11 @@ mod tests {
         assert!((at(0, 1) - 0.024_862_7).abs() < 1e-6, "{}", at(0, 1));
         assert!((at(1, 2) - 0.022_871_772).abs() < 1e-6, "{}", at(1, 2));
         assert!((at(40, 43) - 0.014_735_566).abs() < 1e-6, "{}", at(40, 43));
-        assert!((at(70, 137) - 0.004_079_729).abs() < 1e-6, "{}", at(70, 137));
+        assert!(
+            (at(70, 137) - 0.004_079_729).abs() < 1e-6,
+            "{}",
+            at(70, 137)
+        );
         assert_eq!(at(0, 0), 0.0);
         // The last band's triangle ends at the Nyquist frequency.
         assert!(at(79, 199) > 0.0 && at(79, 200) == 0.0);
@@ -170,8 +174,14 @@ mod tests {
             .max_by(|&a, &b| out[a * FRAMES + frame].total_cmp(&out[b * FRAMES + frame]))
             .unwrap();
         let band_hz = mel_to_hz(hz_to_mel(8000.0) * (loudest + 1) as f64 / 81.0);
-        assert!((band_hz - 440.0).abs() < 40.0, "band {loudest} at {band_hz} Hz");
+        assert!(
+            (band_hz - 440.0).abs() < 40.0,
+            "band {loudest} at {band_hz} Hz"
+        );
         // Past the tone, the window is padding: the floor.
-        assert_eq!(out[loudest * FRAMES + 2000], out.iter().copied().fold(f32::MAX, f32::min));
+        assert_eq!(
+            out[loudest * FRAMES + 2000],
+            out.iter().copied().fold(f32::MAX, f32::min)
+        );
     }
 }

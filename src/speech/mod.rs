@@ -23,13 +23,15 @@ use whisper::Whisper;
 /// The Whisper models set-up installs, by the name `--speech-model` takes.
 pub const MODELS: [&str; 2] = ["base", "tiny.en"];
 /// The voice-activity detector's weights, in the speech folder.
-pub const VAD_FILE: &str = "silero_vad_16k.safetensors";
+pub const VAD_FILE: &str = "silero_vad.safetensors";
 /// Stretches closer than this, and together no longer than a window, are read as one.
 const JOIN_GAP: f64 = 1.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeechError {
-    #[error("the speech model is not in {0} (run scripts/setup.sh, or point SCENEDEX_SPEECH_DIR at it)")]
+    #[error(
+        "the speech model is not in {0} (run scripts/setup.sh, or point SCENEDEX_SPEECH_DIR at it)"
+    )]
     Missing(PathBuf),
     #[error("the speech model in {dir} cannot be read: {detail} (run scripts/setup.sh again)")]
     BrokenModel { dir: PathBuf, detail: String },
@@ -150,12 +152,12 @@ impl Ear {
     }
 
     /// Listens to `path`: None when it has no audio stream. `on` hears how many seconds of
-    /// sound are done.
+    /// sound are done, and answers whether to go on.
     pub fn listen(
         &self,
         path: &Path,
         options: &Options,
-        on: &dyn Fn(f64),
+        on: &dyn Fn(f64) -> bool,
     ) -> Result<Option<Heard>, SpeechError> {
         let Some(mut audio) = audio::Audio::open(path, options.stream)? else {
             return Ok(None);
@@ -175,7 +177,9 @@ impl Ear {
         while let Some(samples) = audio.next()? {
             listening.origin = audio.origin();
             listening.push(&samples, false)?;
-            on(listening.total as f64 / SAMPLE_RATE as f64);
+            if !on(listening.total as f64 / SAMPLE_RATE as f64) {
+                return Err(SpeechError::Interrupted);
+            }
         }
         listening.origin = audio.origin();
         listening.push(&[], true)?;
@@ -235,8 +239,7 @@ impl Listening<'_> {
 
     fn gather(&mut self, start: usize, end: usize) -> Result<(), SpeechError> {
         let joins = |(first, last): (usize, usize)| {
-            start <= last + (JOIN_GAP * SAMPLE_RATE as f64) as usize
-                && end - first <= mel::WINDOW
+            start <= last + (JOIN_GAP * SAMPLE_RATE as f64) as usize && end - first <= mel::WINDOW
         };
         match self.chunk {
             Some(chunk) if joins(chunk) => self.chunk = Some((chunk.0, end.max(chunk.1))),
@@ -288,7 +291,9 @@ pub fn phrases(utterances: &[Utterance], pause: f64, longest: f64) -> Vec<Phrase
     let mut out: Vec<Phrase> = Vec::new();
     for u in utterances {
         match out.last_mut() {
-            Some(p) if p.lang == u.lang && u.start - p.end <= pause && u.end - p.start <= longest => {
+            Some(p)
+                if p.lang == u.lang && u.start - p.end <= pause && u.end - p.start <= longest =>
+            {
                 p.end = p.end.max(u.end);
                 p.text.push(' ');
                 p.text.push_str(&u.text);
@@ -313,10 +318,10 @@ pub struct Transcripts {
 impl Transcripts {
     /// The cache's sibling folder `transcripts`.
     pub fn beside(captions: &Cache) -> Transcripts {
-        let dir = captions
-            .dir()
-            .parent()
-            .map_or_else(|| captions.dir().join("transcripts"), |p| p.join("transcripts"));
+        let dir = captions.dir().parent().map_or_else(
+            || captions.dir().join("transcripts"),
+            |p| p.join("transcripts"),
+        );
         Transcripts {
             cache: Cache::lookup_only(&dir),
         }
@@ -350,7 +355,7 @@ pub fn hear(
     transcripts: Option<&Transcripts>,
     path: &Path,
     options: &Options,
-    on: &dyn Fn(f64),
+    on: &dyn Fn(f64) -> bool,
 ) -> Result<Option<(Heard, bool)>, SpeechError> {
     let key = match transcripts {
         Some(_) => audio::content_key(path, options.stream)?
@@ -397,7 +402,10 @@ mod tests {
         ];
         let p = phrases(&u, 1.0, 15.0);
         let texts: Vec<&str> = p.iter().map(|p| p.text.as_str()).collect();
-        assert_eq!(texts, ["The bridge opens in May.", "After a pause.", "Guten Tag."]);
+        assert_eq!(
+            texts,
+            ["The bridge opens in May.", "After a pause.", "Guten Tag."]
+        );
         assert_eq!((p[0].start, p[0].end), (1.0, 3.5));
     }
 }

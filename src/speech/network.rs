@@ -128,12 +128,16 @@ impl Encoder {
         Ok(Encoder {
             conv1: conv1d(cfg.num_mel_bins, state, 3, conv(1), vb.pp("conv1"))?,
             conv2: conv1d(state, state, 3, conv(2), vb.pp("conv2"))?,
-            positions: vb.get(
-                (cfg.max_source_positions, state),
-                "embed_positions.weight",
-            )?,
+            positions: vb.get((cfg.max_source_positions, state), "embed_positions.weight")?,
             blocks: (0..cfg.encoder_layers)
-                .map(|i| Block::load(state, cfg.encoder_attention_heads, false, vb.pp(format!("layers.{i}"))))
+                .map(|i| {
+                    Block::load(
+                        state,
+                        cfg.encoder_attention_heads,
+                        false,
+                        vb.pp(format!("layers.{i}")),
+                    )
+                })
                 .collect::<Result<_>>()?,
             ln: layer_norm(state, 1e-5, vb.pp("layer_norm"))?,
         })
@@ -174,12 +178,16 @@ impl Decoder {
         let state = cfg.d_model;
         Ok(Decoder {
             tokens: embedding(cfg.vocab_size, state, vb.pp("embed_tokens"))?,
-            positions: vb.get(
-                (cfg.max_target_positions, state),
-                "embed_positions.weight",
-            )?,
+            positions: vb.get((cfg.max_target_positions, state), "embed_positions.weight")?,
             blocks: (0..cfg.decoder_layers)
-                .map(|i| Block::load(state, cfg.decoder_attention_heads, true, vb.pp(format!("layers.{i}"))))
+                .map(|i| {
+                    Block::load(
+                        state,
+                        cfg.decoder_attention_heads,
+                        true,
+                        vb.pp(format!("layers.{i}")),
+                    )
+                })
                 .collect::<Result<_>>()?,
             ln: layer_norm(state, 1e-5, vb.pp("layer_norm"))?,
         })
@@ -190,10 +198,18 @@ impl Decoder {
         let audio = self
             .blocks
             .iter()
-            .map(|b| b.cross.as_ref().expect("decoder blocks attend to audio").0.keys_values(audio))
+            .map(|b| {
+                b.cross
+                    .as_ref()
+                    .expect("decoder blocks attend to audio")
+                    .0
+                    .keys_values(audio)
+            })
             .collect::<Result<_>>()?;
         Ok(State {
-            own: (0..self.blocks.len()).map(|_| KvCache::new(1, 64)).collect(),
+            own: (0..self.blocks.len())
+                .map(|_| KvCache::new(1, 64))
+                .collect(),
             audio,
             len: 0,
         })
@@ -214,7 +230,10 @@ impl Decoder {
             let (k, v) = block.attn.keys_values(&h)?;
             let (k, v) = state.own[i].append(&k.contiguous()?, &v.contiguous()?)?;
             x = (&x + block.attn.attend(&h, &k, &v, mask.as_ref())?)?;
-            let (cross, cross_ln) = block.cross.as_ref().expect("decoder blocks attend to audio");
+            let (cross, cross_ln) = block
+                .cross
+                .as_ref()
+                .expect("decoder blocks attend to audio");
             let (ak, av) = &state.audio[i];
             x = (&x + cross.attend(&cross_ln.forward(&x)?, ak, av, None)?)?;
             x = block.mlp(&x)?;
@@ -235,7 +254,9 @@ fn causal_mask(n: usize, past: usize, device: &Device) -> Result<Option<Tensor>>
         return Ok(None);
     }
     let mask: Vec<f32> = (0..n)
-        .flat_map(|i| (0..past + n).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..past + n).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
+        })
         .collect();
     Tensor::from_vec(mask, (n, past + n), device).map(Some)
 }

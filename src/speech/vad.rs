@@ -1,5 +1,6 @@
-//! Voice activity: Silero VAD 6 (MIT) in candle, over the weights its PyPI package ships as
-//! safetensors, and the stretches of speech it finds, decided as audio streams in.
+//! Voice activity: Silero VAD 6 (MIT) in candle, over the weights of the ONNX file its PyPI
+//! package ships (taken out at set-up by `scripts/convert_vad.py`), and the stretches of speech
+//! it finds, decided as audio streams in.
 //!
 //! The network reads 32 ms (512 samples) at a time with the 64 samples before them: a learned
 //! STFT, four convolutions, an LSTM cell carried from one step to the next, and a sigmoid. The
@@ -38,7 +39,10 @@ impl Vad {
             ..Default::default()
         };
         // The package names the cell's tensors as torch's LSTMCell does, without a layer number.
-        let lstm_vb = vb.clone().rename_f(|name| name.replace("_l0", "")).pp("lstm_cell");
+        let lstm_vb = vb
+            .clone()
+            .rename_f(|name| name.replace("_l0", ""))
+            .pp("lstm_cell");
         Ok(Vad {
             stft: conv1d_no_bias(1, 258, 256, stft, vb.pp("stft_conv"))?,
             convs: [
@@ -280,7 +284,10 @@ mod tests {
         p.extend(vec![0.1; 31]);
         let got = found(&p);
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!((got[0].0 - 0.992).abs() < 0.01 && (got[0].1 - 2.976).abs() < 0.01, "{got:?}");
+        assert!(
+            (got[0].0 - 0.992).abs() < 0.01 && (got[0].1 - 2.976).abs() < 0.01,
+            "{got:?}"
+        );
     }
 
     #[test]

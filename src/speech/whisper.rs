@@ -44,14 +44,19 @@ impl Special {
         let sot = id("<|startoftranscript|>")?;
         let translate = id("<|translate|>")?;
         let no_timestamps = id("<|notimestamps|>")?;
-        // A multilingual model has a token per language between these two.
-        let multilingual = vocab > (no_timestamps + 1 + 1500) as usize;
+        // English-only models have one token fewer (openai's rule); their tokenizers list the
+        // language tokens all the same, which the model was never taught.
+        let multilingual = vocab >= 51_865;
         let mut languages: Vec<(u32, String)> = tokenizer
             .get_added_tokens_decoder()
             .into_iter()
             .filter(|(id, _)| *id > sot && *id < translate)
             .filter_map(|(id, t)| {
-                let code = t.content.strip_prefix("<|")?.strip_suffix("|>")?.to_string();
+                let code = t
+                    .content
+                    .strip_prefix("<|")?
+                    .strip_suffix("|>")?
+                    .to_string();
                 Some((id, code))
             })
             .collect();
@@ -285,7 +290,12 @@ impl Whisper {
             Some(t) => {
                 let probs = candle_nn::ops::softmax_last_dim(&all.i(sot_index).map_err(failed)?)
                     .map_err(failed)?;
-                f64::from(probs.i(t as usize).and_then(|p| p.to_scalar::<f32>()).map_err(failed)?)
+                f64::from(
+                    probs
+                        .i(t as usize)
+                        .and_then(|p| p.to_scalar::<f32>())
+                        .map_err(failed)?,
+                )
             }
             None => 0.0,
         };
@@ -296,9 +306,13 @@ impl Whisper {
             let mut values = logits.to_vec1::<f32>().map_err(failed)?;
             self.apply_rules(&mut values, &tokens);
             let next = self.choose(&values, temperature, rng);
-            let logprobs = log_softmax(&Tensor::new(values.as_slice(), &Device::Cpu).map_err(failed)?)
+            let logprobs =
+                log_softmax(&Tensor::new(values.as_slice(), &Device::Cpu).map_err(failed)?)
+                    .map_err(failed)?;
+            let logprob = logprobs
+                .i(next as usize)
+                .and_then(|l| l.to_scalar::<f32>())
                 .map_err(failed)?;
-            let logprob = logprobs.i(next as usize).and_then(|l| l.to_scalar::<f32>()).map_err(failed)?;
             if next == self.special.eot {
                 break;
             }
@@ -342,7 +356,9 @@ impl Whisper {
         let s = &self.special;
         let ts = s.timestamp_begin as usize;
         let off = |logits: &mut [f32], range: std::ops::Range<usize>| {
-            logits[range].iter_mut().for_each(|l| *l = f32::NEG_INFINITY)
+            logits[range]
+                .iter_mut()
+                .for_each(|l| *l = f32::NEG_INFINITY)
         };
         for &t in &self.suppress {
             if let Some(l) = logits.get_mut(t as usize) {
@@ -370,7 +386,11 @@ impl Whisper {
         }
         if let Some(&latest) = tokens.iter().rev().find(|t| is_ts(t)) {
             // Timestamps never go back, and a closing one may repeat the last opening one.
-            let floor = if last_ts && !penultimate_ts { latest } else { latest + 1 };
+            let floor = if last_ts && !penultimate_ts {
+                latest
+            } else {
+                latest + 1
+            };
             off(logits, ts..(floor as usize).min(logits.len()));
         }
         if tokens.is_empty() {
@@ -381,7 +401,10 @@ impl Whisper {
         // When timestamps together outweigh every text token, a timestamp it is.
         let logprobs = log_softmax_vec(logits);
         let timestamp_mass = log_sum_exp(&logprobs[ts..]);
-        let best_text = logprobs[..ts].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let best_text = logprobs[..ts]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         if timestamp_mass > best_text {
             off(logits, 0..ts);
         }
@@ -451,9 +474,8 @@ impl Whisper {
             }
         }
         // A window that ends on a lone timestamp was read to its end.
-        let single_end = tokens.len() >= 2
-            && tokens[tokens.len() - 1] >= ts
-            && tokens[tokens.len() - 2] < ts;
+        let single_end =
+            tokens.len() >= 2 && tokens[tokens.len() - 1] >= ts && tokens[tokens.len() - 2] < ts;
         if single_end || window_seconds < FRAMES as f64 * FRAME_SECONDS - 1.0 {
             reached = None;
         }

@@ -251,7 +251,7 @@ pub fn place_id(host: &str, path: &str) -> u64 {
     hash_id(&format!("place#{}#{host}#{path}", host.len()))
 }
 
-pub(crate) fn hash_id(text: &str) -> u64 {
+pub fn hash_id(text: &str) -> u64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
     u64::from_le_bytes(digest[..8].try_into().expect("a digest has 32 bytes"))

@@ -72,7 +72,9 @@ impl Archive {
         let videos = dir.path().join("videos");
         std::fs::create_dir_all(&videos).unwrap();
         for name in files {
-            std::fs::copy(fixture(name), videos.join(name)).unwrap();
+            let to = videos.join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(fixture(name), to).unwrap();
         }
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -37,6 +37,8 @@ pub fn command() -> Command {
         command.env_remove(name);
     }
     command.env("SCENEDEX_CONFIG", "/nonexistent/scenedex-test-config.toml");
+    // Tests of pictures do not pay for hearing; tests of speech ask for it (`--speech local`).
+    command.env("SCENEDEX_SPEECH", "off");
     command
 }
 

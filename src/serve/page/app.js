@@ -118,7 +118,10 @@ function item(hit, weak) {
   img.src = hit.thumb;
   const text = element('div');
   text.append(element('div', 'when', `${clock(hit.start)} – ${clock(hit.end)}`));
-  text.append(element('div', 'caption', hit.caption || ''));
+  // What is said is quoted, so it is never mistaken for a description of the picture.
+  const said = hit.kind === 'speech';
+  text.append(element('div', said ? 'caption said' : 'caption',
+    said ? `said${hit.lang ? ` (${hit.lang})` : ''}: “${hit.caption || ''}”` : (hit.caption || '')));
   text.append(element('div', 'score',
     `score ${hit.score.toFixed(4)} · similarity ${hit.similarity.toFixed(2)}`));
   if (!hit.play) text.append(element('div', 'why', `cannot play here: ${hit.why}`));
