@@ -2,6 +2,8 @@
 //! for on a whole archive. Pictures and frames are captioned and checked against the words
 //! they must and must not contain and the moderation fields they must have; searches run on a
 //! throw-away index of the golden videos and are scored by where the right stretch ranks.
+//! What is said in a golden video is heard and scored by word error rate, and searched for
+//! among the speech segments of the same index.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,9 @@ use serde_json::{Map, Value};
 use crate::caption::cost::{self, Price};
 use crate::caption::run::caption_all;
 use crate::caption::{encode, Caption, CaptionError, Encoded, Kind, Picture, Style, Usage};
+use crate::index::speech::Hearing;
+use crate::speech::Transcripts;
+use crate::store::Condition;
 
 /// Words a caption must have, must not have, and moderation fields it must give.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -32,6 +37,7 @@ struct Line {
     video: Option<PathBuf>,
     time: Option<f64>,
     query: Option<String>,
+    said: Option<String>,
     start: Option<f64>,
     end: Option<f64>,
     #[serde(flatten)]
@@ -62,10 +68,20 @@ pub struct SearchCase {
     pub end: f64,
 }
 
+/// Words said in `video` from `start` to `end`.
+#[derive(Clone, Debug)]
+pub struct SpeechCase {
+    pub said: String,
+    pub video: PathBuf,
+    pub start: f64,
+    pub end: f64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Golden {
     pub pictures: Vec<PictureCase>,
     pub searches: Vec<SearchCase>,
+    pub speech: Vec<SpeechCase>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +97,14 @@ pub enum EvalError {
         line: usize,
         why: String,
     },
-    #[error("{path}: no pictures, frames or searches to score")]
+    #[error("{path}: no pictures, frames, searches or speech to score")]
     Empty { path: PathBuf },
     #[error("{0}: {1}")]
     Picture(PathBuf, String),
     #[error("the throw-away index for the searches: {0}")]
     Index(String),
+    #[error("the golden set has speech to score: {0}")]
+    Speech(String),
     #[error("interrupted")]
     Interrupted,
 }
@@ -112,7 +130,7 @@ impl Golden {
             let line: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
             golden.add(line, base).map_err(bad)?;
         }
-        if golden.pictures.is_empty() && golden.searches.is_empty() {
+        if golden.pictures.is_empty() && golden.searches.is_empty() && golden.speech.is_empty() {
             return Err(EvalError::Empty {
                 path: path.to_path_buf(),
             });
@@ -122,9 +140,41 @@ impl Golden {
 
     fn add(&mut self, line: Line, base: &Path) -> Result<(), String> {
         let at = |p: PathBuf| base.join(p);
+        let stretch =
+            |start: f64, end: f64| match start.is_finite() && end.is_finite() && start <= end {
+                true => Ok(()),
+                false => Err(format!(
+                    "start {start} and end {end} are not a stretch of time"
+                )),
+            };
         match line {
             Line {
+                said: Some(said),
+                video: Some(video),
+                start: Some(start),
+                end: Some(end),
+                query: None,
+                image: None,
+                time: None,
+                checks,
+            } if checks.must.is_empty()
+                && checks.must_not.is_empty()
+                && checks.moderation.is_none() =>
+            {
+                stretch(start, end)?;
+                if words(&said).is_empty() {
+                    return Err("\"said\" has no words".into());
+                }
+                self.speech.push(SpeechCase {
+                    said,
+                    video: at(video),
+                    start,
+                    end,
+                });
+            }
+            Line {
                 query: Some(query),
+                said: None,
                 video: Some(video),
                 start: Some(start),
                 end: Some(end),
@@ -135,11 +185,7 @@ impl Golden {
                 && checks.must_not.is_empty()
                 && checks.moderation.is_none() =>
             {
-                if !(start.is_finite() && end.is_finite() && start <= end) {
-                    return Err(format!(
-                        "start {start} and end {end} are not a stretch of time"
-                    ));
-                }
+                stretch(start, end)?;
                 self.searches.push(SearchCase {
                     query,
                     video: at(video),
@@ -149,6 +195,7 @@ impl Golden {
             }
             Line {
                 query: None,
+                said: None,
                 start: None,
                 end: None,
                 image,
@@ -178,7 +225,7 @@ impl Golden {
             }
             _ => {
                 return Err(
-                    "a search is \"query\", \"video\", \"start\" and \"end\", and nothing else"
+                    "a search is \"query\", \"video\", \"start\" and \"end\", and what is said is \"said\", \"video\", \"start\" and \"end\", each with nothing else"
                         .into(),
                 )
             }
@@ -188,7 +235,10 @@ impl Golden {
 
     /// The videos the searches look in, each once.
     pub fn search_videos(&self) -> Vec<PathBuf> {
-        let mut videos: Vec<PathBuf> = self.searches.iter().map(|s| s.video.clone()).collect();
+        let searched = self.searches.iter().map(|s| s.video.clone());
+        let mut videos: Vec<PathBuf> = searched
+            .chain(self.speech.iter().map(|s| s.video.clone()))
+            .collect();
         videos.sort();
         videos.dedup();
         videos
@@ -208,6 +258,11 @@ pub struct Scores {
     pub recall_at_1: Option<f64>,
     pub recall_at_5: Option<f64>,
     pub mrr: Option<f64>,
+    /// Words of the golden speech heard wrong (substituted, left out or added), per word said.
+    pub speech_word_error_rate: Option<f64>,
+    /// Searches for what was said, among the speech segments, that find it first / in the top 5.
+    pub speech_recall_at_1: Option<f64>,
+    pub speech_recall_at_5: Option<f64>,
     /// Pictures and frames captioned, golden and indexed for the searches.
     pub frames: u64,
     /// Golden pictures whose captioning failed (left out of the caption scores).
@@ -410,6 +465,11 @@ pub fn evaluate(
     made_by: &crate::index::run::Provenance,
     price: Option<Price>,
 ) -> Result<Evaluated, EvalError> {
+    if !golden.speech.is_empty() && pipeline.hearing.is_none() {
+        return Err(EvalError::Speech(
+            "speech is off, or its model is not installed (run scripts/setup.sh)".into(),
+        ));
+    }
     let pictures = pictures(&golden.pictures, pipeline.picture)?;
     let (outcomes, totals) = caption_all(
         &pictures,
@@ -429,12 +489,35 @@ pub fn evaluate(
         .zip(&captions)
         .find_map(|(case, c)| c.as_ref().err().map(|e| format!("{}: {e}", case.source)));
     let captioned = score_captions(&golden.pictures, &captions, pipeline.settings.style);
-    let (searched, mut usage, indexed) = search_cases(golden, pipeline, made_by)?;
+    // The searches' index, its thumbnails and the transcripts are throw-away; a video heard for
+    // its word error rate is not heard again when it is indexed.
+    let dir = tempfile::tempdir().map_err(|source| EvalError::Read {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let transcripts = Transcripts::open(&dir.path().join("transcripts"));
+    let hearing = pipeline.hearing.map(|h| Hearing {
+        transcripts: Some(&transcripts),
+        ..h
+    });
+    let pipeline = crate::index::Pipeline {
+        thumbs: crate::index::thumbs::Thumbs::new(dir.path().join("thumbs")),
+        hearing,
+        ..pipeline.clone()
+    };
+    let speech_word_error_rate = match &hearing {
+        Some(hearing) => word_error_rate(&golden.speech, hearing)?,
+        None => None,
+    };
+    let (searched, mut usage, indexed) = search_cases(golden, &pipeline, made_by, dir.path())?;
     usage += totals.usage;
     let mut scores = Scores {
         recall_at_1: searched.recall_at_1,
         recall_at_5: searched.recall_at_5,
         mrr: searched.mrr,
+        speech_word_error_rate,
+        speech_recall_at_1: searched.speech_recall_at_1,
+        speech_recall_at_5: searched.speech_recall_at_5,
         ..captioned
     };
     spending(&mut scores, pictures.len() as u64 + indexed, usage, price);
@@ -470,32 +553,58 @@ pub fn hit_spans(found: &[crate::search::Found]) -> Vec<(PathBuf, f64, f64)> {
         .collect()
 }
 
-/// Indexes the golden videos into a throw-away embedded index (removed afterwards, with its
-/// thumbnails) and runs the searches on it. Returns their scores, and what indexing cost.
+/// The word error rate of what is heard in each case's stretch (give or take half a second)
+/// against what was said there, over all the cases' words.
+fn word_error_rate(cases: &[SpeechCase], hearing: &Hearing) -> Result<Option<f64>, EvalError> {
+    let mut heard: Vec<(&Path, Vec<crate::speech::Utterance>)> = Vec::new();
+    let (mut errors, mut said) = (0, 0);
+    for case in cases {
+        if !heard.iter().any(|(video, _)| *video == case.video) {
+            let listened = hearing
+                .hear(&case.video, &|| !crate::stop::requested())
+                .map_err(|e| match e {
+                    crate::speech::SpeechError::Interrupted => EvalError::Interrupted,
+                    e => EvalError::Picture(case.video.clone(), e.to_string()),
+                })?;
+            heard.push((&case.video, listened.heard.utterances));
+        }
+        let utterances = &heard
+            .iter()
+            .find(|(v, _)| *v == case.video)
+            .expect("heard")
+            .1;
+        let hypothesis: Vec<String> = utterances
+            .iter()
+            .filter(|u| u.end > case.start - 0.5 && u.start < case.end + 0.5)
+            .flat_map(|u| words(&u.text))
+            .collect();
+        let reference = words(&case.said);
+        errors += strsim::generic_levenshtein(&reference, &hypothesis);
+        said += reference.len();
+    }
+    Ok((said > 0).then(|| round(errors as f64 / said as f64)))
+}
+
+/// Indexes the golden videos into a throw-away embedded index in `dir` and runs the searches
+/// on it, and the searches for what was said among its speech segments. Returns their scores,
+/// and what indexing cost.
 pub fn search_cases(
     golden: &Golden,
     pipeline: &crate::index::Pipeline,
     made_by: &crate::index::run::Provenance,
+    dir: &Path,
 ) -> Result<(Scores, Usage, u64), EvalError> {
     use crate::index::run::{self, Context, Observer, Outcome};
-    if golden.searches.is_empty() {
+    if golden.searches.is_empty() && golden.speech.is_empty() {
         return Ok((Scores::default(), Usage::default(), 0));
     }
-    let dir = tempfile::tempdir().map_err(|source| EvalError::Read {
-        path: std::env::temp_dir(),
-        source,
-    })?;
     let embedder = pipeline.embedder;
     let store = crate::store::EdgeStore::open(
-        &dir.path().join("index"),
+        &dir.join("index"),
         Some((embedder.model(), embedder.dimension())),
         true,
     )
     .map_err(|e| EvalError::Index(e.to_string()))?;
-    let pipeline = crate::index::Pipeline {
-        thumbs: crate::index::thumbs::Thumbs::new(dir.path().join("thumbs")),
-        ..pipeline.clone()
-    };
     struct Failures(std::sync::Mutex<Vec<String>>);
     impl Observer for Failures {
         fn outcome(&self, outcome: &Outcome) {
@@ -540,22 +649,51 @@ pub fn search_cases(
     {
         return Err(EvalError::Index(first.clone()));
     }
-    let mut hits = Vec::new();
-    for case in &golden.searches {
+    let search = |query: &str, filter: Vec<crate::store::Condition>| {
         let request = crate::search::Request {
-            query: case.query.clone(),
+            query: query.to_string(),
             limit: 10,
             per_file: None,
             min_similarity: None,
             path: None,
-            filter: Vec::new(),
+            filter,
         };
-        let answer = crate::search::search(&store, embedder, &request, "eval")
-            .map_err(|e| EvalError::Index(format!("{:?}: {e}", case.query)))?;
-        hits.push(hit_spans(&answer.hits));
-    }
+        crate::search::search(&store, embedder, &request, "eval")
+            .map(|answer| hit_spans(&answer.hits))
+            .map_err(|e| EvalError::Index(format!("{query:?}: {e}")))
+    };
+    let hits = golden
+        .searches
+        .iter()
+        .map(|case| search(&case.query, Vec::new()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spoken = Value::String("speech".into());
+    let said: Vec<SearchCase> = golden
+        .speech
+        .iter()
+        .map(|case| SearchCase {
+            query: case.said.clone(),
+            video: case.video.clone(),
+            start: case.start,
+            end: case.end,
+        })
+        .collect();
+    let said_hits = said
+        .iter()
+        .map(|case| {
+            search(
+                &case.query,
+                vec![Condition::Equals("kind".into(), spoken.clone())],
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let speech = score_searches(&said, &said_hits);
     Ok((
-        score_searches(&golden.searches, &hits),
+        Scores {
+            speech_recall_at_1: speech.recall_at_1,
+            speech_recall_at_5: speech.recall_at_5,
+            ..score_searches(&golden.searches, &hits)
+        },
         summary.usage,
         summary.frames_captioned,
     ))
@@ -572,6 +710,9 @@ pub const ROWS: &[&str] = &[
     "recall_at_1",
     "recall_at_5",
     "mrr",
+    "speech_word_error_rate",
+    "speech_recall_at_1",
+    "speech_recall_at_5",
     "frames",
     "failed",
     "tokens_per_1000",

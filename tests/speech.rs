@@ -373,3 +373,77 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A golden set of what the two talking fixtures say, each phrase given 3 s from its start.
+fn speech_golden(dir: &Path) -> std::path::PathBuf {
+    let lines: Vec<String> = ["talk.mp4", "switch.mp4"]
+        .iter()
+        .flat_map(|f| phrases(f))
+        .map(|p| {
+            serde_json::json!({
+                "video": fixture(&format!("speech/{}", p.file)),
+                "said": p.said,
+                "start": p.start,
+                "end": p.start + 3.0,
+            })
+            .to_string()
+        })
+        .collect();
+    let file = dir.join("golden.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    file
+}
+
+#[test]
+fn eval_scores_what_is_heard_and_finds_it_by_its_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = speech_golden(dir.path());
+    let output = command()
+        .args([
+            "eval",
+            "--json",
+            "--captioner",
+            "tagger",
+            "--speech",
+            "local",
+        ])
+        .arg(&golden)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let scores = &line;
+    let wer = scores["speech_word_error_rate"].as_f64().unwrap();
+    // Synthetic voices: a few words are heard wrong ("acht" as "8"), most are not.
+    assert!(wer > 0.0 && wer < 0.35, "{line}");
+    assert_eq!(scores["speech_recall_at_5"].as_f64(), Some(1.0), "{line}");
+    assert!(
+        scores["speech_recall_at_1"].as_f64().unwrap() >= 0.8,
+        "{line}"
+    );
+    // Nothing about pictures or picture searches was asked.
+    assert!(
+        scores["recall_at_1"].is_null() && scores["keyword_recall"].is_null(),
+        "{line}"
+    );
+    assert!(
+        line["config"]["speech"].as_str().unwrap().contains("base"),
+        "{line}"
+    );
+}
+
+#[test]
+fn eval_of_speech_without_hearing_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = speech_golden(dir.path());
+    let output = command()
+        .args(["eval", "--captioner", "tagger", "--speech", "off"])
+        .arg(&golden)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("speech is off"), "{text}");
+}

@@ -89,6 +89,17 @@ fn score(args: &EvalArgs, golden: &Golden) -> Result<Scored, Error> {
         false => None,
     };
     let settings = args.captioner.asking(&prompt, &chosen.detail);
+    // The speech model is loaded only for a golden set that has speech to score.
+    let speech = args.speech.settings();
+    let (ear, _) = match golden.speech.is_empty() {
+        true => (None, None),
+        false => backends::open_ear(&speech)?,
+    };
+    let hearing = ear.as_ref().map(|ear| crate::index::speech::Hearing {
+        ear,
+        options: &speech.options,
+        transcripts: None,
+    });
     let pipeline = Pipeline {
         sampling: args.sampling.sample_config(),
         dedup: args.sampling.dedup_config(),
@@ -101,7 +112,7 @@ fn score(args: &EvalArgs, golden: &Golden) -> Result<Scored, Error> {
         // The searches' index is throw-away, and so are its thumbnails: `eval` gives both a
         // folder of their own.
         thumbs: crate::index::thumbs::Thumbs::new(PathBuf::new()),
-        hearing: None,
+        hearing,
     };
     let price = args
         .captioner
@@ -128,6 +139,7 @@ fn score(args: &EvalArgs, golden: &Golden) -> Result<Scored, Error> {
             "lang": lang,
             "sample": sample,
             "embedder": embedder.model(),
+            "speech": hearing.map(|h| h.settings()),
         }),
         label,
         scores: evaluated.scores,
@@ -173,6 +185,7 @@ fn eval_error(e: EvalError) -> Error {
             Error::Input(e.to_string())
         }
         EvalError::Index(_) => Error::Service(e.to_string()),
+        EvalError::Speech(_) => Error::Config(e.to_string()),
         EvalError::Interrupted => Error::Interrupted,
     }
 }

@@ -160,6 +160,9 @@ pub struct EvalArgs {
     pub captioner: CaptionerArgs,
 
     #[command(flatten)]
+    pub speech: SpeechArgs,
+
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 
     /// The embedding model for the searches' throw-away index.

@@ -322,8 +322,13 @@ impl Transcripts {
             || captions.dir().join("transcripts"),
             |p| p.join("transcripts"),
         );
+        Transcripts::open(&dir)
+    }
+
+    /// Transcripts in a folder of their own (created when the first is kept).
+    pub fn open(dir: &Path) -> Transcripts {
         Transcripts {
-            cache: Cache::lookup_only(&dir),
+            cache: Cache::lookup_only(dir),
         }
     }
 

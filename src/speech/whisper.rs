@@ -18,7 +18,13 @@ use super::{SpeechError, Utterance};
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 const COMPRESSION_RATIO_MOST: f64 = 2.4;
+/// Below this average log-probability a decoding is tried again, hotter (openai's threshold).
 const LOGPROB_LEAST: f64 = -1.0;
+/// Below this, the best of every try is dropped as a guess. openai keeps it; only stretches the
+/// detector heard a voice in get here, and there a borderline -1.0 to -1.5 is mostly real words
+/// in a voice the model finds hard (synthetic German at -1.01), while the garbled text
+/// of a hot decoding sits at -2 and below.
+const GUESS_LEAST: f64 = -1.5;
 const NO_SPEECH_LEAST: f64 = 0.6;
 /// Seconds per timestamp token.
 const TICK: f64 = 0.02;
@@ -96,6 +102,7 @@ pub struct Whisper {
 }
 
 /// What one decoding of a window gave.
+#[derive(Clone)]
 struct Decoded {
     tokens: Vec<u32>,
     avg_logprob: f64,
@@ -182,7 +189,7 @@ impl Whisper {
             let window_seconds = window.len() as f64 / SAMPLE_RATE as f64;
             let decoded = self.with_fallback(&network, &audio, &prompt, lang_token, &mut rng)?;
             let silent = decoded.no_speech > NO_SPEECH_LEAST && decoded.avg_logprob < LOGPROB_LEAST;
-            let unsure = decoded.avg_logprob < LOGPROB_LEAST
+            let unsure = decoded.avg_logprob < GUESS_LEAST
                 || decoded.compression_ratio > COMPRESSION_RATIO_MOST;
             let start = at + seek as f64 / SAMPLE_RATE as f64;
             let (utterances, consumed) = self.split(&decoded, start, window_seconds, &code);
@@ -239,7 +246,7 @@ impl Whisper {
         lang: u32,
         rng: &mut rand::rngs::StdRng,
     ) -> Result<Decoded, SpeechError> {
-        let mut last = None;
+        let mut tried: Vec<Decoded> = Vec::new();
         for &temperature in &TEMPERATURES {
             // A hot decoding is not conditioned on earlier text, which might have caused it.
             let prompt = if temperature > 0.5 { &[][..] } else { prompt };
@@ -250,9 +257,18 @@ impl Whisper {
             if silent || good {
                 return Ok(decoded);
             }
-            last = Some(decoded);
+            tried.push(decoded);
         }
-        Ok(last.expect("at least one temperature"))
+        // None passed: the likeliest that does not repeat itself (as faster-whisper picks), which
+        // the caller still drops if it is unsure; a hotter guess is no better than a cooler one.
+        let likeliest = |a: &&Decoded, b: &&Decoded| a.avg_logprob.total_cmp(&b.avg_logprob);
+        let best = tried
+            .iter()
+            .filter(|d| d.compression_ratio <= COMPRESSION_RATIO_MOST)
+            .max_by(likeliest)
+            .or_else(|| tried.iter().max_by(likeliest))
+            .expect("at least one temperature");
+        Ok(best.clone())
     }
 
     fn initial(&self, prompt: &[u32], lang: u32) -> (Vec<u32>, usize) {
