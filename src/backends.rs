@@ -449,15 +449,48 @@ pub enum SpeechChoice {
     Off,
     /// Local Whisper; missing weights are an error.
     Local,
+    /// An OpenAI-compatible `/audio/transcriptions` (OpenAI's whisper-1, or a self-hosted
+    /// Whisper server), sent only the stretches where someone speaks.
+    Openai,
 }
 
 #[derive(Clone, Debug)]
 pub struct SpeechSettings {
     pub choice: SpeechChoice,
-    pub model: String,
+    /// The model: `base` or `tiny.en` on this machine, the service's for `openai`
+    /// [default: base; whisper-1].
+    pub model: Option<String>,
+    /// `openai`: the service's base URL [default: OPENAI_BASE_URL, else OpenAI's] and key.
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub http: crate::caption::HttpSettings,
     pub options: crate::speech::Options,
     /// Where the weights are; `Ear::default_dir()` when None.
     pub dir: Option<PathBuf>,
+}
+
+/// `--speech openai`: the service, which needs a key unless it is not OpenAI's own.
+fn transcription_service(
+    settings: &SpeechSettings,
+    model: &str,
+) -> Result<crate::speech::openai::OpenAiTranscriber, SetupError> {
+    let url = settings
+        .url
+        .clone()
+        .or_else(|| var("OPENAI_BASE_URL"))
+        .unwrap_or(OPENAI_DEFAULT_URL.into());
+    if settings.key.is_none() && url == OPENAI_DEFAULT_URL {
+        return Err(SetupError::Config(
+            "OPENAI_API_KEY is not set: --speech openai needs an OpenAI API key, or --speech-url pointing at a Whisper server".into(),
+        ));
+    }
+    Ok(crate::speech::openai::OpenAiTranscriber::new(
+        &url,
+        model,
+        settings.key.clone().map(Secret::new),
+        None,
+        settings.http,
+    ))
 }
 
 /// The speech models the settings ask for: None when speech is off, or `auto` finds no
@@ -469,10 +502,14 @@ pub fn open_ear(
     if settings.choice == SpeechChoice::Off {
         return Ok((None, None));
     }
-    if !MODELS.contains(&settings.model.as_str()) {
+    let model = match (&settings.model, settings.choice) {
+        (Some(model), _) => model.clone(),
+        (None, SpeechChoice::Openai) => "whisper-1".to_string(),
+        (None, _) => "base".to_string(),
+    };
+    if settings.choice != SpeechChoice::Openai && !MODELS.contains(&model.as_str()) {
         return Err(SetupError::Config(format!(
-            "unknown speech model '{}'; choose one of {}",
-            settings.model,
+            "unknown speech model '{model}'; choose one of {}",
             MODELS.join(", ")
         )));
     }
@@ -483,20 +520,22 @@ pub fn open_ear(
         .ok_or_else(|| {
             SetupError::Config("no data directory for speech: set SCENEDEX_SPEECH_DIR".into())
         })?;
-    if settings.choice == SpeechChoice::Auto && !Ear::installed(&dir, &settings.model) {
+    if settings.choice == SpeechChoice::Auto && !Ear::installed(&dir, &model) {
         let note = format!(
-            "speech is not indexed: the {} speech model is not in {} (run scripts/setup.sh, or --speech off)",
-            settings.model,
+            "speech is not indexed: the {model} speech model is not in {} (run scripts/setup.sh, or --speech off)",
             dir.display()
         );
         return Ok((None, Some(note)));
     }
-    let ear = Ear::load(&dir, &settings.model).map_err(|e| SetupError::Config(e.to_string()))?;
+    let ear = match settings.choice {
+        SpeechChoice::Openai => Ear::with(&dir, Box::new(transcription_service(settings, &model)?)),
+        _ => Ear::load(&dir, &model),
+    }
+    .map_err(|e| SetupError::Config(e.to_string()))?;
     if let Some(lang) = &settings.options.lang {
         if !ear.knows(lang) {
             return Err(SetupError::Config(format!(
-                "the {} speech model does not know the language '{lang}' (give a code such as en, de, fr; tiny.en hears English only)",
-                settings.model
+                "the {model} speech model does not know the language '{lang}' (give a code such as en, de, fr; tiny.en hears English only)"
             )));
         }
     }

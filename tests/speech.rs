@@ -87,7 +87,7 @@ fn each_phrase_is_heard_at_its_second() {
     let (utterances, summary, stderr, code) = listen("speech/talk.mp4", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_every_phrase_heard("talk.mp4", &utterances);
-    assert_eq!(summary["model"], "base");
+    assert_eq!(summary["model"], "whisper-base");
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn the_english_model_hears_english_and_refuses_another_language() {
     let (utterances, summary, stderr, code) =
         listen("speech/talk.mp4", &["--speech-model", "tiny.en"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(summary["model"], "tiny.en");
+    assert_eq!(summary["model"], "whisper-tiny.en");
     assert_every_phrase_heard("talk.mp4", &utterances);
     let (_, _, stderr, code) = listen(
         "speech/talk.mp4",
@@ -147,6 +147,17 @@ fn sound_that_goes_on_after_the_picture_ends_is_heard() {
     let (utterances, _, stderr, code) = listen("speech/long_sound.mkv", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_every_phrase_heard("talk.mp4", &utterances);
+}
+
+#[test]
+fn issue22_a_video_whose_sound_goes_on_longer_is_not_called_truncated() {
+    // Matroska gives no stream a duration of its own but a tag; the file's is the sound's 24 s.
+    let archive = Archive::new(&["speech/long_sound.mkv"]);
+    let (output, lines, summary) = archive.index(&["--speech", "local"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(lines[0]["status"], "indexed", "{lines:?}");
+    assert_eq!(summary["partial"], 0, "{summary}");
+    assert_eq!(summary["speech_segments"], 3, "{summary}");
 }
 
 #[test]
@@ -238,7 +249,7 @@ fn what_is_said_is_searchable_beside_what_is_seen() {
 
     // A German phrase found by its German words, and kind= narrows to what is said or seen.
     let hits = archive.search(
-        "Guten Morgen Berlin",
+        "Zug nach München",
         &["--where", "kind=speech", "--limit", "1"],
     );
     assert_eq!(hits[0]["lang"], "de", "{hits:?}");
@@ -446,4 +457,176 @@ fn eval_of_speech_without_hearing_is_refused_in_one_line() {
     let text = stderr(&output);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("speech is off"), "{text}");
+}
+
+fn transcription_calls(archive: &Archive) -> Vec<f64> {
+    archive
+        .mock
+        .batch_calls()
+        .iter()
+        .filter_map(|c| c.strip_prefix("POST /v1/audio/transcriptions "))
+        .map(|seconds| seconds.parse().unwrap())
+        .collect()
+}
+
+/// `--speech openai` against the stand-in (OpenAI's verbose_json wire): only the stretches
+/// with a voice are sent, one request each, and what comes back lands at the file's second.
+#[test]
+fn openai_transcription_is_sent_only_speech_and_paid_for_once() {
+    let archive = Archive::new(&["speech/talk.mp4", "speech/music.mp4"]);
+    let (output, lines, summary) = archive.index(&["--speech", "openai"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["indexed"], 2, "{lines:?}");
+    let calls = transcription_calls(&archive);
+    assert_eq!(
+        calls.len(),
+        3,
+        "one request per phrase, none for the music: {calls:?}"
+    );
+    assert!(calls.iter().all(|&s| s > 2.0 && s < 6.0), "{calls:?}");
+    assert_eq!(summary["speech"], "openai/whisper-1", "{summary}");
+    let sent = summary["sent_seconds"].as_f64().unwrap();
+    assert!((sent - calls.iter().sum::<f64>()).abs() < 0.01, "{summary}");
+    let cost = summary["speech_cost"].as_f64().unwrap();
+    assert!((cost - sent / 60.0 * 0.006).abs() < 1e-5, "{summary}");
+
+    let hits = archive.search(
+        "stand-in heard seconds of voice",
+        &["--where", "kind=speech"],
+    );
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    let mut starts: Vec<f64> = hits.iter().map(|h| h["start"].as_f64().unwrap()).collect();
+    starts.sort_by(f64::total_cmp);
+    for (start, phrase) in starts.iter().zip(phrases("talk.mp4")) {
+        assert!(
+            (start - phrase.start).abs() <= 0.5,
+            "{start} for {}",
+            phrase.start
+        );
+    }
+    assert!(
+        hits.iter()
+            .all(|h| h["lang"] == "en" && h["backend"] == "openai" && h["model"] == "whisper-1"),
+        "{hits:?}"
+    );
+
+    // The human summary says what was sent and what it cost.
+    let forget = archive
+        .command(&[
+            "forget",
+            archive.videos.join("speech/talk.mp4").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(forget.status.success(), "{}", stderr(&forget));
+    let videos = archive.videos.to_str().unwrap();
+    let again = archive
+        .command(&["index", "--speech", "openai", videos])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        transcription_calls(&archive).len(),
+        3,
+        "a transcript is never paid for twice"
+    );
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        !text.contains("min of speech sent"),
+        "nothing was sent: {text}"
+    );
+}
+
+#[test]
+fn openai_transcription_refused_fails_the_file_for_the_next_run_and_hides_the_key() {
+    let archive = Archive::new(&["speech/talk.mp4"]);
+    let wrong = "sk-wrong-0123456789secret";
+    let output = archive
+        .command(&[
+            "index",
+            "--speech",
+            "openai",
+            "--retries",
+            "0",
+            "--captioner",
+            "tagger",
+            archive.videos.to_str().unwrap(),
+        ])
+        .env("OPENAI_API_KEY", wrong)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(&output)
+    );
+    assert!(
+        !all.contains(wrong) && !all.contains("0123456789secret"),
+        "{all}"
+    );
+    assert!(
+        stderr(&output).contains("could not be transcribed"),
+        "{all}"
+    );
+    // Nothing was recorded, so the next run, with the right key, hears the file.
+    let (output, _, summary) = archive.index(&["--speech", "openai"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    assert_eq!(summary["speech_segments"], 3, "{summary}");
+}
+
+#[test]
+fn openai_transcription_without_a_key_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command()
+        .args([
+            "index",
+            "--speech",
+            "openai",
+            "--captioner",
+            "tagger",
+            "--index",
+        ])
+        .arg(dir.path().join("index"))
+        .arg(fixture("speech/talk.mp4"))
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("OPENAI_API_KEY is not set"), "{text}");
+}
+
+#[test]
+fn openai_dry_run_says_the_most_the_sound_could_cost() {
+    let archive = Archive::new(&["speech/talk.mp4", "speech/music.mp4"]);
+    let output = archive
+        .command(&[
+            "index",
+            "--speech",
+            "openai",
+            "--dry-run",
+            "--json",
+            archive.videos.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (lines, _) = json_lines(&String::from_utf8_lossy(&output.stdout));
+    let speech = lines
+        .iter()
+        .find_map(|l| l.get("speech"))
+        .unwrap_or_else(|| panic!("no speech estimate: {lines:?}"));
+    assert_eq!(speech["service"], "openai/whisper-1");
+    let seconds = speech["sound_seconds"].as_f64().unwrap();
+    assert!((seconds - 39.0).abs() < 0.5, "{speech}");
+    let cost = speech["cost_at_most"].as_f64().unwrap();
+    assert!((cost - seconds / 60.0 * 0.006).abs() < 1e-5, "{speech}");
+    assert!(
+        transcription_calls(&archive).is_empty(),
+        "a dry run sends nothing"
+    );
 }

@@ -60,7 +60,9 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         false => backends::cache(dir, off)?,
     };
     let settings = args.captioner.asking(&prompt, &chosen.detail);
-    let speech = args.speech.settings();
+    let mut speech = args.speech.settings();
+    // A transcription service waits and retries as the captioner does.
+    speech.http = args.captioner.settings().http;
     let (ear, speech_note) = match args.dry_run {
         // Hearing is local and costs nothing but time: a dry run leaves the models unloaded.
         true => (None, None),
@@ -113,7 +115,19 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
             true => p.batched(),
             false => p,
         });
-        return dry_run(&found, &store_settings, &host, &pipeline, price, &report);
+        let service = (speech.choice == backends::SpeechChoice::Openai).then(|| {
+            let model = speech.model.clone().unwrap_or("whisper-1".into());
+            let price = crate::speech::openai::list_price(&model);
+            (format!("openai/{model}"), price)
+        });
+        return dry_run(
+            &found,
+            &store_settings,
+            &host,
+            &pipeline,
+            (price, service),
+            &report,
+        );
     }
     super::warn_about_key(&store_settings);
     let store: std::sync::Arc<dyn crate::store::VectorStore> =
@@ -172,6 +186,14 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
                 .map(|p| round6(cost::dollars(batched, p) - cost::dollars(batched, p.batched()))),
             None => None,
         },
+        speech: ear.as_ref().map(|ear| match ear.backend() {
+            "whisper" => ear.model(),
+            service => format!("{service}/{}", ear.model()),
+        }),
+        speech_cost: ear
+            .as_ref()
+            .and_then(|ear| ear.price_per_minute())
+            .map(|p| round6(summary.sent_seconds / 60.0 * p)),
         wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         speed: 0.0,
         captioner: made_by.captioner.clone(),
@@ -189,7 +211,7 @@ fn dry_run(
     settings: &backends::StoreSettings,
     host: &str,
     pipeline: &Pipeline,
-    price: Option<cost::Price>,
+    (price, service): (Option<cost::Price>, Option<(String, Option<f64>)>),
     report: &Report,
 ) -> Result<(), Error> {
     let catalog = match settings
@@ -220,6 +242,21 @@ fn dry_run(
     );
     let mut out = report.out.lock().unwrap_or_else(|e| e.into_inner());
     out.line(&line)?;
+    // What a transcription service would be sent: at most all the sound, at list price.
+    if let Some((service, per_minute)) = service {
+        let minutes = dry.sound_seconds / 60.0;
+        let most = per_minute.map(|p| round6(minutes * p));
+        match report.json {
+            true => out.json(&serde_json::json!({"speech": {
+                "service": service, "sound_seconds": round6(dry.sound_seconds), "cost_at_most": most,
+            }}))?,
+            false => out.line(&format!(
+                "speech: at most {} of sound to {service}, {}",
+                clock(dry.sound_seconds),
+                most.map_or("cost unknown".into(), |c| format!("at most ${c:.4}"))
+            ))?,
+        }
+    }
     out.flush()?;
     drop(out);
     report.result(dry.failed, dry.partial, dry.files + found.problems.len())
@@ -262,6 +299,12 @@ struct Closing<'a> {
     output_tokens: u64,
     /// Dollars; absent when the captioner's price is unknown.
     cost: Option<f64>,
+    /// Who heard what is said (`whisper-base`, `openai/whisper-1`), when speech is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speech: Option<String>,
+    /// Dollars paid for transcription; absent when it is free or its price unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speech_cost: Option<f64>,
     /// `--batch`: dollars saved against synchronous prices.
     #[serde(skip_serializing_if = "Option::is_none")]
     saved: Option<f64>,
@@ -552,7 +595,7 @@ fn code(failure: &Failure) -> i32 {
         Failure::Partial(_) | Failure::Unheard(_) => exit::BAD_INPUT,
         Failure::File(e) => match e.as_ref() {
             FileError::Decode(e) => super::decode_exit_code(e),
-            FileError::Caption { .. } => exit::SERVICE,
+            FileError::Caption { .. } | FileError::Transcribe { .. } => exit::SERVICE,
             FileError::Embed(crate::embed::EmbedError::Remote(_)) => exit::SERVICE,
             FileError::Embed(_) | FileError::Picture(_) => exit::FAILURE,
             FileError::Thumbnail { .. } => exit::CANT_WRITE,
@@ -621,6 +664,21 @@ fn human_summary(c: &Closing) -> Vec<String> {
         ),
         format!("index: {} ({})", c.index, c.embedder),
     ];
+    if let (Some(who), true) = (&c.speech, s.transcribed_seconds > 0.0) {
+        let paid = c.speech_cost.map_or(String::new(), |cost| {
+            format!(
+                ", {:.1} min of speech sent, ${cost:.4}",
+                s.sent_seconds / 60.0
+            )
+        });
+        lines.insert(
+            3,
+            format!(
+                "{} of sound heard by {who}{paid}",
+                clock(s.transcribed_seconds)
+            ),
+        );
+    }
     if let Some(b) = &s.batch {
         lines.push(batch_summary(b, c.saved));
     }

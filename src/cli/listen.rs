@@ -19,7 +19,7 @@ struct Line<'a> {
 #[derive(Serialize)]
 struct Summary<'a> {
     file: &'a std::path::Path,
-    model: &'a str,
+    model: String,
     settings: String,
     utterances: usize,
     audio_seconds: f64,
@@ -33,9 +33,11 @@ struct Summary<'a> {
 pub fn run(args: &ListenArgs) -> Result<(), Error> {
     let started = Instant::now();
     let mut settings = args.speech.settings();
-    // Asking for a transcript is asking for the model (whatever a config file says about
-    // indexing): its absence is the error to show.
-    settings.choice = SpeechChoice::Local;
+    // Asking for a transcript is asking for a model (whatever a config file says about
+    // indexing): the local one unless a service is named, and its absence is the error to show.
+    if settings.choice != SpeechChoice::Openai {
+        settings.choice = SpeechChoice::Local;
+    }
     let (ear, _) = open_ear(&settings)?;
     let ear = ear.expect("local speech is loaded or an error");
     let bar = progress(None);

@@ -105,7 +105,8 @@ pub struct ListenArgs {
 #[derive(Debug, Args, Clone)]
 pub struct SpeechArgs {
     /// Make what is said searchable: auto (local Whisper when its weights are installed),
-    /// off, or local.
+    /// off, local, or openai (an OpenAI-compatible /audio/transcriptions, sent only the
+    /// stretches where someone speaks; key in OPENAI_API_KEY).
     #[arg(
         long,
         env = "SCENEDEX_SPEECH",
@@ -115,14 +116,14 @@ pub struct SpeechArgs {
     )]
     pub speech: crate::backends::SpeechChoice,
 
-    /// The Whisper model: base (99 languages) or tiny.en (English only, about 3x cheaper).
-    #[arg(
-        long,
-        env = "SCENEDEX_SPEECH_MODEL",
-        value_name = "MODEL",
-        default_value = "base"
-    )]
-    pub speech_model: String,
+    /// The Whisper model: base (99 languages) or tiny.en (English only, about 3x cheaper);
+    /// with --speech openai, the service's [default: base; whisper-1].
+    #[arg(long, env = "SCENEDEX_SPEECH_MODEL", value_name = "MODEL")]
+    pub speech_model: Option<String>,
+
+    /// --speech openai: the service's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1].
+    #[arg(long, env = "SCENEDEX_SPEECH_URL", value_name = "URL")]
+    pub speech_url: Option<String>,
 
     /// Hear every file in this language (a code such as en, de, ja) instead of detecting it
     /// for each stretch of speech.
@@ -139,6 +140,11 @@ impl SpeechArgs {
         crate::backends::SpeechSettings {
             choice: self.speech,
             model: self.speech_model.clone(),
+            url: self.speech_url.clone(),
+            key: std::env::var("OPENAI_API_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty()),
+            http: Default::default(),
             options: crate::speech::Options {
                 stream: self.audio_stream,
                 lang: self.speech_lang.clone(),
@@ -929,6 +935,7 @@ impl From<crate::speech::SpeechError> for Error {
             S::Model(_) | S::Ffmpeg { .. } | S::NoChannels(_) | S::Broken(_) => {
                 Error::Input(e.to_string())
             }
+            S::Service(_) => Error::Service(e.to_string()),
         }
     }
 }

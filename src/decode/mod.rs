@@ -728,8 +728,22 @@ fn duration_seconds(
     if stream_duration > 0 && stream_duration != ffmpeg::ffi::AV_NOPTS_VALUE {
         return positive(stream_duration as f64 * time_base).filter(|d| plausible(*d));
     }
+    // Matroska keeps each stream's length in a tag; the file's is its longest stream's, and a
+    // sound that goes on after the picture is not a truncated video.
+    if let Some(tagged) = stream.metadata().get("DURATION").and_then(clock_seconds) {
+        return positive(tagged).filter(|d| plausible(*d));
+    }
     positive(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
         .filter(|d| plausible(*d))
+}
+
+/// `HH:MM:SS.fffffffff`, as Matroska's DURATION tag writes it.
+fn clock_seconds(text: &str) -> Option<f64> {
+    let mut parts = text.trim().splitn(3, ':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    let seconds =
+        h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?;
+    seconds.is_finite().then_some(seconds)
 }
 
 fn positive(x: f64) -> Option<f64> {
@@ -746,6 +760,13 @@ mod tests {
         for (i, size) in rest.iter().enumerate() {
             watch.packet(start + 0.04 * (i + 1) as f64, *size, false);
         }
+    }
+
+    #[test]
+    fn issue22_a_matroska_stream_s_own_length_is_read_from_its_duration_tag() {
+        assert_eq!(clock_seconds("00:00:03.064000000"), Some(3.064));
+        assert_eq!(clock_seconds("01:02:03.5"), Some(3723.5));
+        assert_eq!(clock_seconds("garbage"), None);
     }
 
     #[test]

@@ -48,13 +48,24 @@ impl Pipeline<'_> {
             let heard = hearing.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
             (pictures, heard)
         });
-        let mut indexed = match pictures {
-            Ok(sampled) => work.finish(sampled)?,
-            Err(e) => {
+        // A service that failed to transcribe fails the file, which the next run tries again.
+        let heard = match heard {
+            Some(Err(crate::speech::SpeechError::Service(error))) if pictures.is_ok() => {
+                Err(FileError::Transcribe {
+                    error,
+                    spent: Box::new(work.stats.clone()),
+                })
+            }
+            heard => Ok(heard),
+        };
+        let (sampled, heard) = match (pictures, heard) {
+            (Ok(sampled), Ok(heard)) => (sampled, heard),
+            (Err(e), _) | (_, Err(e)) => {
                 work.discard();
                 return Err(e);
             }
         };
+        let mut indexed = work.finish(sampled)?;
         if let (Some(hearing), Some(heard)) = (&self.hearing, heard) {
             self.add_speech(hearing, heard, fingerprint, &mut indexed)?;
         }
@@ -88,6 +99,7 @@ impl Pipeline<'_> {
         let stats = &mut indexed.stats;
         if listened.fresh {
             stats.transcribed_seconds = listened.heard.seconds;
+            stats.sent_seconds = listened.heard.sent_seconds;
         }
         if listened.heard.damaged > 0 {
             stats.unheard = Some(format!(

@@ -91,6 +91,8 @@ pub struct FileStats {
     pub speech_segments: u64,
     /// Seconds of sound transcribed now (none when the transcript was cached).
     pub transcribed_seconds: f64,
+    /// Of them, seconds of speech sent to the transcriber (what a service charges for).
+    pub sent_seconds: f64,
     /// Why what is said could not be heard, though the pictures were indexed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unheard: Option<String>,
@@ -123,6 +125,14 @@ pub enum FileError {
     },
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    /// The transcription service failed: the file is tried again on the next run (its
+    /// pictures' captions are in the cache).
+    #[error("what is said could not be transcribed: {error}")]
+    Transcribe {
+        error: CaptionError,
+        /// What the file's pictures cost: they were captioned and cached.
+        spent: Box<FileStats>,
+    },
     #[error("interrupted")]
     Interrupted,
 }

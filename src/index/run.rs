@@ -168,6 +168,8 @@ pub struct Summary {
     pub speech_segments: u64,
     /// Seconds of sound transcribed in this run (a cached transcript costs none).
     pub transcribed_seconds: f64,
+    /// Of them, seconds of speech sent to the transcriber.
+    pub sent_seconds: f64,
     #[serde(skip)]
     pub usage: Usage,
     /// What the batches did (`index --batch`); their tokens are not in `usage`.
@@ -579,7 +581,9 @@ impl Run<'_> {
             Done::Indexed(Err(FileError::Store(e))) => return Err(e),
             Done::Indexed(Err(error)) => {
                 let spent = match &error {
-                    FileError::Caption { spent, .. } => Some(spent.as_ref().clone()),
+                    FileError::Caption { spent, .. } | FileError::Transcribe { spent, .. } => {
+                        Some(spent.as_ref().clone())
+                    }
                     _ => None,
                 };
                 if !self.leases.confirm(fingerprint)? {
@@ -696,6 +700,7 @@ impl Run<'_> {
         s.segments += stats.segments;
         s.speech_segments += stats.speech_segments;
         s.transcribed_seconds += stats.transcribed_seconds;
+        s.sent_seconds += stats.sent_seconds;
         s.usage += stats.captioning.usage;
     }
 }
@@ -846,7 +851,10 @@ fn work(cx: &Context, leases: &Leases, job: &Job) -> Done {
                 match (leases.holds(&job.fingerprint) && !lost, result) {
                     (true, result) => Done::Indexed(result),
                     (false, Ok(indexed)) => Done::Lost(Some(indexed.stats)),
-                    (false, Err(FileError::Caption { spent, .. })) => Done::Lost(Some(*spent)),
+                    (
+                        false,
+                        Err(FileError::Caption { spent, .. } | FileError::Transcribe { spent, .. }),
+                    ) => Done::Lost(Some(*spent)),
                     (false, Err(_)) => Done::Lost(None),
                 }
             }
@@ -898,6 +906,8 @@ pub struct DryRun {
     /// Of those, files that stop before their declared length: indexed as far as they go.
     pub partial: usize,
     pub failed: usize,
+    /// Seconds of sound in the files to index, as their audio streams declare.
+    pub sound_seconds: f64,
     #[serde(flatten)]
     pub estimate: Estimate,
 }
@@ -963,6 +973,8 @@ pub fn dry_run(
             Ok(sampled) => {
                 dry.estimate = estimate;
                 dry.files_to_index += 1;
+                dry.sound_seconds +=
+                    crate::speech::audio::declared_seconds(&job.path, None).unwrap_or(0.0);
                 if let Some(cut) = sampled.truncated {
                     dry.partial += 1;
                     report(&job.path, Failure::Partial(cut));

@@ -81,7 +81,7 @@ pub fn points(
             payload: payload(
                 phrase,
                 fingerprint,
-                hearing.ear.model(),
+                (hearing.ear.backend(), &hearing.ear.model()),
                 &settings,
                 pictures,
             ),
@@ -92,7 +92,7 @@ pub fn points(
 fn payload(
     phrase: &Phrase,
     fingerprint: &str,
-    model: &str,
+    (backend, model): (&str, &str),
     settings: &str,
     pictures: &[Point],
 ) -> Map<String, Value> {
@@ -106,8 +106,8 @@ fn payload(
         "kind": "speech",
         "frames": [],
         "style": "speech",
-        "backend": "whisper",
-        "model": format!("whisper-{model}"),
+        "backend": backend,
+        "model": model,
         "prompt": settings,
         "lang": phrase.lang,
         "indexer": INDEXER,

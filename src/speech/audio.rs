@@ -42,6 +42,18 @@ pub fn audio_streams(input: &ffmpeg::format::context::Input) -> Vec<usize> {
         .collect()
 }
 
+/// How long the chosen audio stream says it lasts (else the file), for a dry run's estimate;
+/// None when there is no such stream or nothing says.
+pub fn declared_seconds(path: &Path, choice: Option<usize>) -> Option<f64> {
+    init();
+    let input = open_input(path).ok()?;
+    let stream = *audio_streams(&input).get(choice.unwrap_or(0))?;
+    let stream = input.stream(stream)?;
+    let own = stream.duration() as f64 * f64::from(stream.time_base());
+    let file = input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE);
+    [own, file].into_iter().find(|s| s.is_finite() && *s > 0.0)
+}
+
 impl Audio {
     /// The file's `choice`th audio stream (the first when None); None when it has no audio.
     pub fn open(path: &Path, choice: Option<usize>) -> Result<Option<Audio>, SpeechError> {

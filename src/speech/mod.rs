@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod mel;
 pub mod network;
+pub mod openai;
 pub mod vad;
 pub mod whisper;
 
@@ -57,6 +58,8 @@ pub enum SpeechError {
     NoChannels(PathBuf),
     #[error("{0}: the audio stream is broken beyond this point")]
     Broken(PathBuf),
+    #[error("transcription failed: {0}")]
+    Service(crate::caption::CaptionError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -79,6 +82,9 @@ pub struct Heard {
     /// Seconds of sound decoded, and of them the seconds the detector found speech in.
     pub seconds: f64,
     pub speech_seconds: f64,
+    /// Seconds of sound handed to the transcriber (what a service charges for).
+    #[serde(default)]
+    pub sent_seconds: f64,
     /// Audio packets the decoder refused.
     pub damaged: u64,
 }
@@ -90,10 +96,32 @@ pub struct Options {
     pub lang: Option<String>,
 }
 
-/// The models that hear: a voice-activity detector and Whisper.
+/// What turns a stretch of speech into words: Whisper on this machine, or a service.
+pub trait Transcriber: Send + Sync {
+    /// What is said in `samples` (16 kHz mono, at most a window long), which start `at`
+    /// seconds into the file, on the file's timeline; in `lang` when it is given.
+    fn transcribe(
+        &self,
+        samples: &[f32],
+        at: f64,
+        lang: Option<&str>,
+    ) -> Result<Vec<Utterance>, SpeechError>;
+    /// Who hears, as recorded with each segment: `whisper` (local) or `openai`.
+    fn backend(&self) -> &str;
+    /// The model, as recorded: `whisper-base`, `whisper-1`.
+    fn model(&self) -> String;
+    /// Whether it can be told to hear `lang`.
+    fn knows(&self, lang: &str) -> bool;
+    /// Dollars per minute of sound sent, for a paid service.
+    fn price_per_minute(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// The models that hear: a voice-activity detector and a transcriber.
 pub struct Ear {
     vad: Vad,
-    whisper: Whisper,
+    transcriber: Box<dyn Transcriber>,
     rules: Rules,
 }
 
@@ -110,7 +138,14 @@ impl Ear {
         dir.join(VAD_FILE).is_file() && Whisper::dir(dir, model).join("config.json").is_file()
     }
 
+    /// Local Whisper `model` and the detector, from `dir`.
     pub fn load(dir: &Path, model: &str) -> Result<Ear, SpeechError> {
+        let whisper = Whisper::load(&Whisper::dir(dir, model), model)?;
+        Ear::with(dir, Box::new(whisper))
+    }
+
+    /// The detector from `dir`, in front of any transcriber.
+    pub fn with(dir: &Path, transcriber: Box<dyn Transcriber>) -> Result<Ear, SpeechError> {
         let vad_file = dir.join(VAD_FILE);
         if !vad_file.is_file() {
             return Err(SpeechError::Missing(dir.to_path_buf()));
@@ -119,21 +154,29 @@ impl Ear {
             dir: dir.to_path_buf(),
             detail: e.to_string(),
         })?;
-        let whisper = Whisper::load(&Whisper::dir(dir, model), model)?;
         Ok(Ear {
             vad,
-            whisper,
+            transcriber,
             rules: Rules::default(),
         })
     }
 
-    pub fn model(&self) -> &str {
-        self.whisper.name()
+    /// The model, as recorded with each segment (`whisper-base`, `whisper-1`).
+    pub fn model(&self) -> String {
+        self.transcriber.model()
+    }
+
+    pub fn backend(&self) -> &str {
+        self.transcriber.backend()
+    }
+
+    pub fn price_per_minute(&self) -> Option<f64> {
+        self.transcriber.price_per_minute()
     }
 
     /// Whether this model can be told to hear `lang`.
     pub fn knows(&self, lang: &str) -> bool {
-        self.whisper.knows(lang)
+        self.transcriber.knows(lang)
     }
 
     /// What makes two transcripts of one sound alike: recorded with each speech segment and
@@ -141,8 +184,11 @@ impl Ear {
     pub fn settings(&self, options: &Options) -> String {
         let r = self.rules;
         format!(
-            "whisper-{} vad=silero6 start={} end={} silence={} pad={} lang={}",
-            self.model(),
+            "{} vad=silero6 start={} end={} silence={} pad={} lang={}",
+            match self.backend() {
+                "whisper" => self.model(),
+                service => format!("{service}/{}", self.model()),
+            },
             r.start,
             r.end,
             r.silence,
@@ -261,8 +307,9 @@ impl Listening<'_> {
         let at = self.origin + (from + self.buffer_start) as f64 / SAMPLE_RATE as f64;
         let said = self
             .ear
-            .whisper
+            .transcriber
             .transcribe(&self.buffer[from..to], at, self.lang)?;
+        self.heard.sent_seconds += (to - from) as f64 / SAMPLE_RATE as f64;
         self.heard.utterances.extend(said);
         Ok(())
     }

@@ -141,10 +141,6 @@ impl Whisper {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn multilingual(&self) -> bool {
         !self.special.languages.is_empty()
     }
@@ -523,6 +519,29 @@ fn log_sum_exp(values: &[f32]) -> f32 {
         return top;
     }
     top + values.iter().map(|v| (v - top).exp()).sum::<f32>().ln()
+}
+
+impl super::Transcriber for Whisper {
+    fn transcribe(
+        &self,
+        samples: &[f32],
+        at: f64,
+        lang: Option<&str>,
+    ) -> Result<Vec<Utterance>, SpeechError> {
+        Whisper::transcribe(self, samples, at, lang)
+    }
+
+    fn backend(&self) -> &str {
+        "whisper"
+    }
+
+    fn model(&self) -> String {
+        format!("whisper-{}", self.name)
+    }
+
+    fn knows(&self, lang: &str) -> bool {
+        Whisper::knows(self, lang)
+    }
 }
 
 /// openai's repetition guard: text that zlib shrinks more than 2.4 times is a loop.

@@ -134,6 +134,8 @@ impl MockVlm {
                         batch_api(request, &batches);
                     } else if path == "/v1/embeddings" {
                         embeddings_api(request, &batches);
+                    } else if path == "/v1/audio/transcriptions" {
+                        transcriptions_api(request, &batches);
                     } else {
                         handle(wire, request, &seen, &script, latency);
                     }
@@ -944,4 +946,124 @@ fn embeddings_api(mut request: Request, state: &Mutex<Batches>) {
         .collect();
     let answer = json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}});
     let _ = request.respond(Response::from_string(answer.to_string()));
+}
+
+/// `/v1/audio/transcriptions`, as OpenAI's whisper-1 answers `verbose_json`: the multipart
+/// form is checked (key, model, format, a 16 kHz mono 16-bit WAV of at most 30 s), and the
+/// answer is one segment from where the sound first rises above a whisper to where it last
+/// does, saying how long that was; the language is named as OpenAI names it ("english").
+/// Each call is recorded as "POST /v1/audio/transcriptions SECONDS".
+fn transcriptions_api(mut request: Request, state: &Mutex<Batches>) {
+    let (raw, authorized) = read_bearer_request(&mut request);
+    let content_type = request
+        .header("Content-Type")
+        .unwrap_or_default()
+        .to_string();
+    let answer = match authorized {
+        false => Err((401, "Incorrect API key provided".to_string())),
+        true => transcribe(&raw, &content_type).map_err(|why| (400, why)),
+    };
+    let response = match answer {
+        Ok((seconds, body)) => {
+            state
+                .lock()
+                .unwrap()
+                .calls
+                .push(format!("POST /v1/audio/transcriptions {seconds:.3}"));
+            Response::from_string(body.to_string())
+        }
+        Err((code, why)) => Response::from_string(json!({"error": {"message": why}}).to_string())
+            .with_status_code(code),
+    };
+    let _ = request.respond(response);
+}
+
+fn transcribe(raw: &[u8], content_type: &str) -> Result<(f64, Value), String> {
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .ok_or("not multipart")?
+        .trim_matches('"');
+    let parts = form_parts(raw, boundary);
+    let field = |name: &str| {
+        parts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, body)| String::from_utf8_lossy(body).into_owned())
+    };
+    if field("model").as_deref() != Some("whisper-1") {
+        return Err(format!("model is {:?}", field("model")));
+    }
+    if field("response_format").as_deref() != Some("verbose_json")
+        || field("timestamp_granularities[]").as_deref() != Some("segment")
+    {
+        return Err("not verbose_json with segment timestamps".into());
+    }
+    let wav = parts
+        .iter()
+        .find(|(n, _)| n == "file")
+        .map(|(_, body)| body.clone())
+        .ok_or("no file part")?;
+    let reader = hound::WavReader::new(std::io::Cursor::new(wav)).map_err(|e| e.to_string())?;
+    let spec = reader.spec();
+    if (spec.channels, spec.sample_rate, spec.bits_per_sample) != (1, 16_000, 16) {
+        return Err(format!("not 16 kHz mono 16-bit: {spec:?}"));
+    }
+    let samples: Vec<i16> = reader
+        .into_samples()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let seconds = samples.len() as f64 / 16_000.0;
+    if samples.is_empty() || seconds > 30.0 {
+        return Err(format!("{seconds} s of sound: one window is at most 30 s"));
+    }
+    let loud = |s: &i16| s.unsigned_abs() > 1000;
+    let first = samples.iter().position(loud);
+    let last = samples.iter().rposition(loud);
+    let segments = match (first, last) {
+        (Some(first), Some(last)) => {
+            let (start, end) = (first as f64 / 16_000.0, (last + 1) as f64 / 16_000.0);
+            vec![json!({
+                "id": 0, "seek": 0, "start": start, "end": end,
+                "text": format!(" Stand-in heard {:.1} seconds of voice.", end - start),
+                "tokens": [50364, 50365], "temperature": 0.0, "avg_logprob": -0.2,
+                "compression_ratio": 1.1, "no_speech_prob": 0.01
+            })]
+        }
+        _ => Vec::new(),
+    };
+    let body = json!({"task": "transcribe", "language": "english", "duration": seconds, "text": "", "segments": segments});
+    Ok((seconds, body))
+}
+
+/// The parts of a multipart form, by name, with their bodies as bytes (a WAV is not text).
+fn form_parts(raw: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut parts = Vec::new();
+    let mut rest = raw;
+    while let Some(at) = find(rest, &delimiter) {
+        rest = &rest[at + delimiter.len()..];
+        let Some(head_end) = find(rest, b"\r\n\r\n") else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        let body = &rest[head_end + 4..];
+        let Some(end) = find(body, &delimiter) else {
+            break;
+        };
+        let name = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|n| n.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        // The body ends with the CRLF before the next delimiter.
+        parts.push((name, body[..end.saturating_sub(2)].to_vec()));
+        rest = &body[end..];
+    }
+    parts
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
