@@ -463,10 +463,30 @@ pub struct SpeechSettings {
     /// `openai`: the service's base URL [default: OPENAI_BASE_URL, else OpenAI's] and key.
     pub url: Option<String>,
     pub key: Option<String>,
+    /// `openai`: dollars per minute of sound, instead of OpenAI's list price.
+    pub price: Option<f64>,
     pub http: crate::caption::HttpSettings,
     pub options: crate::speech::Options,
     /// Where the weights are; `Ear::default_dir()` when None.
     pub dir: Option<PathBuf>,
+}
+
+/// `--speech openai`'s base URL: the flag, OPENAI_BASE_URL, else OpenAI's.
+fn speech_url(settings: &SpeechSettings) -> String {
+    settings
+        .url
+        .clone()
+        .or_else(|| var("OPENAI_BASE_URL"))
+        .unwrap_or(OPENAI_DEFAULT_URL.into())
+}
+
+/// Dollars per minute of sound `--speech openai` pays, where known: OpenAI's list price.
+pub fn speech_price(settings: &SpeechSettings, model: &str) -> Option<f64> {
+    let list = match speech_url(settings).trim_end_matches('/') == OPENAI_DEFAULT_URL {
+        true => crate::speech::openai::list_price(model),
+        false => None,
+    };
+    settings.price.or(list)
 }
 
 /// `--speech openai`: the service, which needs a key unless it is not OpenAI's own.
@@ -474,11 +494,7 @@ fn transcription_service(
     settings: &SpeechSettings,
     model: &str,
 ) -> Result<crate::speech::openai::OpenAiTranscriber, SetupError> {
-    let url = settings
-        .url
-        .clone()
-        .or_else(|| var("OPENAI_BASE_URL"))
-        .unwrap_or(OPENAI_DEFAULT_URL.into());
+    let url = speech_url(settings);
     if settings.key.is_none() && url == OPENAI_DEFAULT_URL {
         return Err(SetupError::Config(
             "OPENAI_API_KEY is not set: --speech openai needs an OpenAI API key, or --speech-url pointing at a Whisper server".into(),
@@ -488,7 +504,7 @@ fn transcription_service(
         &url,
         model,
         settings.key.clone().map(Secret::new),
-        None,
+        speech_price(settings, model),
         settings.http,
     ))
 }

@@ -127,7 +127,8 @@ pub fn write(path: &Path, text: &str, force: bool) -> std::io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
-/// The cues of one file's content, in time order.
+/// The cues of one file's content, in time order: what is seen, unless `only` names a kind
+/// (`kind = speech` for what is said), as one track of both would overlap itself.
 pub fn cues(
     store: &dyn VectorStore,
     fingerprint: &str,
@@ -138,6 +139,13 @@ pub fn cues(
         Condition::equals("fingerprint", fingerprint),
     ];
     filter.extend_from_slice(only);
+    let names_kind = only.iter().any(|c| {
+        matches!(c, Condition::Equals(field, _) | Condition::AnyOf(field, _) if field == "kind")
+    });
+    if !names_kind {
+        let seen = ["description", "tags"].map(String::from).to_vec();
+        filter.push(Condition::AnyOf("kind".into(), seen));
+    }
     let segments = store.scroll(&filter)?;
     let mut cues: Vec<Cue> = segments.into_iter().filter_map(cue).collect();
     cues.sort_by(|a, b| a.start.total_cmp(&b.start));

@@ -117,7 +117,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         });
         let service = (speech.choice == backends::SpeechChoice::Openai).then(|| {
             let model = speech.model.clone().unwrap_or("whisper-1".into());
-            let price = crate::speech::openai::list_price(&model);
+            let price = backends::speech_price(&speech, &model);
             (format!("openai/{model}"), price)
         });
         return dry_run(
@@ -125,7 +125,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
             &store_settings,
             &host,
             &pipeline,
-            (price, service),
+            (price, service, speech.options.stream),
             &report,
         );
     }
@@ -211,7 +211,11 @@ fn dry_run(
     settings: &backends::StoreSettings,
     host: &str,
     pipeline: &Pipeline,
-    (price, service): (Option<cost::Price>, Option<(String, Option<f64>)>),
+    (price, service, sound_stream): (
+        Option<cost::Price>,
+        Option<(String, Option<f64>)>,
+        Option<usize>,
+    ),
     report: &Report,
 ) -> Result<(), Error> {
     let catalog = match settings
@@ -222,7 +226,7 @@ fn dry_run(
         Err(SetupError::Store(StoreError::Missing(_))) => Catalog::empty(host),
         Err(e) => return Err(e.into()),
     };
-    let dry = run::dry_run(found, &catalog, pipeline, report)?;
+    let dry = run::dry_run(found, &catalog, pipeline, report, sound_stream)?;
     let mut counts = vec![
         ("files", dry.files as u64),
         ("files_to_index", dry.files_to_index as u64),

@@ -125,6 +125,11 @@ pub struct SpeechArgs {
     #[arg(long, env = "SCENEDEX_SPEECH_URL", value_name = "URL")]
     pub speech_url: Option<String>,
 
+    /// --speech openai: dollars per minute of sound, for the cost line and the dry run's
+    /// estimate [default: OpenAI's list price for whisper-1 on OpenAI's API; else unknown].
+    #[arg(long, env = "SCENEDEX_SPEECH_PRICE", value_name = "DOLLARS")]
+    pub speech_price: Option<f64>,
+
     /// Hear every file in this language (a code such as en, de, ja) instead of detecting it
     /// for each stretch of speech.
     #[arg(long, env = "SCENEDEX_SPEECH_LANG", value_name = "LANG")]
@@ -141,6 +146,7 @@ impl SpeechArgs {
             choice: self.speech,
             model: self.speech_model.clone(),
             url: self.speech_url.clone(),
+            price: self.speech_price.filter(|p| p.is_finite() && *p >= 0.0),
             key: std::env::var("OPENAI_API_KEY")
                 .ok()
                 .filter(|k| !k.trim().is_empty()),

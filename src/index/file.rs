@@ -101,7 +101,12 @@ impl Pipeline<'_> {
             stats.transcribed_seconds = listened.heard.seconds;
             stats.sent_seconds = listened.heard.sent_seconds;
         }
-        if listened.heard.damaged > 0 {
+        if listened.heard.broken {
+            stats.unheard = Some(format!(
+                "the sound breaks off at {}; what is said before it is indexed",
+                crate::decode::clock(listened.heard.seconds)
+            ));
+        } else if listened.heard.damaged > 0 {
             stats.unheard = Some(format!(
                 "{} audio packets could not be decoded; the speech around them is indexed",
                 listened.heard.damaged

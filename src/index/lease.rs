@@ -564,10 +564,7 @@ fn holder(lease: &Lease) -> Holder {
 
 /// A random number: std seeds each `RandomState` from the operating system.
 fn random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
+    rand::random()
 }
 
 fn now() -> f64 {

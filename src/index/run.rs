@@ -920,6 +920,7 @@ pub fn dry_run(
     catalog: &Catalog,
     pipeline: &Pipeline,
     observer: &dyn Observer,
+    sound_stream: Option<usize>,
 ) -> Result<DryRun, RunError> {
     let rules = Rules {
         keep_missing: true,
@@ -974,7 +975,7 @@ pub fn dry_run(
                 dry.estimate = estimate;
                 dry.files_to_index += 1;
                 dry.sound_seconds +=
-                    crate::speech::audio::declared_seconds(&job.path, None).unwrap_or(0.0);
+                    crate::speech::audio::declared_seconds(&job.path, sound_stream).unwrap_or(0.0);
                 if let Some(cut) = sampled.truncated {
                     dry.partial += 1;
                     report(&job.path, Failure::Partial(cut));

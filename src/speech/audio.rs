@@ -16,6 +16,8 @@ use super::SpeechError;
 
 /// Undecodable packets in a row after which the stream is given up on as broken.
 const MOST_FAILURES_IN_A_ROW: u32 = 200;
+/// A frame this much later than the sound so far says some was lost.
+const HOLE_SECONDS: f64 = 0.1;
 
 pub struct Audio {
     path: PathBuf,
@@ -31,6 +33,8 @@ pub struct Audio {
     failures_in_a_row: u32,
     /// Packets the decoder refused.
     pub damaged: u64,
+    /// Samples handed on so far.
+    produced: usize,
 }
 
 /// Which audio stream to hear: the first, or the Nth audio stream (from 0).
@@ -100,6 +104,7 @@ impl Audio {
             ended: false,
             failures_in_a_row: 0,
             damaged: 0,
+            produced: 0,
         }))
     }
 
@@ -136,6 +141,7 @@ impl Audio {
                 self.flush(&mut out);
             }
             if !out.is_empty() || self.ended {
+                self.produced += out.len();
                 return Ok(Some(out).filter(|o| !o.is_empty()));
             }
         }
@@ -160,9 +166,21 @@ impl Audio {
             if frame.channel_layout().is_empty() {
                 frame.set_channel_layout(ChannelLayout::default(i32::from(frame.channels())));
             }
-            if self.origin.is_none() {
-                let pts = frame.pts().unwrap_or(0) as f64 * self.time_base;
-                self.origin = Some(pts - self.start);
+            let at = frame
+                .pts()
+                .map(|pts| pts as f64 * self.time_base - self.start);
+            match (self.origin, at) {
+                (None, at) => self.origin = Some(at.unwrap_or(0.0)),
+                // Sound lost to damage leaves a hole in the timeline: it is kept as silence, so
+                // every later word keeps its time.
+                (Some(origin), Some(at)) => {
+                    let expected = origin + (self.produced + out.len()) as f64 / SAMPLE_RATE as f64;
+                    if at - expected > HOLE_SECONDS {
+                        let missing = ((at - expected) * SAMPLE_RATE as f64) as usize;
+                        out.resize(out.len() + missing, 0.0);
+                    }
+                }
+                (Some(_), None) => {}
             }
             self.resample(&frame, out)?;
         }
@@ -221,7 +239,15 @@ impl Audio {
 fn keep(mono: &ffmpeg::frame::Audio, out: &mut Vec<f32>) {
     let samples = mono.samples();
     if samples > 0 {
-        out.extend_from_slice(&mono.plane::<f32>(0)[..samples]);
+        // Float sound can hold NaN or infinities, which would make every later check pass.
+        let clean = |x: &f32| {
+            if x.is_finite() {
+                x.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        out.extend(mono.plane::<f32>(0)[..samples].iter().map(clean));
     }
 }
 
@@ -244,8 +270,9 @@ fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, SpeechError
 }
 
 /// What identifies a file's sound: SHA-256 over the chosen audio stream's codec, its
-/// parameters and every packet's bytes, read without decoding. A file moved, copied or
-/// remuxed into another container keeps it; None when the file has no such stream.
+/// parameters, where its first packet lies on the file's timeline (transcripts hold file
+/// times) and every packet's bytes, read without decoding. A file moved, copied or remuxed
+/// into another container keeps it; None when the file has no such stream.
 pub fn content_key(path: &Path, choice: Option<usize>) -> Result<Option<String>, SpeechError> {
     init();
     let mut input = open_input(path)?;
@@ -268,11 +295,18 @@ pub fn content_key(path: &Path, choice: Option<usize>) -> Result<Option<String>,
             }
         }
     }
+    let time_base = f64::from(input.stream(stream).expect("listed stream").time_base());
+    let start = start_seconds(&input, stream, time_base);
+    let mut placed = false;
     for (s, packet) in input.packets() {
         if crate::stop::requested() {
             return Err(SpeechError::Interrupted);
         }
         if s.index() == stream {
+            if let (false, Some(pts)) = (placed, packet.pts()) {
+                hash.update(format!("at {:.3}", pts as f64 * time_base - start));
+                placed = true;
+            }
             if let Some(data) = packet.data() {
                 hash.update((data.len() as u64).to_le_bytes());
                 hash.update(data);

@@ -15,6 +15,7 @@ pub mod whisper;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::caption::cache::Cache;
 use mel::SAMPLE_RATE;
@@ -85,6 +86,9 @@ pub struct Heard {
     /// Seconds of sound handed to the transcriber (what a service charges for).
     #[serde(default)]
     pub sent_seconds: f64,
+    /// The sound broke off (too much damage in a row) after `seconds`.
+    #[serde(default)]
+    pub broken: bool,
     /// Audio packets the decoder refused.
     pub damaged: u64,
 }
@@ -205,10 +209,25 @@ impl Ear {
         options: &Options,
         on: &dyn Fn(f64) -> bool,
     ) -> Result<Option<Heard>, SpeechError> {
+        self.listen_keeping(path, options, None, on)
+    }
+
+    /// `listen`, keeping each stretch a paid service transcribes in `kept` as it comes, so a
+    /// file cut short (a failure, Ctrl-C, a crash) never pays for it again.
+    pub fn listen_keeping(
+        &self,
+        path: &Path,
+        options: &Options,
+        kept: Option<&Transcripts>,
+        on: &dyn Fn(f64) -> bool,
+    ) -> Result<Option<Heard>, SpeechError> {
         let Some(mut audio) = audio::Audio::open(path, options.stream)? else {
             return Ok(None);
         };
+        let paid = self.backend() != "whisper";
         let mut listening = Listening {
+            kept: kept.filter(|_| paid),
+            settings: self.settings(options),
             ear: self,
             lang: options.lang.as_deref(),
             stream: self.vad.stream().map_err(model_error)?,
@@ -220,7 +239,18 @@ impl Ear {
             heard: Heard::default(),
             origin: 0.0,
         };
-        while let Some(samples) = audio.next()? {
+        let mut broken = false;
+        loop {
+            let samples = match audio.next() {
+                Ok(Some(samples)) => samples,
+                Ok(None) => break,
+                // What was heard before the sound broke is kept, and said to be all there is.
+                Err(SpeechError::Broken(_)) => {
+                    broken = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             listening.origin = audio.origin();
             listening.push(&samples, false)?;
             if !on(listening.total as f64 / SAMPLE_RATE as f64) {
@@ -232,6 +262,7 @@ impl Ear {
         let mut heard = listening.heard;
         heard.seconds = listening.total as f64 / SAMPLE_RATE as f64;
         heard.damaged = audio.damaged;
+        heard.broken = broken;
         Ok(Some(heard))
     }
 }
@@ -244,6 +275,9 @@ fn model_error(e: candle_core::Error) -> SpeechError {
 /// speech being gathered for Whisper.
 struct Listening<'e> {
     ear: &'e Ear,
+    /// Where a paid service's answers are kept, stretch by stretch.
+    kept: Option<&'e Transcripts>,
+    settings: String,
     lang: Option<&'e str>,
     stream: vad::Stream<'e>,
     stretches: Stretches,
@@ -305,13 +339,38 @@ impl Listening<'_> {
         let from = start.max(self.buffer_start) - self.buffer_start;
         let to = (end.min(self.total) - self.buffer_start).max(from);
         let at = self.origin + (from + self.buffer_start) as f64 / SAMPLE_RATE as f64;
-        let said = self
-            .ear
-            .transcriber
-            .transcribe(&self.buffer[from..to], at, self.lang)?;
+        let said = self.transcribe(from, to, at)?;
         self.heard.sent_seconds += (to - from) as f64 / SAMPLE_RATE as f64;
         self.heard.utterances.extend(said);
         Ok(())
+    }
+
+    /// The samples `from..to` of the buffer, which start `at`, transcribed or as kept.
+    fn transcribe(&self, from: usize, to: usize, at: f64) -> Result<Vec<Utterance>, SpeechError> {
+        let samples = &self.buffer[from..to];
+        let Some(kept) = self.kept else {
+            return self.ear.transcriber.transcribe(samples, at, self.lang);
+        };
+        let mut hash = Sha256::new();
+        for x in samples {
+            hash.update(x.to_le_bytes());
+        }
+        let sound = format!("stretch {:x}", hash.finalize());
+        let key = Transcripts::key(&sound, &self.settings);
+        // Kept relative to the stretch, as the same sound may lie elsewhere in another file.
+        let shift = |mut u: Utterance, by: f64| {
+            u.start += by;
+            u.end += by;
+            u
+        };
+        if let Some(said) = kept.cache.get_entry::<Vec<Utterance>>(&key) {
+            return Ok(said.into_iter().map(|u| shift(u, at)).collect());
+        }
+        let said = self.ear.transcriber.transcribe(samples, at, self.lang)?;
+        let relative: Vec<Utterance> = said.iter().cloned().map(|u| shift(u, -at)).collect();
+        let _ = crate::private::create_dir_all(kept.cache.dir())
+            .and_then(|()| kept.cache.put_entry(&key, &relative));
+        Ok(said)
     }
 
     fn forget_before(&mut self, sample: usize) {
@@ -363,13 +422,9 @@ pub struct Transcripts {
 }
 
 impl Transcripts {
-    /// The cache's sibling folder `transcripts`.
+    /// The caption cache's folder `transcripts`.
     pub fn beside(captions: &Cache) -> Transcripts {
-        let dir = captions.dir().parent().map_or_else(
-            || captions.dir().join("transcripts"),
-            |p| p.join("transcripts"),
-        );
-        Transcripts::open(&dir)
+        Transcripts::open(&captions.dir().join("transcripts"))
     }
 
     /// Transcripts in a folder of their own (created when the first is kept).
@@ -419,10 +474,11 @@ pub fn hear(
             return Ok(Some((heard, false)));
         }
     }
-    let Some(heard) = ear.listen(path, options, on)? else {
+    let Some(heard) = ear.listen_keeping(path, options, transcripts, on)? else {
         return Ok(None);
     };
-    if let (Some(t), Some(key)) = (transcripts, &key) {
+    // A transcript of a sound that broke off is not kept: a later run hears it again.
+    if let (Some(t), Some(key), false) = (transcripts, &key, heard.broken) {
         // A transcript that cannot be kept costs time later, not correctness.
         let _ = t.put(key, &heard);
     }

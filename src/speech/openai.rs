@@ -21,7 +21,7 @@ const LOGPROB_LEAST: f64 = -1.0;
 const GUESS_LEAST: f64 = -1.5;
 const COMPRESSION_RATIO_MOST: f64 = 2.4;
 
-/// Dollars per minute of sound at list price, where known.
+/// Dollars per minute of sound at OpenAI's list price, where known.
 pub fn list_price(model: &str) -> Option<f64> {
     (model == "whisper-1").then_some(WHISPER_1_PER_MINUTE)
 }
@@ -38,8 +38,9 @@ pub struct OpenAiTranscriber {
 struct Answer {
     #[serde(default)]
     language: Option<String>,
-    #[serde(default)]
-    segments: Option<Vec<Segment>>,
+    /// Required: an answer without segments (plain `json`) has no times, and is no
+    /// proof of silence.
+    segments: Vec<Segment>,
 }
 
 #[derive(Deserialize)]
@@ -56,7 +57,7 @@ struct Segment {
 }
 
 impl OpenAiTranscriber {
-    /// `price` per minute overrides the list price (a self-hosted server costs nothing: 0).
+    /// `price`: dollars per minute of sound, where known (`backends::speech_price`).
     pub fn new(
         base_url: &str,
         model: &str,
@@ -64,13 +65,12 @@ impl OpenAiTranscriber {
         price: Option<f64>,
         http: HttpSettings,
     ) -> OpenAiTranscriber {
-        let list = list_price(model);
         OpenAiTranscriber {
             client: Client::new("openai", http),
             url: format!("{}/audio/transcriptions", base_url.trim_end_matches('/')),
             key,
             model: model.to_string(),
-            price: price.or(list),
+            price,
         }
     }
 
@@ -87,7 +87,6 @@ impl OpenAiTranscriber {
             .unwrap_or_default();
         answer
             .segments
-            .unwrap_or_default()
             .into_iter()
             .filter(|s| s.start.is_finite() && s.end.is_finite() && !s.text.trim().is_empty())
             .filter(|s| !doubtful(s))
@@ -213,13 +212,13 @@ mod tests {
         );
         let answer = Answer {
             language: Some("german".into()),
-            segments: Some(vec![
+            segments: vec![
                 segment(0.0, " Guten Tag.", -0.3, 0.01, 1.0),
                 segment(2.0, " Thank you for watching.", -1.2, 0.9, 1.0),
                 segment(4.0, " la la la la la la la la", -0.2, 0.01, 3.1),
                 segment(6.0, " mmh", -2.0, 0.1, 1.0),
                 segment(8.0, " Bis morgen.", -0.4, 0.02, 1.0),
-            ]),
+            ],
         };
         let heard = t.utterances(answer, 100.0, 9.0, None);
         let texts: Vec<(&str, f64, f64, &str)> = heard
@@ -233,6 +232,15 @@ mod tests {
                 ("Bis morgen.", 108.0, 109.0, "de")
             ]
         );
+    }
+
+    #[test]
+    fn an_answer_without_segments_is_no_transcript() {
+        // Plain `json` has no times: taking it as silence would cache a file as saying nothing.
+        assert!(serde_json::from_str::<Answer>(r#"{"text": "Guten Tag."}"#).is_err());
+        let answer: Answer =
+            serde_json::from_str(r#"{"language": "german", "segments": []}"#).unwrap();
+        assert!(answer.segments.is_empty());
     }
 
     #[test]

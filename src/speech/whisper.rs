@@ -12,7 +12,7 @@ use rand::distr::Distribution;
 use rand::SeedableRng;
 use tokenizers::Tokenizer;
 
-use super::mel::{Mel, FRAMES, FRAME_SECONDS, SAMPLE_RATE, WINDOW};
+use super::mel::{Mel, FRAMES, SAMPLE_RATE, WINDOW};
 use super::network::{log_softmax, Config, Network};
 use super::{SpeechError, Utterance};
 
@@ -28,6 +28,9 @@ const GUESS_LEAST: f64 = -1.5;
 const NO_SPEECH_LEAST: f64 = 0.6;
 /// Seconds per timestamp token.
 const TICK: f64 = 0.02;
+/// Sound after a window's last timestamp shorter than this is not read again (the detector's
+/// padding and the model's early timestamps leave a little).
+const LEFT_OVER_LEAST: f64 = 0.5;
 /// The first timestamp of a window is at most this far in.
 const FIRST_TIMESTAMP_MOST: f64 = 1.0;
 
@@ -127,6 +130,28 @@ impl Whisper {
         let tokenizer = Tokenizer::from_file(&files[2]).map_err(|e| broken(e.to_string()))?;
         let special = Special::read(&tokenizer, config.vocab_size)
             .ok_or_else(|| broken("its tokenizer lacks Whisper's special tokens".into()))?;
+        // Token ids index the network's scores: a tokenizer of another model must not reach it.
+        let highest = [
+            special.sot,
+            special.eot,
+            special.transcribe,
+            special.sot_prev,
+            special.no_timestamps,
+        ]
+        .into_iter()
+        .chain(special.no_speech)
+        .chain(special.languages.iter().map(|(id, _)| *id))
+        .chain(config.suppress_tokens.iter().copied())
+        .max()
+        .unwrap_or(0);
+        if highest as usize >= config.vocab_size
+            || special.timestamp_begin as usize >= config.vocab_size
+        {
+            return Err(broken(format!(
+                "its tokenizer has ids up to {highest}, past the network's {} tokens",
+                config.vocab_size
+            )));
+        }
         let network = Network::load(&files[0], &config).map_err(|e| broken(e.to_string()))?;
         let mut suppress = config.suppress_tokens.clone();
         suppress.extend((special.eot + 1..special.timestamp_begin).filter(|&t| t != special.eot));
@@ -185,7 +210,9 @@ impl Whisper {
             let window_seconds = window.len() as f64 / SAMPLE_RATE as f64;
             let decoded = self.with_fallback(&network, &audio, &prompt, lang_token, &mut rng)?;
             let silent = decoded.no_speech > NO_SPEECH_LEAST && decoded.avg_logprob < LOGPROB_LEAST;
-            let unsure = decoded.avg_logprob < GUESS_LEAST
+            // A score that is not a number (NaN) proves nothing: unsure.
+            let unsure = decoded.avg_logprob.is_nan()
+                || decoded.avg_logprob < GUESS_LEAST
                 || decoded.compression_ratio > COMPRESSION_RATIO_MOST;
             let start = at + seek as f64 / SAMPLE_RATE as f64;
             let (utterances, consumed) = self.split(&decoded, start, window_seconds, &code);
@@ -485,10 +512,12 @@ impl Whisper {
                 reached = None;
             }
         }
-        // A window that ends on a lone timestamp was read to its end.
+        // A window that ends on a lone timestamp was read to its end (openai's rule). Otherwise
+        // the decoder may have stopped early, and what follows its last timestamp is read
+        // again, unless too little is left to hold a word.
         let single_end =
             tokens.len() >= 2 && tokens[tokens.len() - 1] >= ts && tokens[tokens.len() - 2] < ts;
-        if single_end || window_seconds < FRAMES as f64 * FRAME_SECONDS - 1.0 {
+        if single_end || reached.is_some_and(|r| window_seconds - r < LEFT_OVER_LEAST) {
             reached = None;
         }
         (out, reached)

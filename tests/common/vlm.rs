@@ -82,6 +82,7 @@ pub struct Batches {
     /// The next create also makes another batch of as many requests (another program's,
     /// at the same moment), which the list cannot tell from it.
     lookalike_next: bool,
+    transcriptions_fail_after: Option<usize>,
 }
 
 pub const KEY: &str = "sk-test-0123456789abcdef";
@@ -158,6 +159,11 @@ impl MockVlm {
     }
 
     /// Calls to the Batch and embeddings endpoints, as "METHOD /path" (embeddings: and count).
+    /// Transcription requests after the first `n` answered are refused with a 500.
+    pub fn fail_transcriptions_after(&self, n: Option<usize>) {
+        self.batches.lock().unwrap().transcriptions_fail_after = n;
+    }
+
     pub fn batch_calls(&self) -> Vec<String> {
         self.batches.lock().unwrap().calls.clone()
     }
@@ -959,9 +965,22 @@ fn transcriptions_api(mut request: Request, state: &Mutex<Batches>) {
         .header("Content-Type")
         .unwrap_or_default()
         .to_string();
-    let answer = match authorized {
-        false => Err((401, "Incorrect API key provided".to_string())),
-        true => transcribe(&raw, &content_type).map_err(|why| (400, why)),
+    let answered = {
+        let s = state.lock().unwrap();
+        let done = s
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("POST /v1/audio/transcriptions"))
+            .count();
+        s.transcriptions_fail_after.is_some_and(|n| done >= n)
+    };
+    let answer = match (authorized, answered) {
+        (false, _) => Err((401, "Incorrect API key provided".to_string())),
+        (true, true) => Err((
+            500,
+            "The server had an error while processing your request".to_string(),
+        )),
+        (true, false) => transcribe(&raw, &content_type).map_err(|why| (400, why)),
     };
     let response = match answer {
         Ok((seconds, body)) => {
