@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use candle_core::{Device, IndexOp, Tensor};
 use rand::distr::Distribution;
@@ -33,6 +33,11 @@ const TICK: f64 = 0.02;
 const LEFT_OVER_LEAST: f64 = 0.5;
 /// The first timestamp of a window is at most this far in.
 const FIRST_TIMESTAMP_MOST: f64 = 1.0;
+/// Tokens a second of sound can hold, timestamps included: fast speech in a language of many
+/// tokens a word stays under it, while text written over music runs on to the cap.
+const TOKENS_PER_SECOND_MOST: f64 = 20.0;
+/// A decoding's text is checked for loops every this many tokens, once it has this many.
+const LOOP_CHECK_EVERY: usize = 8;
 
 /// The model's special tokens, every id read from its tokenizer (tiny.en's are one lower).
 struct Special {
@@ -95,7 +100,10 @@ impl Special {
 
 pub struct Whisper {
     name: String,
-    network: Mutex<Network>,
+    /// Loaded when a file first has something to hear: most of the memory, which an archive
+    /// of silent footage never needs.
+    network: OnceLock<Result<Mutex<Network>, String>>,
+    weights: PathBuf,
     tokenizer: Tokenizer,
     special: Special,
     config: Config,
@@ -152,12 +160,14 @@ impl Whisper {
                 config.vocab_size
             )));
         }
-        let network = Network::load(&files[0], &config).map_err(|e| broken(e.to_string()))?;
+        // The weights are read when first needed: a truncated file is told now.
+        check_weights(&files[0]).map_err(broken)?;
         let mut suppress = config.suppress_tokens.clone();
         suppress.extend((special.eot + 1..special.timestamp_begin).filter(|&t| t != special.eot));
         Ok(Whisper {
             name: name.to_string(),
-            network: Mutex::new(network),
+            network: OnceLock::new(),
+            weights: files[0].clone(),
             mel: Mel::new(config.num_mel_bins),
             tokenizer,
             special,
@@ -187,7 +197,7 @@ impl Whisper {
         at: f64,
         language: Option<&str>,
     ) -> Result<Vec<Utterance>, SpeechError> {
-        let network = self.network.lock().unwrap_or_else(|p| p.into_inner());
+        let network = self.network()?.lock().unwrap_or_else(|p| p.into_inner());
         let failed = |e: candle_core::Error| SpeechError::Model(e.to_string());
         let mut out = Vec::new();
         let mut seek = 0usize;
@@ -208,7 +218,8 @@ impl Whisper {
             }
             let (lang_token, code) = lang.clone().expect("set above");
             let window_seconds = window.len() as f64 / SAMPLE_RATE as f64;
-            let decoded = self.with_fallback(&network, &audio, &prompt, lang_token, &mut rng)?;
+            let decoded =
+                self.with_fallback(&network, &audio, &prompt, lang_token, window_seconds, &mut rng)?;
             let silent = decoded.no_speech > NO_SPEECH_LEAST && decoded.avg_logprob < LOGPROB_LEAST;
             // A score that is not a number (NaN) proves nothing: unsure.
             let unsure = decoded.avg_logprob.is_nan()
@@ -227,6 +238,18 @@ impl Whisper {
             seek += ((consumed * SAMPLE_RATE as f64) as usize).max(SAMPLE_RATE / 10);
         }
         Ok(out)
+    }
+
+    fn network(&self) -> Result<&Mutex<Network>, SpeechError> {
+        let loaded = self.network.get_or_init(|| {
+            Network::load(&self.weights, &self.config)
+                .map(Mutex::new)
+                .map_err(|e| e.to_string())
+        });
+        loaded.as_ref().map_err(|detail| SpeechError::BrokenModel {
+            dir: self.weights.parent().unwrap_or(&self.weights).to_path_buf(),
+            detail: detail.clone(),
+        })
     }
 
     /// The forced language, the only one an English model knows, or the most likely one.
@@ -267,13 +290,14 @@ impl Whisper {
         audio: &Tensor,
         prompt: &[u32],
         lang: u32,
+        seconds: f64,
         rng: &mut rand::rngs::StdRng,
     ) -> Result<Decoded, SpeechError> {
         let mut tried: Vec<Decoded> = Vec::new();
         for &temperature in &TEMPERATURES {
             // A hot decoding is not conditioned on earlier text, which might have caused it.
             let prompt = if temperature > 0.5 { &[][..] } else { prompt };
-            let decoded = self.decode(network, audio, prompt, lang, temperature, rng)?;
+            let decoded = self.decode(network, audio, prompt, lang, temperature, seconds, rng)?;
             let silent = decoded.no_speech > NO_SPEECH_LEAST && decoded.avg_logprob < LOGPROB_LEAST;
             let good = decoded.compression_ratio <= COMPRESSION_RATIO_MOST
                 && decoded.avg_logprob >= LOGPROB_LEAST;
@@ -317,6 +341,7 @@ impl Whisper {
         prompt: &[u32],
         lang: u32,
         temperature: f32,
+        seconds: f64,
         rng: &mut rand::rngs::StdRng,
     ) -> Result<Decoded, SpeechError> {
         let failed = |e: candle_core::Error| SpeechError::Model(e.to_string());
@@ -341,7 +366,7 @@ impl Whisper {
         let mut logits = all.i(sample_begin - 1).map_err(failed)?;
         let mut tokens: Vec<u32> = Vec::new();
         let mut sum_logprob = 0f64;
-        for _ in 0..most {
+        for _ in 0..most.min(token_budget(seconds)) {
             let mut values = logits.to_vec1::<f32>().map_err(failed)?;
             self.apply_rules(&mut values, &tokens);
             let next = self.choose(&values, temperature, rng);
@@ -358,6 +383,14 @@ impl Whisper {
             sum_logprob += f64::from(logprob);
             tokens.push(next);
             if sample_begin + tokens.len() >= network.decoder.max_tokens() {
+                break;
+            }
+            // Text that already repeats itself is dropped or tried again whatever follows;
+            // writing it on to the cap made a few seconds of music cost half a minute.
+            if tokens.len() % LOOP_CHECK_EVERY == 0
+                && tokens.len() >= 3 * LOOP_CHECK_EVERY
+                && compression_ratio(&self.text(&tokens)) > COMPRESSION_RATIO_MOST
+            {
                 break;
             }
             logits = network
@@ -527,6 +560,37 @@ impl Whisper {
     pub fn dir(speech: &Path, model: &str) -> PathBuf {
         speech.join(model)
     }
+}
+
+/// Whether a safetensors file holds every byte its header promises.
+fn check_weights(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let length = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut size = [0u8; 8];
+    file.read_exact(&mut size).map_err(|e| e.to_string())?;
+    let size = u64::from_le_bytes(size);
+    if size > length.saturating_sub(8) {
+        return Err("its weights are cut short".into());
+    }
+    let mut header = vec![0u8; size as usize];
+    file.read_exact(&mut header).map_err(|e| e.to_string())?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| format!("its weights: {e}"))?;
+    let end = header
+        .values()
+        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    match 8 + size + end == length {
+        true => Ok(()),
+        false => Err("its weights are cut short".into()),
+    }
+}
+
+/// The most tokens `seconds` of sound can be written as.
+fn token_budget(seconds: f64) -> usize {
+    (LOOP_CHECK_EVERY as f64 * 2.0 + seconds * TOKENS_PER_SECOND_MOST).ceil() as usize
 }
 
 fn argmax(values: &[f32]) -> usize {
