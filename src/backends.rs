@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::caption::batch::{AnthropicBatches, Batcher, OpenAiBatches};
 use crate::caption::cache::Cache;
 use crate::caption::{Anthropic, Captioner, Detail, HttpSettings, OpenAi, Secret, Tagger};
-use crate::embed::{Embedder, MiniLm, OpenAiEmbedder};
+use crate::embed::{Embedder, MiniLm, OpenAiEmbedder, E5};
 use crate::index::thumbs::Thumbs;
 use crate::store::{Cluster, EdgeStore, ServerStore, StoreError, VectorStore};
 // The URI type tonic, and so qdrant-client, reads addresses with.
@@ -29,7 +29,7 @@ pub enum CaptionerChoice {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EmbedderChoice {
-    /// all-MiniLM-L6-v2 on this machine: offline, free.
+    /// multilingual-e5-small (or all-MiniLM-L6-v2) on this machine: offline, free.
     Local,
     /// An OpenAI-compatible /v1/embeddings endpoint.
     Openai,
@@ -58,7 +58,8 @@ pub struct CaptionerSettings {
 pub struct StoreSettings {
     /// The embedded index's folder [default: ~/.local/share/scenedex/index].
     pub index: Option<PathBuf>,
-    pub embedder: EmbedderChoice,
+    /// Without it: the model that built the index, else the local default.
+    pub embedder: Option<EmbedderChoice>,
     pub embedding_model: Option<String>,
     pub embedding_url: Option<String>,
     /// A Qdrant server's or cluster's nodes; empty for the embedded index.
@@ -243,39 +244,87 @@ fn cache_dir(dir: Option<&Path>, disabled: bool) -> Option<PathBuf> {
     }
 }
 
+/// The embedder asked for; without a choice, the one that built the index (an upgrade never
+/// strands an index built with an older default), else multilingual-e5-small.
 pub fn embedder(settings: &StoreSettings) -> Result<Arc<dyn Embedder>, SetupError> {
-    match settings.embedder {
-        EmbedderChoice::Local => {
-            let dir = MiniLm::default_dir().ok_or_else(|| {
-                SetupError::Config(
-                    "no data directory for the embedding model: set SCENEDEX_MINILM_DIR".into(),
-                )
-            })?;
-            let model = MiniLm::load(&dir).map_err(|e| SetupError::Config(e.to_string()))?;
-            Ok(Arc::new(model))
-        }
-        EmbedderChoice::Openai => {
-            let base = settings
-                .embedding_url
-                .clone()
-                .or_else(|| var("OPENAI_BASE_URL"))
-                .unwrap_or(OPENAI_DEFAULT_URL.into());
-            let key = var("OPENAI_API_KEY");
-            if key.is_none() && base == OPENAI_DEFAULT_URL {
-                return Err(SetupError::Config(
-                    "OPENAI_API_KEY is not set: the openai embedder needs a key, or SCENEDEX_EMBEDDING_URL pointing at a local server".into(),
-                ));
-            }
-            let model = settings
-                .embedding_model
-                .clone()
-                .unwrap_or("text-embedding-3-small".into());
-            let embedder =
-                OpenAiEmbedder::new(&base, &model, key.map(Secret::new), HttpSettings::default())
-                    .map_err(|e| SetupError::Service(e.to_string()))?;
-            Ok(Arc::new(embedder))
-        }
+    let model = settings.embedding_model.clone();
+    let built = match &model {
+        None => settings.built_with(),
+        Some(_) => None,
+    };
+    let local = |name: &String| local_name(name).is_some();
+    let choice = settings
+        .embedder
+        .unwrap_or(match model.as_ref().or(built.as_ref()) {
+            Some(name) if !local(name) => EmbedderChoice::Openai,
+            _ => EmbedderChoice::Local,
+        });
+    // The index's own model, when it is of the kind asked for.
+    let model = model.or(built.filter(|name| local(name) == (choice == EmbedderChoice::Local)));
+    match choice {
+        EmbedderChoice::Local => local_embedder(model.as_deref()),
+        EmbedderChoice::Openai => openai_embedder(settings, model),
     }
+}
+
+/// A local model's recorded name, from its name or a short one (`e5`, `minilm`).
+fn local_name(name: &str) -> Option<&'static str> {
+    match name.to_ascii_lowercase().as_str() {
+        "e5" | "multilingual-e5-small" => Some(E5::NAME),
+        "minilm" | "all-minilm-l6-v2" => Some(MiniLm::NAME),
+        _ => None,
+    }
+}
+
+fn local_embedder(model: Option<&str>) -> Result<Arc<dyn Embedder>, SetupError> {
+    let name = match model {
+        None => E5::NAME,
+        Some(name) => local_name(name).ok_or_else(|| {
+            SetupError::Config(format!(
+                "no local embedding model is called {name:?}: {} or {}",
+                E5::NAME,
+                MiniLm::NAME
+            ))
+        })?,
+    };
+    let no_dir = |var: &str| {
+        SetupError::Config(format!(
+            "no data directory for the embedding model: set {var}"
+        ))
+    };
+    let broken = |e: crate::embed::EmbedError| SetupError::Config(e.to_string());
+    Ok(match name {
+        E5::NAME => {
+            let dir = E5::default_dir().ok_or_else(|| no_dir("SCENEDEX_E5_DIR"))?;
+            Arc::new(E5::load(&dir).map_err(broken)?)
+        }
+        _ => {
+            let dir = MiniLm::default_dir().ok_or_else(|| no_dir("SCENEDEX_MINILM_DIR"))?;
+            Arc::new(MiniLm::load(&dir).map_err(broken)?)
+        }
+    })
+}
+
+fn openai_embedder(
+    settings: &StoreSettings,
+    model: Option<String>,
+) -> Result<Arc<dyn Embedder>, SetupError> {
+    let base = settings
+        .embedding_url
+        .clone()
+        .or_else(|| var("OPENAI_BASE_URL"))
+        .unwrap_or(OPENAI_DEFAULT_URL.into());
+    let key = var("OPENAI_API_KEY");
+    if key.is_none() && base == OPENAI_DEFAULT_URL {
+        return Err(SetupError::Config(
+            "OPENAI_API_KEY is not set: the openai embedder needs a key, or SCENEDEX_EMBEDDING_URL pointing at a local server".into(),
+        ));
+    }
+    let model = model.unwrap_or("text-embedding-3-small".into());
+    let embedder =
+        OpenAiEmbedder::new(&base, &model, key.map(Secret::new), HttpSettings::default())
+            .map_err(|e| SetupError::Service(e.to_string()))?;
+    Ok(Arc::new(embedder))
 }
 
 impl StoreSettings {
@@ -309,6 +358,14 @@ impl StoreSettings {
         create: bool,
     ) -> Result<Box<dyn VectorStore>, SetupError> {
         self.open_for(Some((embedder.model(), embedder.dimension())), create)
+    }
+
+    /// The embedding model that built the index, when it exists and says.
+    pub fn built_with(&self) -> Option<String> {
+        if !self.is_server() {
+            return EdgeStore::built_with(&self.index_dir().ok()?);
+        }
+        self.open_existing().ok().map(|store| store.model())
     }
 
     /// The index, whatever model built it: for commands that neither add nor search.

@@ -5,6 +5,7 @@
 //! What is said in a golden video is heard and scored by word error rate, and searched for
 //! among the speech segments of the same index.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,8 @@ struct Line {
     said: Option<String>,
     start: Option<f64>,
     end: Option<f64>,
+    /// A search's language, for recall per language.
+    lang: Option<String>,
     #[serde(flatten)]
     checks: Checks,
 }
@@ -66,6 +69,8 @@ pub struct SearchCase {
     pub video: PathBuf,
     pub start: f64,
     pub end: f64,
+    /// The query's language, when the golden line says.
+    pub lang: Option<String>,
 }
 
 /// Words said in `video` from `start` to `end`.
@@ -138,8 +143,14 @@ impl Golden {
         Ok(golden)
     }
 
-    fn add(&mut self, line: Line, base: &Path) -> Result<(), String> {
+    fn add(&mut self, mut line: Line, base: &Path) -> Result<(), String> {
         let at = |p: PathBuf| base.join(p);
+        let lang = line.lang.take();
+        if lang.is_some() && line.query.is_none() {
+            return Err(
+                "\"lang\" is a search's language: only a line with \"query\" has it".into(),
+            );
+        }
         let stretch =
             |start: f64, end: f64| match start.is_finite() && end.is_finite() && start <= end {
                 true => Ok(()),
@@ -156,6 +167,7 @@ impl Golden {
                 query: None,
                 image: None,
                 time: None,
+                lang: _,
                 checks,
             } if checks.must.is_empty()
                 && checks.must_not.is_empty()
@@ -180,6 +192,7 @@ impl Golden {
                 end: Some(end),
                 image: None,
                 time: None,
+                lang: _,
                 checks,
             } if checks.must.is_empty()
                 && checks.must_not.is_empty()
@@ -191,6 +204,7 @@ impl Golden {
                     video: at(video),
                     start,
                     end,
+                    lang,
                 });
             }
             Line {
@@ -201,6 +215,7 @@ impl Golden {
                 image,
                 video,
                 time,
+                lang: _,
                 checks,
             } => {
                 let source = match (image, video, time) {
@@ -245,6 +260,14 @@ impl Golden {
     }
 }
 
+/// Search recall over the searches of one language.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct LangRecall {
+    pub searches: usize,
+    pub recall_at_1: Option<f64>,
+    pub recall_at_5: Option<f64>,
+}
+
 /// A configuration's scores; a score with nothing to measure is None (`null`), not 0.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Scores {
@@ -258,6 +281,9 @@ pub struct Scores {
     pub recall_at_1: Option<f64>,
     pub recall_at_5: Option<f64>,
     pub mrr: Option<f64>,
+    /// Search recall of the searches in each language, for golden lines that say theirs.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub recall_by_lang: BTreeMap<String, LangRecall>,
     /// Words of the golden speech heard wrong (substituted, left out or added), per word said.
     pub speech_word_error_rate: Option<f64>,
     /// Searches for what was said, among the speech segments, that find it first / in the top 5.
@@ -403,10 +429,32 @@ pub fn score_searches(cases: &[SearchCase], hits: &[Vec<(PathBuf, f64, f64)>]) -
         .collect();
     let within = |n: usize| ranks.iter().filter(|r| r.is_some_and(|r| r <= n)).count();
     let reciprocal: f64 = ranks.iter().flatten().map(|&r| 1.0 / r as f64).sum();
+    // Per language: searches, found first, found in the top 5.
+    let mut counts: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for (case, rank) in cases.iter().zip(&ranks) {
+        if let Some(lang) = &case.lang {
+            let count = counts.entry(lang).or_default();
+            count.0 += 1;
+            count.1 += usize::from(rank.is_some_and(|r| r <= 1));
+            count.2 += usize::from(rank.is_some_and(|r| r <= 5));
+        }
+    }
+    let recall_by_lang = counts
+        .into_iter()
+        .map(|(lang, (searches, first, top5))| {
+            let recall = LangRecall {
+                searches,
+                recall_at_1: share(first, searches),
+                recall_at_5: share(top5, searches),
+            };
+            (lang.to_string(), recall)
+        })
+        .collect();
     Scores {
         recall_at_1: share(within(1), cases.len()),
         recall_at_5: share(within(5), cases.len()),
         mrr: (!cases.is_empty()).then(|| round(reciprocal / cases.len() as f64)),
+        recall_by_lang,
         ..Scores::default()
     }
 }
@@ -515,6 +563,7 @@ pub fn evaluate(
         recall_at_1: searched.recall_at_1,
         recall_at_5: searched.recall_at_5,
         mrr: searched.mrr,
+        recall_by_lang: searched.recall_by_lang,
         speech_word_error_rate,
         speech_recall_at_1: searched.speech_recall_at_1,
         speech_recall_at_5: searched.speech_recall_at_5,
@@ -676,6 +725,7 @@ pub fn search_cases(
             video: case.video.clone(),
             start: case.start,
             end: case.end,
+            lang: None,
         })
         .collect();
     let said_hits = said
@@ -790,12 +840,14 @@ mod tests {
                 video: "v.mp4".into(),
                 start: 8.0,
                 end: 12.0,
+                lang: Some("de".into()),
             },
             SearchCase {
                 query: "r".into(),
                 video: "w.mp4".into(),
                 start: 0.0,
                 end: 1.0,
+                lang: None,
             },
         ];
         let hits = vec![
@@ -807,6 +859,14 @@ mod tests {
         assert_eq!(s.recall_at_5, Some(0.5));
         assert_eq!(s.mrr, Some(0.25));
         assert_eq!(score_searches(&[], &[]).mrr, None);
+        // Issue 23: recall per query language, for the searches that say theirs.
+        let german = LangRecall {
+            searches: 1,
+            recall_at_1: Some(0.0),
+            recall_at_5: Some(1.0),
+        };
+        assert_eq!(s.recall_by_lang.get("de"), Some(&german));
+        assert_eq!(s.recall_by_lang.len(), 1);
     }
 
     #[test]
@@ -816,6 +876,7 @@ mod tests {
             video: "v.mp4".into(),
             start,
             end,
+            lang: None,
         };
         let touching = vec![vec![("v.mp4".into(), 0.0, 2.0), ("v.mp4".into(), 2.0, 4.0)]];
         let s = score_searches(&[case(2.0, 4.0)], &touching);

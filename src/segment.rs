@@ -30,6 +30,18 @@ pub struct Segment {
     pub representative: usize,
 }
 
+/// The default similarity at which adjacent frames merge, for captions embedded by `model`.
+/// all-MiniLM-L6-v2's captions of unrelated scenes score about 0.05, of related ones 0.4, and
+/// 0.8 merges near paraphrases only. multilingual-e5-small crowds the same pairs into 0.77 and
+/// 0.84 (tests/data/relevance.jsonl), so near paraphrases sit at about 0.93 (the line through
+/// both).
+pub fn merge_similarity(model: &str) -> f32 {
+    match model {
+        crate::embed::E5::NAME => 0.93,
+        _ => 0.8,
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentConfig {
     /// Cosine similarity of caption vectors at or above which adjacent frames merge.

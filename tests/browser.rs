@@ -18,7 +18,7 @@ const HOSTILE: &str = "<img src=x onerror=\"window.pwned=1\"><script>window.pwne
 
 /// The archive's pictures, but the red scene's caption carries markup, as a VLM or OCR may
 /// return it; set before any archive so that it is this binary's book.
-fn hostile_book(image: &image::RgbImage) -> Option<String> {
+fn hostile_book(image: &image::RgbImage, _prompt: &str) -> Option<String> {
     let (r, g, b) = mean_colour(image);
     Some(if r > g + 60.0 && r > b + 60.0 {
         format!("A white square sits on a bright red background. {HOSTILE}")

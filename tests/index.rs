@@ -21,7 +21,10 @@ fn a_paraphrase_finds_its_scene_by_meaning_and_an_on_screen_name_by_its_exact_wo
     assert_eq!(summary["failed"], 0);
     assert!(summary["segments"].as_u64().unwrap() >= 5, "{summary}");
 
-    let hits = archive.search("a pale box over a scarlet backdrop", &["--limit", "3"]);
+    // Its meaning in other words, here another language's: no word in common with the caption.
+    // (multilingual-e5-small misses English synonyms such as "a pale box over a scarlet
+    // backdrop", which all-MiniLM-L6-v2 found: see the README's benchmark.)
+    let hits = archive.search("ein weißes Quadrat auf rotem Grund", &["--limit", "3"]);
     assert_eq!(file_name(&hits[0]), "colors.mp4", "{hits:#?}");
     assert!(holds(&hits[0], 1.0), "{:#?}", hits[0]);
     assert!(hits[0]["caption"].as_str().unwrap().contains("red"));
@@ -249,7 +252,7 @@ fn search_errors_are_one_clear_line_each() {
     assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
     assert!(
         stderr(&other).contains(
-            "was built with all-MiniLM-L6-v2 (384 dimensions), not text-embedding-3-small (8)"
+            "was built with multilingual-e5-small (384 dimensions), not text-embedding-3-small (8)"
         ),
         "{}",
         stderr(&other)
@@ -270,7 +273,7 @@ fn stats_counts_what_the_index_holds_and_forget_removes_a_file() {
     };
     let before = stats(&archive);
     assert_eq!(before["files"], 2);
-    assert_eq!(before["embedder"], "all-MiniLM-L6-v2");
+    assert_eq!(before["embedder"], "multilingual-e5-small");
     assert!(
         (before["hours"].as_f64().unwrap() * 3600.0 - 14.0).abs() < 0.2,
         "{before}"
@@ -618,12 +621,12 @@ fn a_query_with_no_close_match_says_so_and_min_score_0_shows_the_weak_hits() {
     let note = stderr(&output);
     assert!(
         note.starts_with("no close match: ")
-            && note.contains("(similarity below 0.25) hidden; --min-score 0 shows them"),
+            && note.contains("(similarity below 0.80) hidden; --min-score 0 shows them"),
         "{note}"
     );
     let all = archive.search(query, &["--min-score", "0"]);
     assert!(!all.is_empty());
-    assert!(all.iter().all(|h| h["similarity"].as_f64().unwrap() < 0.25));
+    assert!(all.iter().all(|h| h["similarity"].as_f64().unwrap() < 0.80));
     let refused = archive
         .command(&["search", query, "--min-score", "2"])
         .output()

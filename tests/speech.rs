@@ -257,6 +257,21 @@ fn what_is_said_is_searchable_beside_what_is_seen() {
         (hits[0]["start"].as_f64().unwrap() - 9.0).abs() <= 0.5,
         "{hits:?}"
     );
+    // Issue 23: an English query finds what was said in German.
+    // (talk.mp4 has an English train of its own: switch.mp4's phrases are asked among.)
+    let switch = archive.videos.join("speech/switch.mp4");
+    let hits = archive.search(
+        "the train to Munich leaves at eight o'clock",
+        &[
+            "--where",
+            "kind=speech",
+            "--path",
+            switch.to_str().unwrap(),
+            "--limit",
+            "1",
+        ],
+    );
+    assert_eq!(hits[0]["lang"], "de", "{hits:?}");
     let pictures = archive.search(
         "red umbrella",
         &["--where", "kind=description", "--min-score", "0"],

@@ -108,7 +108,10 @@ fn score(args: &EvalArgs, golden: &Golden) -> Result<Scored, Error> {
         settings: &settings,
         cache: cache.as_ref(),
         embedder: embedder.as_ref(),
-        segmenting: SegmentConfig::default(),
+        segmenting: SegmentConfig {
+            min_similarity: crate::segment::merge_similarity(embedder.model()),
+            ..SegmentConfig::default()
+        },
         // The searches' index is throw-away, and so are its thumbnails: `eval` gives both a
         // folder of their own.
         thumbs: crate::index::thumbs::Thumbs::new(PathBuf::new()),
@@ -173,6 +176,31 @@ fn table(scored: &[Scored]) -> Vec<String> {
             line.push_str(&format!("{cell:>12}"));
         }
         lines.push(line);
+    }
+    let langs: std::collections::BTreeSet<&String> = scored
+        .iter()
+        .flat_map(|s| s.scores.recall_by_lang.keys())
+        .collect();
+    for lang in langs {
+        for (name, pick) in [
+            (
+                "recall_at_1",
+                (|r: &eval::LangRecall| r.recall_at_1) as fn(&eval::LangRecall) -> Option<f64>,
+            ),
+            ("recall_at_5", |r: &eval::LangRecall| r.recall_at_5),
+        ] {
+            let mut line = format!("{:<22}", format!("{name} [{lang}]"));
+            for s in scored {
+                let cell = s
+                    .scores
+                    .recall_by_lang
+                    .get(lang)
+                    .and_then(pick)
+                    .map_or("-".to_string(), |v| format!("{v:.4}"));
+                line.push_str(&format!("{cell:>12}"));
+            }
+            lines.push(line);
+        }
     }
     lines.push("(- : nothing to measure)".into());
     lines

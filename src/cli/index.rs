@@ -83,7 +83,9 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         cache: cache.as_ref(),
         embedder: embedder.as_ref(),
         segmenting: SegmentConfig {
-            min_similarity: args.merge_similarity,
+            min_similarity: args
+                .merge_similarity
+                .unwrap_or_else(|| crate::segment::merge_similarity(embedder.model())),
             max_length: args.max_segment,
         },
         thumbs: store_settings.thumbs()?,

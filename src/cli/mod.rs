@@ -177,11 +177,11 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
 
-    /// The embedding model for the searches' throw-away index.
-    #[arg(long, env = "SCENEDEX_EMBEDDER", value_enum, default_value = "local")]
-    pub embedder: crate::backends::EmbedderChoice,
+    /// The embedding model for the searches' throw-away index [default: local].
+    #[arg(long, env = "SCENEDEX_EMBEDDER", value_enum)]
+    pub embedder: Option<crate::backends::EmbedderChoice>,
 
-    /// --embedder openai: the model [default: text-embedding-3-small].
+    /// The embedding model: local e5 or minilm; openai text-embedding-3-small or another [default: e5].
     #[arg(long, env = "SCENEDEX_EMBEDDING_MODEL")]
     pub embedding_model: Option<String>,
 
@@ -226,15 +226,14 @@ pub struct IndexArgs {
     #[arg(long, short = 'j', env = "SCENEDEX_JOBS", value_name = "N", default_value_t = 2, value_parser = concurrency)]
     pub jobs: usize,
 
-    /// Frames whose captions are at least this similar (cosine of their embeddings) merge into one segment.
+    /// Frames whose captions are at least this similar (cosine of their embeddings) merge into one segment [default: 0.93 with e5, 0.8 with MiniLM].
     #[arg(
         long,
         env = "SCENEDEX_MERGE_SIMILARITY",
         value_name = "COSINE",
-        default_value_t = 0.8,
         value_parser = cosine
     )]
-    pub merge_similarity: f32,
+    pub merge_similarity: Option<f32>,
 
     /// Longest segment, in seconds: a long shot is split so results stay precise.
     #[arg(long, env = "SCENEDEX_MAX_SEGMENT", value_name = "SECONDS", default_value_t = 60.0, value_parser = segment_length)]
@@ -458,11 +457,12 @@ pub struct StoreArgs {
     #[arg(long, env = "SCENEDEX_INDEX", value_name = "DIR")]
     pub index: Option<PathBuf>,
 
-    /// How captions and queries become vectors. An index answers only the model that built it.
-    #[arg(long, env = "SCENEDEX_EMBEDDER", value_enum, default_value = "local")]
-    pub embedder: EmbedderChoice,
+    /// How captions and queries become vectors [default: the model that built the index, else local].
+    #[arg(long, env = "SCENEDEX_EMBEDDER", value_enum)]
+    pub embedder: Option<EmbedderChoice>,
 
-    /// openai embedder: the model [default: text-embedding-3-small].
+    /// The embedding model: local multilingual-e5-small (e5) or all-MiniLM-L6-v2 (minilm, English
+    /// only); openai text-embedding-3-small or another [default: the index's, else e5].
     #[arg(long, env = "SCENEDEX_EMBEDDING_MODEL", value_name = "NAME")]
     pub embedding_model: Option<String>,
 

@@ -1,9 +1,13 @@
-//! embed: captions to vectors. Backends implement `Embedder`; the local default is
-//! all-MiniLM-L6-v2 run with candle, the other an OpenAI-compatible `/v1/embeddings`.
+//! embed: captions and what is said to vectors. Backends implement `Embedder`; the local
+//! default is multilingual-e5-small run with candle, all-MiniLM-L6-v2 (English) the index's
+//! default before it, and the other an OpenAI-compatible `/v1/embeddings`.
 
+mod bert;
+mod e5;
 mod minilm;
 mod openai;
 
+pub use e5::E5;
 pub use minilm::MiniLm;
 pub use openai::OpenAiEmbedder;
 
@@ -12,13 +16,17 @@ pub trait Embedder: Send + Sync {
     /// The model's name, recorded in the index so that a different model is refused.
     fn model(&self) -> &str;
     fn dimension(&self) -> usize;
-    /// One vector per text, in order.
+    /// One vector per text to be found (a caption, what is said), in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The vector of a query, for models that read a query otherwise than a text to be found.
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        Ok(self.embed(&[text])?.remove(0))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
-    #[error("the embedding model is not in {0} (run scripts/setup.sh, or point SCENEDEX_MINILM_DIR at it)")]
+    #[error("the embedding model is not in {0} (run scripts/setup.sh, or point SCENEDEX_E5_DIR or SCENEDEX_MINILM_DIR at it)")]
     Missing(std::path::PathBuf),
     #[error("the embedding model in {dir} is unusable: {detail}")]
     Broken {

@@ -218,8 +218,14 @@ impl Whisper {
             }
             let (lang_token, code) = lang.clone().expect("set above");
             let window_seconds = window.len() as f64 / SAMPLE_RATE as f64;
-            let decoded =
-                self.with_fallback(&network, &audio, &prompt, lang_token, window_seconds, &mut rng)?;
+            let decoded = self.with_fallback(
+                &network,
+                &audio,
+                &prompt,
+                lang_token,
+                window_seconds,
+                &mut rng,
+            )?;
             let silent = decoded.no_speech > NO_SPEECH_LEAST && decoded.avg_logprob < LOGPROB_LEAST;
             // A score that is not a number (NaN) proves nothing: unsure.
             let unsure = decoded.avg_logprob.is_nan()

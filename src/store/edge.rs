@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
-use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     BoolIndexParams, ConditionalInsertOperation, CountRequest, CreateIndex, Distance,
@@ -73,7 +72,7 @@ pub struct EdgeStore {
     writes: Mutex<()>,
     /// Bytes of dense vectors written since the store last built graphs.
     unindexed: AtomicU64,
-    bm25: EdgeBm25,
+    words: super::words::Words,
     /// Held open, and locked, for as long as the store is.
     _lock: std::fs::File,
 }
@@ -113,14 +112,14 @@ impl EdgeStore {
             crate::private::create_dir_all(&shard_dir).map_err(|e| io(dir, e))?;
             guarded(dir, || EdgeShard::new(&shard_dir, config(dimension)))?.map_err(engine)?
         };
-        let bm25 = EdgeBm25::new(EdgeBm25Config::default()).map_err(engine)?;
+        let words = super::words::Words::new().map_err(engine)?;
         let store = EdgeStore {
             dir: dir.to_path_buf(),
             model: meta.model,
             shard: ManuallyDrop::new(shard),
             writes: Mutex::new(()),
             unindexed: AtomicU64::new(0),
-            bm25,
+            words,
             _lock: lock,
         };
         // Indexes made by an older version may lack a field added since.
@@ -204,13 +203,12 @@ impl EdgeStore {
         points
             .into_iter()
             .map(|p| {
+                let lang = super::words::lang_of(&p.payload);
                 let vectors = p.vectors.map_or_else(HashMap::new, |v| {
+                    let words = self.words.document(&v.text, lang);
                     HashMap::from([
                         (DENSE.to_string(), VectorPersisted::Dense(v.dense)),
-                        (
-                            SPARSE.to_string(),
-                            VectorPersisted::Sparse(self.bm25.embed_document(&v.text)),
-                        ),
+                        (SPARSE.to_string(), VectorPersisted::Sparse(words)),
                     ])
                 });
                 PointStructPersisted {
@@ -471,6 +469,13 @@ fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+impl EdgeStore {
+    /// The embedding model that built the index in `dir`, read without opening it.
+    pub fn built_with(dir: &Path) -> Option<String> {
+        read_meta(dir).ok().map(|meta| meta.model)
+    }
+}
+
 fn read_meta(dir: &Path) -> Result<Meta, StoreError> {
     let bytes = std::fs::read(dir.join(META)).map_err(|e| io(dir, e))?;
     serde_json::from_slice(&bytes).map_err(|e| io(dir, e))
@@ -715,7 +720,7 @@ impl VectorStore for EdgeStore {
         let filter = filter(&query.filter)?;
         let candidates = query.limit * PREFETCH_FACTOR;
         let dense = VectorInternal::from(query.dense.to_vec());
-        let words = self.bm25.embed_query(query.text);
+        let words = self.words.query(query.text);
         let sparse = VectorInternal::from(words.clone());
         let request = QueryRequest {
             prefetches: vec![

@@ -7,6 +7,7 @@ mod edge;
 pub mod files;
 pub mod fingerprint;
 mod server;
+pub mod words;
 
 use std::path::PathBuf;
 

