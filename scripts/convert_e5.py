@@ -51,8 +51,9 @@ ideographs, "¨" -> " " + U+0308, ...); U+0001-0008, 000B, 000E-001F, 007F, 008F
 tab, LF, FF, CR, NBSP, U+1680, U+2000-200F, U+2028, U+2029, U+202F, U+205F, U+2581, U+3000,
 U+FEFF, U+FFFD -> " ". U+0000 and U+0085 are not in it. No replacement contains a codepoint the
 table maps, so it is applied once.
-Tokenizing a text exactly as e5.c does (scenedex does steps 1-2 before and 6 after the
-`tokenizers` call; tokenizer.json does 3-5):
+Tokenizing a text exactly as e5.c does (scenedex's src/embed/e5.rs does every step itself,
+reading only the pieces and scores from tokenizer.json; the notes on the `tokenizers` crate say
+what it would do otherwise):
   1. Decode UTF-8 (a NUL ends the text: e5.c takes a C string). Replace each codepoint found in
      the table by its replacement, one codepoint at a time. Nothing else: no lowercasing, no
      accent stripping, and NO composition: "e" + U+0301 stays two codepoints (the vocabulary has

@@ -247,11 +247,24 @@ fn cache_dir(dir: Option<&Path>, disabled: bool) -> Option<PathBuf> {
 /// The embedder asked for; without a choice, the one that built the index (an upgrade never
 /// strands an index built with an older default), else multilingual-e5-small.
 pub fn embedder(settings: &StoreSettings) -> Result<Arc<dyn Embedder>, SetupError> {
-    let model = settings.embedding_model.clone();
-    let built = match &model {
+    let built = match &settings.embedding_model {
         None => settings.built_with(),
         Some(_) => None,
     };
+    chosen(settings, built)
+}
+
+/// The embedder asked for, for an index about to be made (eval's throw-away one): never the
+/// model of the index the settings would otherwise point at.
+pub fn fresh_embedder(settings: &StoreSettings) -> Result<Arc<dyn Embedder>, SetupError> {
+    chosen(settings, None)
+}
+
+fn chosen(
+    settings: &StoreSettings,
+    built: Option<String>,
+) -> Result<Arc<dyn Embedder>, SetupError> {
+    let model = settings.embedding_model.clone();
     let local = |name: &String| local_name(name).is_some();
     let choice = settings
         .embedder

@@ -24,3 +24,4 @@ pub mod speech;
 pub mod stop;
 pub mod store;
 pub mod track;
+mod weights;

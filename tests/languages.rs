@@ -201,3 +201,18 @@ fn issue23_queries_in_seven_languages_find_a_caption_written_in_english() {
         hits[0]
     );
 }
+
+#[test]
+fn issue23_an_index_built_with_minilm_is_searched_and_grown_with_minilm_without_a_flag() {
+    let archive = Archive::new(&["colors.mp4"]);
+    let (output, _, _) = archive.index(&["--embedding-model", "minilm"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Today's default is e5; the index says MiniLM, and every command takes its word for it.
+    std::fs::copy(common::fixture("cuts.mp4"), archive.videos.join("cuts.mp4")).unwrap();
+    let (output, _, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    assert_eq!(archive.stats()["embedder"], "all-MiniLM-L6-v2");
+    let hits = archive.search("Kowalczyk", &["--limit", "1"]);
+    assert!(hits[0]["caption"].as_str().unwrap().contains("Kowalczyk"), "{hits:?}");
+}

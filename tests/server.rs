@@ -414,7 +414,7 @@ fn a_wrong_key_a_dead_node_and_another_model_each_get_one_line_and_their_own_sta
         .output()
         .unwrap();
     assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
-    assert!(stderr(&other).contains("was built with all-MiniLM-L6-v2"));
+    assert!(stderr(&other).contains("was built with multilingual-e5-small"));
     assert_eq!(stderr(&other).lines().count(), 1);
 }
 

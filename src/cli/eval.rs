@@ -80,7 +80,7 @@ fn score(args: &EvalArgs, golden: &Golden) -> Result<Scored, Error> {
         collection: String::new(),
         cluster: Default::default(),
     };
-    let embedder = backends::embedder(&store)?;
+    let embedder = backends::fresh_embedder(&store)?;
     let style = args.captioner.style;
     let prompt = Prompt::load(style, args.captioner.prompts.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;

@@ -603,7 +603,7 @@ fn code(failure: &Failure) -> i32 {
             FileError::Decode(e) => super::decode_exit_code(e),
             FileError::Caption { .. } | FileError::Transcribe { .. } => exit::SERVICE,
             FileError::Embed(crate::embed::EmbedError::Remote(_)) => exit::SERVICE,
-            FileError::Embed(_) | FileError::Picture(_) => exit::FAILURE,
+            FileError::Embed(_) | FileError::Picture(_) | FileError::Hear { .. } => exit::FAILURE,
             FileError::Thumbnail { .. } => exit::CANT_WRITE,
             FileError::Store(e) => super::store_exit_code(e),
             FileError::Interrupted => exit::INTERRUPTED,

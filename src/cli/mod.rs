@@ -462,7 +462,8 @@ pub struct StoreArgs {
     pub embedder: Option<EmbedderChoice>,
 
     /// The embedding model: local multilingual-e5-small (e5) or all-MiniLM-L6-v2 (minilm, English
-    /// only); openai text-embedding-3-small or another [default: the index's, else e5].
+    /// only); openai text-embedding-3-small or another (another name means --embedder openai)
+    /// [default: the index's, else e5].
     #[arg(long, env = "SCENEDEX_EMBEDDING_MODEL", value_name = "NAME")]
     pub embedding_model: Option<String>,
 

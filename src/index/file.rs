@@ -56,6 +56,14 @@ impl Pipeline<'_> {
                     spent: Box::new(work.stats.clone()),
                 })
             }
+            // A model that cannot be loaded is no property of the file: recording the file
+            // unheard would leave it unheard once the model is mended.
+            Some(Err(e @ crate::speech::SpeechError::BrokenModel { .. })) if pictures.is_ok() => {
+                Err(FileError::Hear {
+                    error: e.to_string(),
+                    spent: Box::new(work.stats.clone()),
+                })
+            }
             heard => Ok(heard),
         };
         let (sampled, heard) = match (pictures, heard) {

@@ -133,6 +133,13 @@ pub enum FileError {
         /// What the file's pictures cost: they were captioned and cached.
         spent: Box<FileStats>,
     },
+    /// The local speech model could not be used: the file is tried again on the next run.
+    #[error("what is said could not be heard: {error}")]
+    Hear {
+        error: String,
+        /// What the file's pictures cost: they were captioned and cached.
+        spent: Box<FileStats>,
+    },
     #[error("interrupted")]
     Interrupted,
 }

@@ -581,7 +581,9 @@ impl Run<'_> {
             Done::Indexed(Err(FileError::Store(e))) => return Err(e),
             Done::Indexed(Err(error)) => {
                 let spent = match &error {
-                    FileError::Caption { spent, .. } | FileError::Transcribe { spent, .. } => {
+                    FileError::Caption { spent, .. }
+                    | FileError::Transcribe { spent, .. }
+                    | FileError::Hear { spent, .. } => {
                         Some(spent.as_ref().clone())
                     }
                     _ => None,
@@ -853,7 +855,11 @@ fn work(cx: &Context, leases: &Leases, job: &Job) -> Done {
                     (false, Ok(indexed)) => Done::Lost(Some(indexed.stats)),
                     (
                         false,
-                        Err(FileError::Caption { spent, .. } | FileError::Transcribe { spent, .. }),
+                        Err(
+                            FileError::Caption { spent, .. }
+                            | FileError::Transcribe { spent, .. }
+                            | FileError::Hear { spent, .. },
+                        ),
                     ) => Done::Lost(Some(*spent)),
                     (false, Err(_)) => Done::Lost(None),
                 }

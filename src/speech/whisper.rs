@@ -161,7 +161,7 @@ impl Whisper {
             )));
         }
         // The weights are read when first needed: a truncated file is told now.
-        check_weights(&files[0]).map_err(broken)?;
+        crate::weights::open(&files[0]).map_err(broken)?;
         let mut suppress = config.suppress_tokens.clone();
         suppress.extend((special.eot + 1..special.timestamp_begin).filter(|&t| t != special.eot));
         Ok(Whisper {
@@ -565,32 +565,6 @@ impl Whisper {
     /// Where the model's files live under the speech folder.
     pub fn dir(speech: &Path, model: &str) -> PathBuf {
         speech.join(model)
-    }
-}
-
-/// Whether a safetensors file holds every byte its header promises.
-fn check_weights(path: &Path) -> Result<(), String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let length = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut size = [0u8; 8];
-    file.read_exact(&mut size).map_err(|e| e.to_string())?;
-    let size = u64::from_le_bytes(size);
-    if size > length.saturating_sub(8) {
-        return Err("its weights are cut short".into());
-    }
-    let mut header = vec![0u8; size as usize];
-    file.read_exact(&mut header).map_err(|e| e.to_string())?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| format!("its weights: {e}"))?;
-    let end = header
-        .values()
-        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
-        .max()
-        .unwrap_or(0);
-    match 8 + size + end == length {
-        true => Ok(()),
-        false => Err("its weights are cut short".into()),
     }
 }
 

@@ -52,6 +52,9 @@ const RESERVE: u64 = 64 << 20;
 struct Meta {
     model: String,
     dimension: usize,
+    /// How its words were made (`words::CURRENT`); 0 for an index made before.
+    #[serde(default)]
+    words: u32,
 }
 
 /// How the engine holds an index: see `EdgeStore::shape`.
@@ -112,7 +115,7 @@ impl EdgeStore {
             crate::private::create_dir_all(&shard_dir).map_err(|e| io(dir, e))?;
             guarded(dir, || EdgeShard::new(&shard_dir, config(dimension)))?.map_err(engine)?
         };
-        let words = super::words::Words::new().map_err(engine)?;
+        let words = super::words::Words::new(meta.words).map_err(engine)?;
         let store = EdgeStore {
             dir: dir.to_path_buf(),
             model: meta.model,
@@ -486,11 +489,12 @@ fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<Meta, StoreEr
     let asked = Meta {
         model: model.to_string(),
         dimension,
+        words: super::words::CURRENT,
     };
     match std::fs::read(&path) {
         Ok(bytes) => {
             let built: Meta = serde_json::from_slice(&bytes).map_err(|e| io(dir, e))?;
-            if built != asked {
+            if (&built.model, built.dimension) != (&asked.model, asked.dimension) {
                 return Err(StoreError::ModelMismatch {
                     place: dir.display().to_string(),
                     built_with: built.model,

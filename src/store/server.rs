@@ -107,7 +107,7 @@ impl ServerStore {
             clients,
             current: AtomicUsize::new(0),
             collection: collection.to_string(),
-            words: super::words::Words::new().map_err(engine)?,
+            words: super::words::Words::new(super::words::CURRENT).map_err(engine)?,
             model: String::new(),
             patience: Duration::from_secs(60),
             strong: AtomicBool::new(true),
@@ -122,15 +122,16 @@ impl ServerStore {
             _ => {}
         }
         store.create_indexes()?;
-        let built = match (store.read_meta()?, create, model) {
+        let (built, words) = match (store.read_meta()?, create, model) {
             (Some(built), _, _) => built,
             // A collection made beforehand (say, with a cluster's sharding): adopt it.
             (None, Some(_), Some((name, dimension))) => {
                 store.write_meta(name, dimension)?;
-                (name.to_string(), dimension)
+                ((name.to_string(), dimension), super::words::CURRENT)
             }
             (None, _, _) => return Err(StoreError::Missing(store.describe())),
         };
+        store.words = super::words::Words::new(words).map_err(engine)?;
         store.model = checked(built, &store.describe(), model)?;
         Ok(store)
     }
@@ -220,7 +221,8 @@ impl ServerStore {
     }
 
     fn write_meta(&self, model: &str, dimension: usize) -> Result<(), StoreError> {
-        let meta = serde_json::json!({"record": "meta", "model": model, "dimension": dimension});
+        let meta = serde_json::json!({"record": "meta", "model": model, "dimension": dimension,
+                                      "words": super::words::CURRENT});
         self.upsert_raw(
             vec![PointStruct::new(
                 meta_id(),
@@ -231,8 +233,9 @@ impl ServerStore {
         )
     }
 
-    /// The model and dimension that built the collection, if it is scenedex's.
-    fn read_meta(&self) -> Result<Option<(String, usize)>, StoreError> {
+    /// The model and dimension that built the collection, if it is scenedex's, and how its
+    /// words were made.
+    fn read_meta(&self) -> Result<Option<((String, usize), u32)>, StoreError> {
         let found = self.call(|c, name| async move {
             c.get_points(GetPointsBuilder::new(name, vec![meta_id()]).with_payload(true))
                 .await
@@ -245,7 +248,8 @@ impl ServerStore {
                 .unwrap_or("")
                 .to_string();
             let dimension = meta.get("dimension").and_then(Value::as_u64).unwrap_or(0) as usize;
-            (model, dimension)
+            let words = meta.get("words").and_then(Value::as_u64).unwrap_or(0) as u32;
+            ((model, dimension), words)
         }))
     }
 

@@ -8,16 +8,33 @@
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use qdrant_edge::SparseVector;
 
+/// How an index's words were made: 0 by qdrant-edge's default (the word tokenizer, English
+/// stemming and stop words, for every text), before issue 23; 1 as above. An index keeps
+/// the way it was made, so its queries find the words it holds.
+pub const CURRENT: u32 = 1;
+
 pub struct Words {
     english: EdgeBm25,
-    any: EdgeBm25,
+    /// None for an index made before issue 23.
+    any: Option<EdgeBm25>,
+    /// Numbers, which the multilingual tokenizer leaves out ("Gate 23", "2024").
+    numbers: Option<EdgeBm25>,
 }
 
 impl Words {
-    pub fn new() -> Result<Words, String> {
-        let make = |language: &str, stopwords: &[&str]| {
+    /// The words of an index made the way `version` says (`CURRENT` for a new one).
+    pub fn new(version: u32) -> Result<Words, String> {
+        if version == 0 {
+            let legacy = EdgeBm25::new(EdgeBm25Config::default()).map_err(|e| e.to_string())?;
+            return Ok(Words {
+                english: legacy,
+                any: None,
+                numbers: None,
+            });
+        }
+        let make = |tokenizer: &str, language: &str, stopwords: &[&str]| {
             let config = serde_json::json!({
-                "tokenizer": "multilingual",
+                "tokenizer": tokenizer,
                 "language": language,
                 "stopwords": {"languages": stopwords},
             });
@@ -27,32 +44,71 @@ impl Words {
         };
         // Other languages' lists hold English words ("dog" is Danish for "but"), so English
         // text drops English stop words only; text in another language drops every
-        // language's, as "ein" or "la" shared with a query is no match.
+        // language's, as "ein" or "la" shared with a query is no match. "chinese" is a
+        // language without a stemmer: its words are kept as written.
         Ok(Words {
-            english: make("english", &["english"])?,
-            // A language without a stemmer: every word kept as written.
-            any: make("chinese", &STOPWORD_LANGUAGES)?,
+            english: make("multilingual", "english", &["english"])?,
+            any: Some(make("multilingual", "chinese", &STOPWORD_LANGUAGES)?),
+            numbers: Some(make("word", "chinese", &[])?),
         })
     }
 
     /// A stored text's words; `lang` is the language it was written or spoken in (None for a
     /// caption written in the default, English).
     pub fn document(&self, text: &str, lang: Option<&str>) -> SparseVector {
-        match is_english(lang) {
-            true => self.english.embed_document(text),
-            false => self.any.embed_document(text),
+        let words = match (&self.any, is_english(lang)) {
+            (Some(any), false) => any.embed_document(text),
+            _ => self.english.embed_document(text),
+        };
+        match &self.numbers {
+            Some(numbers) => merged(words, numbers.embed_document(&numbers_of(text))),
+            None => words,
         }
     }
 
-    /// A query's words, both as English text and as any other language's.
+    /// A query's words, both as English text and as any other language's, and its numbers.
     pub fn query(&self, text: &str) -> SparseVector {
         let mut indices = self.english.embed_query(text).indices;
-        indices.extend(self.any.embed_query(text).indices);
+        if let Some(any) = &self.any {
+            indices.extend(any.embed_query(text).indices);
+        }
+        if let Some(numbers) = &self.numbers {
+            indices.extend(numbers.embed_query(&numbers_of(text)).indices);
+        }
         indices.sort_unstable();
         indices.dedup();
         let values = vec![1.0; indices.len()];
         SparseVector { indices, values }
     }
+}
+
+/// The runs of digits in `text`, as words.
+fn numbers_of(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_numeric()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Two sparse vectors as one, sorted by index.
+fn merged(a: SparseVector, b: SparseVector) -> SparseVector {
+    let mut pairs: Vec<(u32, f32)> = a.indices.into_iter().zip(a.values).collect();
+    pairs.extend(b.indices.into_iter().zip(b.values));
+    pairs.sort_by_key(|p| p.0);
+    let mut out = SparseVector {
+        indices: Vec::with_capacity(pairs.len()),
+        values: Vec::with_capacity(pairs.len()),
+    };
+    for (index, value) in pairs {
+        match out.indices.last() {
+            Some(&last) if last == index => *out.values.last_mut().expect("as many") += value,
+            _ => {
+                out.indices.push(index);
+                out.values.push(value);
+            }
+        }
+    }
+    out
 }
 
 /// Every language Qdrant has a stop word list for.
@@ -112,7 +168,7 @@ mod tests {
 
     #[test]
     fn issue23_chinese_is_words_not_one_token() {
-        let words = Words::new().unwrap();
+        let words = Words::new(CURRENT).unwrap();
         // 游泳池 (swimming pool) inside a longer sentence is found by itself.
         assert!(shared(&words, "游泳池", "一只狗跳进了游泳池里", Some("zh")) >= 1);
         assert!(
@@ -126,7 +182,7 @@ mod tests {
 
     #[test]
     fn issue23_japanese_arabic_cyrillic_greek_and_accents_match_their_words() {
-        let words = Words::new().unwrap();
+        let words = Words::new(CURRENT).unwrap();
         assert!(shared(&words, "プール", "犬がプールに飛び込む", Some("ja")) >= 1);
         assert!(shared(&words, "السباحة", "كلب يقفز في حمام السباحة", Some("ar")) >= 1);
         assert!(shared(&words, "бассейн", "Собака прыгает в бассейн", Some("ru")) >= 1);
@@ -137,7 +193,7 @@ mod tests {
 
     #[test]
     fn issue23_function_words_of_any_language_are_no_match() {
-        let words = Words::new().unwrap();
+        let words = Words::new(CURRENT).unwrap();
         // "ein", "in", "einen" are not words a German caption shares with a German query
         // about something else.
         let query = "Ein Hund springt in einen Pool";
@@ -149,8 +205,25 @@ mod tests {
     }
 
     #[test]
+    fn issue23_numbers_are_words_too() {
+        let words = Words::new(CURRENT).unwrap();
+        assert_eq!(shared(&words, "gate 23", "Boarding at Gate 23 closes at 10:40", None), 2);
+        assert_eq!(shared(&words, "2024", "Die Wahl 2024", Some("de")), 1);
+    }
+
+    #[test]
+    fn an_index_made_before_issue_23_keeps_its_words() {
+        let old = Words::new(0).unwrap();
+        let made = old.document("A dog jumps into the pool", None);
+        // What qdrant-edge's default gave before: the same tokens, stemmed, no stop words.
+        let default = EdgeBm25::new(EdgeBm25Config::default()).unwrap();
+        assert_eq!(made.indices, default.embed_document("A dog jumps into the pool").indices);
+        assert_eq!(shared(&old, "jumping dogs", "A dog jumps into the pool", None), 2);
+    }
+
+    #[test]
     fn english_is_stemmed_and_other_languages_are_not() {
-        let words = Words::new().unwrap();
+        let words = Words::new(CURRENT).unwrap();
         assert_eq!(
             shared(&words, "jumping dogs", "A dog jumps into the pool", None),
             2
