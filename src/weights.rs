@@ -34,7 +34,8 @@ pub fn open(path: &Path) -> Result<Weights, String> {
         return Err(short());
     }
     let mut header = vec![0u8; size as usize];
-    file.read_exact_at(&mut header, 8).map_err(|e| e.to_string())?;
+    file.read_exact_at(&mut header, 8)
+        .map_err(|e| e.to_string())?;
     let mut header: HashMap<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| format!("its weights: {e}"))?;
     header.remove("__metadata__");

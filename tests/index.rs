@@ -23,7 +23,7 @@ fn a_paraphrase_finds_its_scene_by_meaning_and_an_on_screen_name_by_its_exact_wo
 
     // Its meaning in other words, here another language's: no word in common with the caption.
     // (multilingual-e5-small misses English synonyms such as "a pale box over a scarlet
-    // backdrop", which all-MiniLM-L6-v2 found: see the README's benchmark.)
+    // backdrop", which all-MiniLM-L6-v2 found: see the README.)
     let hits = archive.search("ein weißes Quadrat auf rotem Grund", &["--limit", "3"]);
     assert_eq!(file_name(&hits[0]), "colors.mp4", "{hits:#?}");
     assert!(holds(&hits[0], 1.0), "{:#?}", hits[0]);

@@ -204,6 +204,8 @@ fn issue23_queries_in_seven_languages_find_a_caption_written_in_english() {
 
 #[test]
 fn issue23_an_index_built_with_minilm_is_searched_and_grown_with_minilm_without_a_flag() {
+    // The first book set is this binary's for every test: the same one, whichever runs first.
+    use_scene_book(bilingual_book);
     let archive = Archive::new(&["colors.mp4"]);
     let (output, _, _) = archive.index(&["--embedding-model", "minilm"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -213,6 +215,9 @@ fn issue23_an_index_built_with_minilm_is_searched_and_grown_with_minilm_without_
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(summary["indexed"], 1, "{summary}");
     assert_eq!(archive.stats()["embedder"], "all-MiniLM-L6-v2");
-    let hits = archive.search("Kowalczyk", &["--limit", "1"]);
-    assert!(hits[0]["caption"].as_str().unwrap().contains("Kowalczyk"), "{hits:?}");
+    let hits = archive.search("a dog leaps into a swimming pool", &["--limit", "1"]);
+    assert!(
+        hits[0]["caption"].as_str().unwrap().contains("dog"),
+        "{hits:?}"
+    );
 }

@@ -312,13 +312,19 @@ impl WordTable {
 }
 
 /// The weights file's word table, and every other tensor (float32).
-fn read_weights(path: &Path, config: &Config) -> Result<(WordTable, HashMap<String, Tensor>), String> {
+fn read_weights(
+    path: &Path,
+    config: &Config,
+) -> Result<(WordTable, HashMap<String, Tensor>), String> {
     let weights = crate::weights::open(path)?;
     let mut words = None;
     let mut others = HashMap::new();
     for (name, stored) in &weights.tensors {
         if !stored.whole() {
-            return Err(format!("its weights: {name} is not {:?} {}", stored.shape, stored.dtype));
+            return Err(format!(
+                "its weights: {name} is not {:?} {}",
+                stored.shape, stored.dtype
+            ));
         }
         let (start, end) = stored.bytes;
         if name == WORDS {

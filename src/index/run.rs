@@ -583,9 +583,7 @@ impl Run<'_> {
                 let spent = match &error {
                     FileError::Caption { spent, .. }
                     | FileError::Transcribe { spent, .. }
-                    | FileError::Hear { spent, .. } => {
-                        Some(spent.as_ref().clone())
-                    }
+                    | FileError::Hear { spent, .. } => Some(spent.as_ref().clone()),
                     _ => None,
                 };
                 if !self.leases.confirm(fingerprint)? {

@@ -207,7 +207,15 @@ mod tests {
     #[test]
     fn issue23_numbers_are_words_too() {
         let words = Words::new(CURRENT).unwrap();
-        assert_eq!(shared(&words, "gate 23", "Boarding at Gate 23 closes at 10:40", None), 2);
+        assert_eq!(
+            shared(
+                &words,
+                "gate 23",
+                "Boarding at Gate 23 closes at 10:40",
+                None
+            ),
+            2
+        );
         assert_eq!(shared(&words, "2024", "Die Wahl 2024", Some("de")), 1);
     }
 
@@ -217,8 +225,14 @@ mod tests {
         let made = old.document("A dog jumps into the pool", None);
         // What qdrant-edge's default gave before: the same tokens, stemmed, no stop words.
         let default = EdgeBm25::new(EdgeBm25Config::default()).unwrap();
-        assert_eq!(made.indices, default.embed_document("A dog jumps into the pool").indices);
-        assert_eq!(shared(&old, "jumping dogs", "A dog jumps into the pool", None), 2);
+        assert_eq!(
+            made.indices,
+            default.embed_document("A dog jumps into the pool").indices
+        );
+        assert_eq!(
+            shared(&old, "jumping dogs", "A dog jumps into the pool", None),
+            2
+        );
     }
 
     #[test]
