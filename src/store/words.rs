@@ -2,8 +2,9 @@
 //! multilingual tokenizer (charabia, with jieba's bundled dictionary for Chinese and vaporetto's
 //! bundled model for Japanese; folded case and accents), so a run of Chinese characters is
 //! words, not one token. English text is stemmed and its stop words dropped; text in another
-//! language is left as it is. A query's language is not known: it carries both forms of its
-//! words, and each finds the text it was made for.
+//! language is not stemmed, and every language's stop words are dropped from it. Numbers are
+//! words too. A query's language is not known: it carries both forms of its words, and each
+//! finds the text it was made for.
 
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use qdrant_edge::SparseVector;
