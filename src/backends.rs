@@ -378,7 +378,8 @@ impl StoreSettings {
         if !self.is_server() {
             return EdgeStore::built_with(&self.index_dir().ok()?);
         }
-        self.open_existing().ok().map(|store| store.model())
+        let key = var("QDRANT_API_KEY").map(Secret::new);
+        ServerStore::built_with(&self.qdrant_urls, key.as_ref(), &self.collection)
     }
 
     /// The index, whatever model built it: for commands that neither add nor search.

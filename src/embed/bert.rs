@@ -51,25 +51,13 @@ impl Bert {
     }
 
     /// One unit vector per text, in order, tokenized with the model's own special tokens.
-    pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbedError::Compute(e.to_string()))?;
         let ids: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_ids().to_vec()).collect();
-        self.embed_ids(&ids)
-    }
-
-    /// One unit vector per sequence of token ids (each whole, specials included).
-    pub fn embed_ids(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut vectors = Vec::with_capacity(sequences.len());
-        for chunk in sequences.chunks(BATCH) {
-            vectors.extend(
-                self.run(chunk)
-                    .map_err(|e| EmbedError::Compute(e.to_string()))?,
-            );
-        }
-        Ok(vectors)
+        in_batches(&ids, |chunk| self.run(chunk))
     }
 
     fn run(&self, sequences: &[Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>> {
@@ -78,6 +66,19 @@ impl Bert {
         let hidden = self.model.forward(&ids, &types, Some(&mask))?;
         mean_pool(&hidden, &mask)
     }
+}
+
+/// One unit vector per sequence of token ids (each whole, specials included), `run` over
+/// batches of them.
+pub fn in_batches(
+    sequences: &[Vec<u32>],
+    run: impl Fn(&[Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>>,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let mut vectors = Vec::with_capacity(sequences.len());
+    for chunk in sequences.chunks(BATCH) {
+        vectors.extend(run(chunk).map_err(|e| EmbedError::Compute(e.to_string()))?);
+    }
+    Ok(vectors)
 }
 
 /// Sequences padded to the longest `[batch, length]`, and the mask that hides the padding from

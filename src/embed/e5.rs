@@ -18,13 +18,11 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{LayerNorm, Module, VarBuilder};
 use candle_transformers::models::bert::{BertEncoder, Config};
 
-use super::bert::{mean_pool, padded};
+use super::bert::{in_batches, mean_pool, padded};
 use super::{EmbedError, Embedder};
 
 /// The network's positions: a text is read up to this many tokens, `<s>` and `</s>` included.
 const MAX_TOKENS: usize = 512;
-/// Texts embedded together.
-const BATCH: usize = 32;
 const WORDS: &str = "embeddings.word_embeddings.weight";
 const BOS: u32 = 0;
 const EOS: u32 = 2;
@@ -125,13 +123,8 @@ impl E5 {
     }
 
     fn embed_as(&self, kind: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let compute = |e: candle_core::Error| EmbedError::Compute(e.to_string());
-        let mut vectors = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(BATCH) {
-            let ids: Vec<Vec<u32>> = chunk.iter().map(|t| self.token_ids(kind, t)).collect();
-            vectors.extend(self.run(&ids).map_err(compute)?);
-        }
-        Ok(vectors)
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(kind, t)).collect();
+        in_batches(&ids, |chunk| self.run(chunk))
     }
 
     /// BERT over padded sequences: the word rows, position and token-type rows, layer norm,

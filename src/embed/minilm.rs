@@ -43,7 +43,6 @@ impl Embedder for MiniLm {
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
-        self.bert.embed(&texts)
+        self.bert.embed(texts)
     }
 }

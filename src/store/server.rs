@@ -91,27 +91,7 @@ impl ServerStore {
         model: Option<(&str, usize)>,
         create: Option<Cluster>,
     ) -> Result<ServerStore, StoreError> {
-        let mut clients = Vec::new();
-        for url in urls {
-            let client = Qdrant::from_url(url)
-                .api_key(key.map(|k| k.expose().to_string()))
-                .timeout(Duration::from_secs(60))
-                .connect_timeout(Duration::from_secs(5))
-                .skip_compatibility_check()
-                .build()
-                .map_err(|e| unreachable(url, e))?;
-            clients.push(client);
-        }
-        let mut store = ServerStore {
-            urls: urls.to_vec(),
-            clients,
-            current: AtomicUsize::new(0),
-            collection: collection.to_string(),
-            words: super::words::Words::new(super::words::CURRENT).map_err(engine)?,
-            model: String::new(),
-            patience: Duration::from_secs(60),
-            strong: AtomicBool::new(true),
-        };
+        let mut store = Self::connect(urls, key, collection)?;
         // A node that is down when the run starts is no reason to wait a minute: say so now.
         let exists = store.call_with(Duration::from_secs(3), |c, name| async move {
             c.collection_exists(name).await
@@ -134,6 +114,44 @@ impl ServerStore {
         store.words = super::words::Words::new(words).map_err(engine)?;
         store.model = checked(built, &store.describe(), model)?;
         Ok(store)
+    }
+
+    /// The model that built the collection, read without preparing anything (None when no
+    /// node answers within 3 s, or the collection is not scenedex's).
+    pub fn built_with(urls: &[String], key: Option<&Secret>, collection: &str) -> Option<String> {
+        let mut store = Self::connect(urls, key, collection).ok()?;
+        store.patience = Duration::from_secs(3);
+        let ((model, _), _) = store.read_meta().ok()??;
+        Some(model).filter(|m| !m.is_empty())
+    }
+
+    /// Clients for the nodes; nothing is asked of them yet.
+    fn connect(
+        urls: &[String],
+        key: Option<&Secret>,
+        collection: &str,
+    ) -> Result<ServerStore, StoreError> {
+        let mut clients = Vec::new();
+        for url in urls {
+            let client = Qdrant::from_url(url)
+                .api_key(key.map(|k| k.expose().to_string()))
+                .timeout(Duration::from_secs(60))
+                .connect_timeout(Duration::from_secs(5))
+                .skip_compatibility_check()
+                .build()
+                .map_err(|e| unreachable(url, e))?;
+            clients.push(client);
+        }
+        Ok(ServerStore {
+            urls: urls.to_vec(),
+            clients,
+            current: AtomicUsize::new(0),
+            collection: collection.to_string(),
+            words: super::words::Words::new(super::words::CURRENT).map_err(engine)?,
+            model: String::new(),
+            patience: Duration::from_secs(60),
+            strong: AtomicBool::new(true),
+        })
     }
 
     fn create(&self, dimension: usize, layout: Cluster) -> Result<(), StoreError> {
@@ -235,7 +253,7 @@ impl ServerStore {
 
     /// The model and dimension that built the collection, if it is scenedex's, and how its
     /// words were made.
-    fn read_meta(&self) -> Result<Option<((String, usize), u32)>, StoreError> {
+    fn read_meta(&self) -> Result<Option<BuiltWith>, StoreError> {
         let found = self.call(|c, name| async move {
             c.get_points(GetPointsBuilder::new(name, vec![meta_id()]).with_payload(true))
                 .await
@@ -450,6 +468,10 @@ fn checked(
         _ => Ok(built),
     }
 }
+
+/// What the meta point says: the model and dimension that built the collection, and how its
+/// words were made.
+type BuiltWith = ((String, usize), u32);
 
 fn meta_id() -> PointId {
     PointId::from(hash_id("scenedex#meta"))
