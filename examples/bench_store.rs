@@ -92,10 +92,7 @@ fn bench_store(n: usize) {
 fn point(i: usize, rng: &mut StdRng) -> Point {
     Point {
         id: i as u64,
-        vectors: Some(Vectors {
-            dense: unit(rng),
-            text: words(rng, 8),
-        }),
+        vectors: Some(Vectors::new(unit(rng), words(rng, 8))),
         payload: json!({"record": SEGMENT, "path": format!("/archive/{}.mp4", i / 100),
                         "start": (i % 100) as f64 * 10.0, "end": (i % 100) as f64 * 10.0 + 10.0})
         .as_object()

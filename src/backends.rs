@@ -360,6 +360,11 @@ impl StoreSettings {
         }))
     }
 
+    /// The Qdrant API key, from QDRANT_API_KEY.
+    pub fn qdrant_key(&self) -> Option<Secret> {
+        var("QDRANT_API_KEY").map(Secret::new)
+    }
+
     pub fn is_server(&self) -> bool {
         !self.qdrant_urls.is_empty()
     }

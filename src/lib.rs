@@ -15,6 +15,7 @@ pub mod embed;
 pub mod eval;
 pub mod index;
 mod private;
+pub mod reembed;
 pub mod runtime;
 pub mod sample;
 pub mod search;

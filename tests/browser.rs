@@ -488,7 +488,7 @@ fn fill_index(dir: &std::path::Path, n: usize) {
                 });
                 Point {
                     id: point_id(&fingerprint, start),
-                    vectors: Some(Vectors { dense, text: caption }),
+                    vectors: Some(Vectors::new(dense, caption)),
                     payload: payload.as_object().unwrap().clone(),
                 }
             })

@@ -221,3 +221,85 @@ fn issue23_an_index_built_with_minilm_is_searched_and_grown_with_minilm_without_
         "{hits:?}"
     );
 }
+
+#[test]
+fn issue23_reembed_from_minilm_to_e5_keeps_every_segment_and_asks_for_no_caption() {
+    use_scene_book(bilingual_book);
+    let archive = Archive::new(&["colors.mp4", "cuts.mp4", "fades.mp4"]);
+    common::archive::reembed_keeps_every_segment(
+        &archive,
+        "Ein Hund springt in einen Pool",
+        "A dog jumps into a swimming pool in a sunny garden.",
+    );
+    // The old shard is gone once the index is whole again.
+    let shards: Vec<String> = std::fs::read_dir(&archive.index)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("shard"))
+        .collect();
+    assert_eq!(shards, ["shard-multilingual-e5-small"]);
+}
+
+#[test]
+fn issue23_reembed_killed_midway_keeps_the_old_index_and_resumes() {
+    use std::io::BufRead;
+    use_scene_book(bilingual_book);
+    let archive = Archive::new(&["colors.mp4", "cuts.mp4", "fades.mp4", "flash.mp4"]);
+    let (output, _, _) = archive.index(&["--embedding-model", "minilm"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let before = archive.segments();
+    let asked = archive.mock.seen().len();
+    let mut child = archive
+        .command(&["reembed", "--embedder", "e5"])
+        .env(
+            "FAILPOINTS",
+            "reembed-page-size=return(4);reembed-after-page=1*off->return",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Paused after its second page: some segments are in the new shard, not all.
+    let stderr_lines = std::io::BufReader::new(child.stderr.take().unwrap());
+    let paused = stderr_lines
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("reembed: paused"));
+    assert!(paused, "the run never reached its pause");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Killed, the index is the old one, whole, and searched with MiniLM.
+    assert_eq!(archive.stats()["embedder"], "all-MiniLM-L6-v2");
+    assert_eq!(archive.segments(), before);
+    // It changes before the next reembed: a file added, one forgotten.
+    std::fs::copy(
+        common::fixture("static.mp4"),
+        archive.videos.join("static.mp4"),
+    )
+    .unwrap();
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let forget = archive
+        .command(&["forget"])
+        .arg(archive.videos.join("flash.mp4"))
+        .output()
+        .unwrap();
+    assert!(forget.status.success(), "{}", stderr(&forget));
+    let before = archive.segments();
+    assert!(before.iter().any(|s| s.0 == "static.mp4"));
+    assert!(!before.iter().any(|s| s.0 == "flash.mp4"));
+    let asked = archive.mock.seen().len();
+
+    let output = archive
+        .command(&["reembed", "--embedder", "e5", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(summary["resumed"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(summary["segments"], before.len(), "{summary}");
+    assert_eq!(archive.stats()["embedder"], E5::NAME);
+    assert_eq!(archive.segments(), before);
+    assert_eq!(archive.mock.seen().len(), asked);
+}

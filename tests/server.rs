@@ -619,3 +619,50 @@ fn issue25_machines_with_caches_of_their_own_caption_a_title_card_once() {
     assert_eq!(archive.mock.seen().len(), once, "{:?}", archive.segments());
     assert_eq!(count(&archive, cluster, "file"), 2);
 }
+
+#[test]
+fn issue23_reembed_switches_a_collection_through_its_name() {
+    let Some(cluster) = qdrant::shared() else {
+        return;
+    };
+    let archive = Archive::on(cluster, &["colors.mp4", "cuts.mp4", "fades.mp4"]);
+    common::archive::reembed_keeps_every_segment(
+        &archive,
+        "ein weißes Quadrat auf rotem Grund",
+        "A white square sits on a bright red background.",
+    );
+    // And back: the name now names the MiniLM collection, and the e5 one is gone.
+    let before = archive.segments();
+    let output = archive
+        .command(&["reembed", "--embedder", "minilm"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(archive.stats()["embedder"], "all-MiniLM-L6-v2");
+    assert_eq!(archive.segments(), before);
+    assert!(
+        archive.collection_info().is_some(),
+        "the name still answers"
+    );
+    let names = collections(&archive);
+    assert_eq!(
+        names,
+        vec![format!("{}--all-minilm-l6-v2", archive.collection)],
+        "{names:?}"
+    );
+}
+
+/// The collections of the archive's name on the server.
+fn collections(archive: &Archive) -> Vec<String> {
+    let (runtime, clients) = archive.clients().unwrap();
+    let mut names: Vec<String> = runtime
+        .block_on(clients[0].list_collections())
+        .unwrap()
+        .collections
+        .into_iter()
+        .map(|c| c.name)
+        .filter(|n| n.starts_with(&archive.collection))
+        .collect();
+    names.sort();
+    names
+}

@@ -44,10 +44,7 @@ fn points(model: &MiniLm) -> Vec<Point> {
         .zip(vectors)
         .map(|((file, start, text), dense)| Point {
             id: point_id(file, *start),
-            vectors: Some(Vectors {
-                dense,
-                text: text.to_string(),
-            }),
+            vectors: Some(Vectors::new(dense, text.to_string())),
             payload: json!({"path": file, "fingerprint": file, "start": start, "caption": text})
                 .as_object()
                 .unwrap()
@@ -170,10 +167,7 @@ fn random_points(first: u64, count: u64, dimension: usize, seed: u64) -> Vec<Poi
 fn segment(id: u64, dense: Vec<f32>) -> Point {
     Point {
         id,
-        vectors: Some(Vectors {
-            dense,
-            text: format!("segment {id}"),
-        }),
+        vectors: Some(Vectors::new(dense, format!("segment {id}"))),
         payload: json!({"record": "segment"}).as_object().unwrap().clone(),
     }
 }

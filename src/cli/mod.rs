@@ -8,6 +8,7 @@ mod frames;
 mod index;
 mod listen;
 mod output;
+mod reembed;
 mod search;
 mod serve;
 mod stats;
@@ -86,6 +87,43 @@ pub enum Command {
     /// Transcribe what is said in a video, as `index` hears it: voice found, each stretch's
     /// language detected, and the utterances with their times, language and text.
     Listen(ListenArgs),
+    /// Embed the index again with another embedding model, from the captions and transcripts it
+    /// holds: nothing is decoded, captioned or heard again. The index switches to the new
+    /// vectors once they are all made; stopped, the same command goes on where it stopped.
+    Reembed(ReembedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReembedArgs {
+    /// The embedding model to change to: e5 (multilingual-e5-small), minilm (all-MiniLM-L6-v2),
+    /// or an OpenAI-compatible service's model, such as text-embedding-3-small.
+    #[arg(long, value_name = "NAME")]
+    pub embedder: String,
+
+    /// The index's folder [default: ~/.local/share/scenedex/index].
+    #[arg(long, env = "SCENEDEX_INDEX", value_name = "DIR")]
+    pub index: Option<PathBuf>,
+
+    /// An OpenAI-compatible embedder's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1].
+    #[arg(long, env = "SCENEDEX_EMBEDDING_URL", value_name = "URL")]
+    pub embedding_url: Option<String>,
+
+    /// A Qdrant server or cluster's gRPC URL(s), as for `index`; its API key from QDRANT_API_KEY.
+    #[arg(long, env = "QDRANT_URL", value_name = "URL[,URL...]", value_parser = urls)]
+    pub qdrant_url: Option<Urls>,
+
+    /// --qdrant-url: the collection.
+    #[arg(
+        long,
+        env = "SCENEDEX_COLLECTION",
+        value_name = "NAME",
+        default_value = "scenedex"
+    )]
+    pub collection: String,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -905,6 +943,9 @@ pub enum Error {
     },
     #[error("interrupted")]
     Interrupted,
+    /// Another process works on the index.
+    #[error("{0}")]
+    Busy(String),
     /// Writing to standard output failed; a closed pipe (`| head`) is a normal way to stop.
     #[error("cannot write to standard output: {0}")]
     Stdout(std::io::Error),
@@ -923,6 +964,7 @@ impl Error {
             Error::Store(e) => store_exit_code(e),
             Error::Files { code, .. } => *code,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Busy(_) => exit::BUSY,
             Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Stdout(_) => exit::CANT_WRITE,
         }
@@ -954,6 +996,21 @@ impl From<SetupError> for Error {
             SetupError::Service(text) => Error::Service(text),
             SetupError::Write { path, source } => Error::Write { path, source },
             SetupError::Store(e) => Error::Store(e),
+        }
+    }
+}
+
+impl From<crate::reembed::ReembedError> for Error {
+    fn from(e: crate::reembed::ReembedError) -> Self {
+        use crate::reembed::ReembedError as R;
+        match e {
+            R::Setup(e) => e.into(),
+            R::Store(e) => Error::Store(e),
+            R::Embed(crate::embed::EmbedError::Remote(_)) => Error::Service(e.to_string()),
+            R::Embed(_) => Error::Config(e.to_string()),
+            R::Same { .. } => Error::Config(e.to_string()),
+            R::Busy { .. } => Error::Busy(e.to_string()),
+            R::Stopped => Error::Interrupted,
         }
     }
 }
@@ -1023,6 +1080,7 @@ pub fn main() -> i32 {
         Command::Cut(args) => search::cut(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Listen(args) => listen::run(&args),
+        Command::Reembed(args) => reembed::run(&args),
     };
     match result {
         Ok(()) => exit::OK,

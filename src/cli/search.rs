@@ -16,8 +16,9 @@ use crate::store::files::raw_bytes;
 use crate::store::{Condition, VectorStore};
 
 /// Payload fields that are for filtering, not for reading, or that only an index written by
-/// scenedex 0.1 still has on its segments (paths now come from the file's places).
-const INTERNAL: [&str; 4] = ["record", "dirs", "path", "paths"];
+/// scenedex 0.1 still has on its segments (paths now come from the file's places), and
+/// `texts`, what `reembed` makes a segment's vector from.
+const INTERNAL: [&str; 5] = ["record", "dirs", "path", "paths", "texts"];
 
 pub fn run(args: &SearchArgs) -> Result<(), Error> {
     let (answer, store, floor) = find(&args.query, &args.store, &args.filters)?;

@@ -392,10 +392,7 @@ impl<'p, 'a> Work<'p, 'a> {
             .collect();
         Point {
             id: point_id(self.fingerprint, segment.start),
-            vectors: Some(Vectors {
-                dense,
-                text: super::words(&members),
-            }),
+            vectors: Some(Vectors::new(dense, super::words(&members))),
             payload: super::payload(
                 segment,
                 &self.frames,

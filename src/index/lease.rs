@@ -785,10 +785,7 @@ mod tests {
             serde_json::json!({"record": SEGMENT, "fingerprint": fingerprint, "start": start});
         Point {
             id: crate::store::point_id(fingerprint, start),
-            vectors: Some(crate::store::Vectors {
-                dense: vec![0.5; 4],
-                text: "words".into(),
-            }),
+            vectors: Some(crate::store::Vectors::new(vec![0.5; 4], "words".into())),
             payload: payload.as_object().unwrap().clone(),
         }
     }

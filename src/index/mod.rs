@@ -375,15 +375,34 @@ pub fn readable(text: &str, kind: Kind) -> String {
 /// The BM25 text of a segment: every distinct caption of its frames, so a word seen in one of
 /// them (a name on screen) finds the whole segment.
 fn words(members: &[&Caption]) -> String {
-    let mut seen = std::collections::HashSet::new();
-    let mut texts: Vec<String> = Vec::new();
+    let texts: Vec<String> = distinct_texts(members)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    texts.join("\n")
+}
+
+/// Each distinct searchable text of a segment's frames, in order, and how many frames say it:
+/// the segment's vector is the normalized sum of theirs, which `reembed` makes again from
+/// these without the pictures.
+fn distinct_texts(members: &[&Caption]) -> Vec<(String, usize)> {
+    let mut texts: Vec<(String, usize)> = Vec::new();
     for caption in members {
         let text = searchable_text(caption);
-        if seen.insert(text.clone()) {
-            texts.push(text);
+        match texts.iter_mut().find(|(t, _)| *t == text) {
+            Some((_, frames)) => *frames += 1,
+            None => texts.push((text, 1)),
         }
     }
-    texts.join("\n")
+    texts
+}
+
+/// The texts a segment's vector is made of, as stored (`"texts"`): `[{"text", "frames"}]`.
+pub fn texts_field(members: &[&Caption]) -> Value {
+    distinct_texts(members)
+        .into_iter()
+        .map(|(text, frames)| json!({"text": text, "frames": frames}))
+        .collect()
 }
 
 fn payload(
@@ -415,6 +434,7 @@ fn payload(
         "lang": representative.lang,
         "thumbnail": thumbnail.to_string_lossy(),
         "indexer": INDEXER,
+        "texts": texts_field(members),
     });
     let map_mut = map.as_object_mut().expect("an object");
     map_mut.extend(moderation(members, representative));

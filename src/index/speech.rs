@@ -74,10 +74,7 @@ pub fn points(
         .zip(vectors)
         .map(|(phrase, dense)| Point {
             id: point_id(fingerprint, phrase.start),
-            vectors: Some(Vectors {
-                dense,
-                text: phrase.text.clone(),
-            }),
+            vectors: Some(Vectors::new(dense, phrase.text.clone())),
             payload: payload(
                 phrase,
                 fingerprint,

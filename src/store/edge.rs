@@ -9,7 +9,7 @@ use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
@@ -27,8 +27,8 @@ use qdrant_edge::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Condition, FieldKind, Hit, Point, Query, Record, StoreError, VectorStore, INDEXED_FIELDS,
-    INDEXING_THRESHOLD_KB, MAX_SEGMENT_KB,
+    Condition, FieldKind, Hit, Page, Point, Query, Record, SparseVector, StoreError, Stored,
+    VectorStore, INDEXED_FIELDS, INDEXING_THRESHOLD_KB, MAX_SEGMENT_KB,
 };
 
 const DENSE: &str = "dense";
@@ -55,6 +55,13 @@ struct Meta {
     /// How its words were made (`words::CURRENT`); 0 for an index made before.
     #[serde(default)]
     words: u32,
+    /// The folder its shard is in: `shard`, or `shard-MODEL` once `reembed` made it anew.
+    #[serde(default = "first_shard")]
+    shard: String,
+}
+
+fn first_shard() -> String {
+    SHARD.to_string()
 }
 
 /// How the engine holds an index: see `EdgeStore::shape`.
@@ -67,8 +74,9 @@ pub struct Shape {
 
 pub struct EdgeStore {
     dir: PathBuf,
-    /// The embedding model that built the index.
-    model: String,
+    /// What the index was built with, and where its shard is.
+    meta: Meta,
+    shard_dir: PathBuf,
     /// Dropped by hand: dropping flushes, and a flush that fails panics (see `guarded`).
     shard: ManuallyDrop<EdgeShard>,
     /// The shard's flush expects its write-ahead log free, so writes and flushes take turns.
@@ -76,8 +84,8 @@ pub struct EdgeStore {
     /// Bytes of dense vectors written since the store last built graphs.
     unindexed: AtomicU64,
     words: super::words::Words,
-    /// Held open, and locked, for as long as the store is.
-    _lock: std::fs::File,
+    /// Held open, and locked, for as long as the store is (and `next`'s store).
+    lock: Arc<std::fs::File>,
 }
 
 impl EdgeStore {
@@ -101,8 +109,17 @@ impl EdgeStore {
             Some((model, dimension)) => check_meta(dir, model, dimension)?,
             None => read_meta(dir)?,
         };
+        Self::open_shard(dir, meta, Arc::new(lock))
+    }
+
+    /// The store of `meta`'s shard in `dir`, whose lock is held.
+    fn open_shard(
+        dir: &Path,
+        meta: Meta,
+        lock: Arc<std::fs::File>,
+    ) -> Result<EdgeStore, StoreError> {
         let dimension = meta.dimension;
-        let shard_dir = dir.join(SHARD);
+        let shard_dir = dir.join(&meta.shard);
         let shard = if shard_dir.join("edge_config.json").is_file() {
             let shard = guarded(dir, || EdgeShard::load(&shard_dir, None))?.map_err(engine)?;
             // An index made before graphs were built as it grew takes today's settings; one on
@@ -118,12 +135,13 @@ impl EdgeStore {
         let words = super::words::Words::new(meta.words).map_err(engine)?;
         let store = EdgeStore {
             dir: dir.to_path_buf(),
-            model: meta.model,
+            meta,
+            shard_dir,
             shard: ManuallyDrop::new(shard),
             writes: Mutex::new(()),
             unindexed: AtomicU64::new(0),
             words,
-            _lock: lock,
+            lock,
         };
         // Indexes made by an older version may lack a field added since.
         store.create_indexes()?;
@@ -164,6 +182,60 @@ impl EdgeStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A new shard in this index's folder for another embedding model, holding this one's
+    /// lock: where `reembed` writes, resumed where it was left. The words are this index's.
+    /// Any other shard folder here is an earlier `reembed` for yet another model, given up,
+    /// or an old shard a crash kept after its switch: removed.
+    pub fn next(&self, model: &str, dimension: usize) -> Result<EdgeStore, StoreError> {
+        let name = format!("{SHARD}-{}", super::slug(model));
+        if name == self.meta.shard {
+            return Err(StoreError::Engine(format!(
+                "the index {} is already in {name}",
+                self.dir.display()
+            )));
+        }
+        for entry in std::fs::read_dir(&self.dir)
+            .map_err(|e| io(&self.dir, e))?
+            .flatten()
+        {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with(SHARD) && file != name && file != self.meta.shard {
+                std::fs::remove_dir_all(entry.path()).map_err(|e| io(&self.dir, e))?;
+            }
+        }
+        room(&self.dir, RESERVE)?;
+        let meta = Meta {
+            model: model.to_string(),
+            dimension,
+            words: self.meta.words,
+            shard: name,
+        };
+        Self::open_shard(&self.dir, meta, Arc::clone(&self.lock))
+    }
+
+    /// Makes `next` (from `self.next`) the index, in one rename of the meta file, once it is
+    /// durable and has its graphs; then removes this shard.
+    pub fn switch(self, next: EdgeStore) -> Result<(), StoreError> {
+        next.flush()?;
+        next.optimize()?;
+        let lock = Arc::clone(&self.lock);
+        let (dir, old) = (self.dir.clone(), self.shard_dir.clone());
+        let meta = Meta {
+            model: next.meta.model.clone(),
+            dimension: next.meta.dimension,
+            words: next.meta.words,
+            shard: next.meta.shard.clone(),
+        };
+        drop(next);
+        drop(self);
+        write_meta(&dir, &meta)?;
+        // The index is whole without it: a failure here leaves only disk to reclaim, which
+        // the next `reembed` does.
+        let _ = std::fs::remove_dir_all(&old);
+        drop(lock);
+        Ok(())
     }
 
     fn nearest(
@@ -355,8 +427,8 @@ fn field_params(kind: FieldKind) -> PayloadSchemaParams {
 }
 
 /// Bytes the biggest of the engine's segments takes on disk.
-fn biggest_segment(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir.join(SHARD).join("segments")) else {
+fn biggest_segment(shard: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(shard.join("segments")) else {
         return 0;
     };
     entries
@@ -462,10 +534,11 @@ fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
         return Ok(());
     };
     // What a first run that stopped before writing the meta file leaves.
-    let ours = ["lock", SHARD, "thumbs", "scenedex-index.partial"];
-    let foreign = entries
-        .filter_map(Result::ok)
-        .any(|e| !ours.contains(&e.file_name().to_string_lossy().as_ref()));
+    let ours = ["lock", "thumbs", "scenedex-index.partial"];
+    let foreign = entries.filter_map(Result::ok).any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        !ours.contains(&name.as_str()) && !name.starts_with(SHARD)
+    });
     match foreign {
         true => Err(StoreError::NotAnIndex(dir.to_path_buf())),
         false => Ok(()),
@@ -490,6 +563,7 @@ fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<Meta, StoreEr
         model: model.to_string(),
         dimension,
         words: super::words::CURRENT,
+        shard: first_shard(),
     };
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -506,17 +580,26 @@ fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<Meta, StoreEr
             Ok(built)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let temporary = path.with_extension("partial");
-            std::fs::write(
-                &temporary,
-                serde_json::to_vec(&asked).expect("meta serializes"),
-            )
-            .map_err(|e| io(dir, e))?;
-            std::fs::rename(&temporary, &path).map_err(|e| io(dir, e))?;
+            write_meta(dir, &asked)?;
             Ok(asked)
         }
         Err(e) => Err(io(dir, e)),
     }
+}
+
+/// Writes the meta file whole or not at all: a new file, renamed over the old one.
+fn write_meta(dir: &Path, meta: &Meta) -> Result<(), StoreError> {
+    let path = dir.join(META);
+    let temporary = path.with_extension("partial");
+    let mut file = std::fs::File::create(&temporary).map_err(|e| io(dir, e))?;
+    file.write_all(&serde_json::to_vec(meta).expect("meta serializes"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io(dir, e))?;
+    std::fs::rename(&temporary, &path).map_err(|e| io(dir, e))?;
+    // The rename itself is durable once the folder is.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
 }
 
 fn io(dir: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -612,6 +695,17 @@ fn numeric_id(id: PointId) -> Option<u64> {
     }
 }
 
+/// A point's BM25 vector, whole.
+fn sparse_of(vector: Option<VectorStructInternal>) -> Option<SparseVector> {
+    let Some(VectorStructInternal::Named(mut named)) = vector else {
+        return None;
+    };
+    match named.remove(SPARSE) {
+        Some(VectorInternal::Sparse(v)) => Some(v),
+        _ => None,
+    }
+}
+
 /// A hit's dense vector and the words (BM25 token ids) of its sparse one.
 fn vectors_of(vector: Option<VectorStructInternal>) -> (Option<Vec<f32>>, Vec<u32>) {
     let Some(VectorStructInternal::Named(mut named)) = vector else {
@@ -634,7 +728,37 @@ impl VectorStore for EdgeStore {
     }
 
     fn model(&self) -> String {
-        self.model.clone()
+        self.meta.model.clone()
+    }
+
+    fn words_version(&self) -> u32 {
+        self.meta.words
+    }
+
+    fn page(&self, from: Option<u64>, limit: usize) -> Result<Page, StoreError> {
+        let request = ScrollRequest {
+            offset: from.map(PointId::NumId),
+            limit: Some(limit),
+            filter: None,
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            with_vector: WithVector::Selector(vec![SPARSE.to_string()]),
+            order_by: None,
+        };
+        let (found, next) = self.shard.scroll(request).map_err(engine)?;
+        let points = found
+            .into_iter()
+            .filter_map(|r| {
+                Some(Stored {
+                    id: numeric_id(r.id)?,
+                    payload: r.payload.map(|Payload(map)| map).unwrap_or_default(),
+                    words: sparse_of(r.vector),
+                })
+            })
+            .collect();
+        Ok(Page {
+            points,
+            next: next.and_then(numeric_id),
+        })
     }
 
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
@@ -780,7 +904,7 @@ impl VectorStore for EdgeStore {
         let _turn = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         let _building = crate::stop::building();
         self.unindexed.store(0, Ordering::Relaxed);
-        room(&self.dir, RESERVE + 2 * biggest_segment(&self.dir))?;
+        room(&self.dir, RESERVE + 2 * biggest_segment(&self.shard_dir))?;
         guarded(&self.dir, || self.shard.optimize())?.map_err(engine)?;
         guarded(&self.dir, || self.shard.flush())
     }

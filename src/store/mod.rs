@@ -11,6 +11,8 @@ pub mod words;
 
 use std::path::PathBuf;
 
+pub use qdrant_edge::SparseVector;
+
 pub use edge::{EdgeStore, Shape};
 pub use server::{Cluster, ServerStore};
 
@@ -28,6 +30,35 @@ pub struct Vectors {
     pub dense: Vec<f32>,
     /// The caption's words, for the BM25 vector.
     pub text: String,
+    /// Words already made, copied from another index (`reembed`): stored as they are, and
+    /// `text` is not read.
+    pub words: Option<SparseVector>,
+}
+
+impl Vectors {
+    pub fn new(dense: Vec<f32>, text: String) -> Vectors {
+        Vectors {
+            dense,
+            text,
+            words: None,
+        }
+    }
+}
+
+/// A point as stored, with its words: what `reembed` copies.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub id: u64,
+    pub payload: serde_json::Map<String, serde_json::Value>,
+    /// The BM25 vector; None for a point without vectors.
+    pub words: Option<SparseVector>,
+}
+
+/// Points in id order, and the id the next page starts at.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub points: Vec<Stored>,
+    pub next: Option<u64>,
 }
 
 /// A stored point's id and payload.
@@ -144,6 +175,11 @@ pub trait VectorStore: Send + Sync {
     fn delete(&self, filter: &[Condition]) -> Result<(), StoreError>;
     /// Every point that matches, without vectors.
     fn scroll(&self, filter: &[Condition]) -> Result<Vec<Record>, StoreError>;
+    /// Up to `limit` points in id order from `from` on (the whole store), each with its
+    /// payload and words but not its dense vector.
+    fn page(&self, from: Option<u64>, limit: usize) -> Result<Page, StoreError>;
+    /// How this index's words were made (`words::CURRENT` for a new one).
+    fn words_version(&self) -> u32;
     /// The points that match, nearest the query first. Only points with vectors (segments)
     /// can be hits.
     fn search(&self, query: &Query) -> Result<Vec<Hit>, StoreError>;
@@ -250,6 +286,16 @@ pub fn answer_id(key: &str) -> u64 {
 pub fn place_id(host: &str, path: &str) -> u64 {
     // Length-prefixed, so no host and path pair hashes like another.
     hash_id(&format!("place#{}#{host}#{path}", host.len()))
+}
+
+/// A model's name as part of a folder or collection name: lower case letters, digits and `-`.
+pub fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| match c.is_ascii_alphanumeric() {
+            true => c.to_ascii_lowercase(),
+            false => '-',
+        })
+        .collect()
 }
 
 pub fn hash_id(text: &str) -> u64 {

@@ -28,8 +28,8 @@ use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde_json::{Map, Value};
 
 use super::{
-    hash_id, Condition, FieldKind, Hit, Point, Query, Record, StoreError, VectorStore,
-    INDEXED_FIELDS, INDEXING_THRESHOLD_KB,
+    hash_id, Condition, FieldKind, Hit, Page, Point, Query, Record, SparseVector, StoreError,
+    Stored, VectorStore, INDEXED_FIELDS, INDEXING_THRESHOLD_KB,
 };
 use crate::caption::Secret;
 
@@ -71,7 +71,10 @@ pub struct ServerStore {
     current: AtomicUsize,
     collection: String,
     words: super::words::Words,
+    /// How the words were made (`words::CURRENT` for a new collection).
+    words_version: u32,
     model: String,
+    dimension: usize,
     /// Total time spent retrying one request before giving up.
     patience: Duration,
     /// Whether claims still go through each shard's highest replica (strong ordering); they
@@ -101,19 +104,138 @@ impl ServerStore {
             (false, _, _) => return Err(StoreError::Missing(store.describe())),
             _ => {}
         }
-        store.create_indexes()?;
-        let (built, words) = match (store.read_meta()?, create, model) {
+        store.adopt(model, create.is_some(), super::words::CURRENT)?;
+        Ok(store)
+    }
+
+    /// Reads (or, with `create`, writes) the meta point and takes the model and words it says.
+    fn adopt(
+        &mut self,
+        model: Option<(&str, usize)>,
+        create: bool,
+        words: u32,
+    ) -> Result<(), StoreError> {
+        self.create_indexes()?;
+        let (built, words) = match (self.read_meta()?, create, model) {
             (Some(built), _, _) => built,
             // A collection made beforehand (say, with a cluster's sharding): adopt it.
-            (None, Some(_), Some((name, dimension))) => {
-                store.write_meta(name, dimension)?;
-                ((name.to_string(), dimension), super::words::CURRENT)
+            (None, true, Some((name, dimension))) => {
+                self.write_meta(name, dimension, words, false)?;
+                ((name.to_string(), dimension), words)
             }
-            (None, _, _) => return Err(StoreError::Missing(store.describe())),
+            (None, _, _) => return Err(StoreError::Missing(self.describe())),
         };
-        store.words = super::words::Words::new(words).map_err(engine)?;
-        store.model = checked(built, &store.describe(), model)?;
-        Ok(store)
+        self.words = super::words::Words::new(words).map_err(engine)?;
+        self.words_version = words;
+        self.dimension = built.1;
+        self.model = checked(built, &self.describe(), model)?;
+        Ok(())
+    }
+
+    /// The collection `reembed` fills for another model: `COLLECTION--MODEL`, made with this
+    /// one's shards and replicas, its words made as this one's. Resumed where it was left.
+    pub fn next(&self, model: &str, dimension: usize) -> Result<ServerStore, StoreError> {
+        let name = format!("{}--{}", self.collection, super::slug(model));
+        let info = self.call(|c, name| async move { c.collection_info(name).await })?;
+        let params = info.result.and_then(|r| r.config).and_then(|c| c.params);
+        let layout = Cluster {
+            shards: params.as_ref().map_or(1, |p| p.shard_number),
+            replicas: params
+                .as_ref()
+                .and_then(|p| p.replication_factor)
+                .unwrap_or(1),
+        };
+        let mut next = ServerStore {
+            urls: self.urls.clone(),
+            clients: self.clients.clone(),
+            current: AtomicUsize::new(self.current.load(Ordering::Relaxed)),
+            collection: name,
+            words: super::words::Words::new(self.words_version).map_err(engine)?,
+            words_version: self.words_version,
+            model: String::new(),
+            dimension: 0,
+            patience: self.patience,
+            strong: AtomicBool::new(true),
+        };
+        let exists = next.call(|c, name| async move { c.collection_exists(name).await })?;
+        if !exists {
+            next.create(dimension, layout)?;
+        }
+        next.adopt(Some((model, dimension)), true, self.words_version)?;
+        Ok(next)
+    }
+
+    /// Makes `next` the collection this one's name reaches, through an alias of that name;
+    /// then removes this one. `next`'s meta point is marked whole first, so that a switch cut
+    /// short between removing this collection and naming the alias is finished by the next
+    /// `reembed` (`finish_switch`).
+    pub fn switch(self, next: ServerStore) -> Result<(), StoreError> {
+        next.write_meta(&next.model, next.dimension, next.words_version, true)?;
+        let name = self.collection.clone();
+        let aliases = self.call(|c, _| async move { c.list_aliases().await })?;
+        let behind = aliases
+            .aliases
+            .into_iter()
+            .find(|a| a.alias_name == name)
+            .map(|a| a.collection_name);
+        match &behind {
+            // Already an alias: pointed at the new collection in one step.
+            Some(_) => next.point_alias(&name)?,
+            None => {
+                self.call(|c, name| async move { c.delete_collection(name).await })?;
+                next.point_alias(&name)?;
+            }
+        }
+        if let Some(old) = behind {
+            self.call(|c, _| {
+                let old = old.clone();
+                async move { c.delete_collection(old).await }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Finishes a switch to `model`'s collection that stopped after the old collection was
+    /// removed: true when there was one to finish.
+    pub fn finish_switch(
+        urls: &[String],
+        key: Option<&Secret>,
+        collection: &str,
+        model: &str,
+    ) -> Result<bool, StoreError> {
+        let name = format!("{collection}--{}", super::slug(model));
+        let next = Self::connect(urls, key, &name)?;
+        if !next.call(|c, name| async move { c.collection_exists(name).await })? {
+            return Ok(false);
+        }
+        let whole = next.read_whole()?;
+        if whole {
+            next.point_alias(collection)?;
+        }
+        Ok(whole)
+    }
+
+    /// Names this collection `alias` (replacing what that alias named before).
+    fn point_alias(&self, alias: &str) -> Result<(), StoreError> {
+        self.call(|c, name| {
+            let request = qdrant_client::qdrant::CreateAliasBuilder::new(name, alias);
+            async move { c.create_alias(request).await }
+        })
+        .map(|_| ())
+    }
+
+    /// Whether the meta point says `reembed` filled the collection to the end.
+    fn read_whole(&self) -> Result<bool, StoreError> {
+        let found = self.call(|c, name| async move {
+            c.get_points(GetPointsBuilder::new(name, vec![meta_id()]).with_payload(true))
+                .await
+        })?;
+        Ok(found.result.into_iter().next().is_some_and(|p| {
+            json_map(p.payload)
+                .get("whole")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        }))
     }
 
     /// The model that built the collection, read without preparing anything (None when no
@@ -148,7 +270,9 @@ impl ServerStore {
             current: AtomicUsize::new(0),
             collection: collection.to_string(),
             words: super::words::Words::new(super::words::CURRENT).map_err(engine)?,
+            words_version: super::words::CURRENT,
             model: String::new(),
+            dimension: 0,
             patience: Duration::from_secs(60),
             strong: AtomicBool::new(true),
         })
@@ -238,9 +362,18 @@ impl ServerStore {
         Ok(())
     }
 
-    fn write_meta(&self, model: &str, dimension: usize) -> Result<(), StoreError> {
-        let meta = serde_json::json!({"record": "meta", "model": model, "dimension": dimension,
-                                      "words": super::words::CURRENT});
+    fn write_meta(
+        &self,
+        model: &str,
+        dimension: usize,
+        words: u32,
+        whole: bool,
+    ) -> Result<(), StoreError> {
+        let mut meta = serde_json::json!({"record": "meta", "model": model, "dimension": dimension,
+                                          "words": words});
+        if whole {
+            meta["whole"] = true.into();
+        }
         self.upsert_raw(
             vec![PointStruct::new(
                 meta_id(),
@@ -392,9 +525,12 @@ impl ServerStore {
         for p in points {
             let mut vectors: HashMap<String, Vector> = HashMap::new();
             if let Some(v) = p.vectors {
-                let sparse = self
-                    .words
-                    .document(&v.text, super::words::lang_of(&p.payload));
+                let sparse = match v.words {
+                    Some(words) => words,
+                    None => self
+                        .words
+                        .document(&v.text, super::words::lang_of(&p.payload)),
+                };
                 vectors.insert(DENSE.into(), Vector::from(v.dense));
                 vectors.insert(
                     SPARSE.into(),
@@ -572,6 +708,47 @@ impl VectorStore for ServerStore {
 
     fn model(&self) -> String {
         self.model.clone()
+    }
+
+    fn words_version(&self) -> u32 {
+        self.words_version
+    }
+
+    fn page(&self, from: Option<u64>, limit: usize) -> Result<Page, StoreError> {
+        let page = self.call(|c, name| {
+            let mut request = ScrollPointsBuilder::new(name)
+                .limit(limit as u32)
+                .with_payload(true)
+                .with_vectors(VectorsSelector {
+                    names: vec![SPARSE.to_string()],
+                });
+            if let Some(from) = from {
+                request = request.offset(PointId::from(from));
+            }
+            async move { c.scroll(request).await }
+        })?;
+        let points = page
+            .result
+            .into_iter()
+            .filter_map(|p| {
+                let words = match p.vectors.as_ref()?.get_vector_by_name(SPARSE) {
+                    Some(vector_output::Vector::Sparse(s)) => Some(SparseVector {
+                        indices: s.indices,
+                        values: s.values,
+                    }),
+                    _ => None,
+                };
+                Some(Stored {
+                    id: numeric(p.id)?,
+                    payload: json_map(p.payload),
+                    words,
+                })
+            })
+            .collect();
+        Ok(Page {
+            points,
+            next: numeric(page.next_page_offset),
+        })
     }
 
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {

@@ -207,7 +207,7 @@ impl Archive {
 
 impl Archive {
     /// A client for each node of the server backend, and a runtime to call them on.
-    fn clients(&self) -> Option<(tokio::runtime::Runtime, Vec<qdrant_client::Qdrant>)> {
+    pub fn clients(&self) -> Option<(tokio::runtime::Runtime, Vec<qdrant_client::Qdrant>)> {
         let Backend::Server { url, key } = &self.backend else {
             return None;
         };
@@ -244,12 +244,18 @@ impl Drop for Archive {
             return;
         };
         for client in clients {
-            if runtime
-                .block_on(client.delete_collection(&self.collection))
-                .is_ok()
-            {
-                return;
+            // `reembed` leaves the name an alias of `NAME--MODEL`.
+            let Ok(all) = runtime.block_on(client.list_collections()) else {
+                continue;
+            };
+            for c in all.collections {
+                if c.name == self.collection
+                    || c.name.starts_with(&format!("{}--", self.collection))
+                {
+                    let _ = runtime.block_on(client.delete_collection(&c.name));
+                }
             }
+            return;
         }
     }
 }
@@ -308,6 +314,64 @@ pub fn name_that_is_not_utf8_is_kept(archive: &Archive) {
         left.iter().all(|h| h.get("path_bytes").is_none()),
         "{left:?}"
     );
+}
+
+/// Issue 23: an index built with MiniLM is embedded again with e5 by `reembed`: every segment
+/// is kept with its times and file, no caption is asked for, the index now says e5, its
+/// vectors are e5's vectors of the captions (`query` finds `caption`, with the similarity e5
+/// gives the two), and the next `index` run finds nothing to do.
+pub fn reembed_keeps_every_segment(archive: &Archive, query: &str, caption: &str) {
+    use scenedex::embed::{cosine, Embedder, E5};
+    let (output, _, _) = archive.index(&["--embedding-model", "minilm"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let before = archive.segments();
+    assert!(before.len() > 2, "{before:?}");
+    let asked = archive.mock.seen().len();
+    let output = archive
+        .command(&["reembed", "--embedder", "e5", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["from"], "all-MiniLM-L6-v2", "{summary}");
+    assert_eq!(summary["to"], E5::NAME, "{summary}");
+    assert_eq!(summary["segments"], before.len(), "{summary}");
+    assert_eq!(summary["from_caption_only"], 0, "{summary}");
+    assert_eq!(archive.stats()["embedder"], E5::NAME);
+    assert_eq!(archive.segments(), before);
+    assert_eq!(
+        archive.mock.seen().len(),
+        asked,
+        "reembed asked the captioner"
+    );
+
+    let hits = archive.search(query, &["--limit", "1"]);
+    assert_eq!(hits[0]["caption"], caption, "{hits:?}");
+    let e5 = E5::load(&E5::default_dir().unwrap()).unwrap();
+    let expected = cosine(
+        &e5.embed_query(query).unwrap(),
+        &e5.embed(&[caption]).unwrap()[0],
+    );
+    let similarity = hits[0]["similarity"].as_f64().unwrap() as f32;
+    assert!(
+        (similarity - expected).abs() < 0.01,
+        "{similarity} is not e5's {expected}"
+    );
+    let again = archive
+        .command(&["reembed", "--embedder", "multilingual-e5-small"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already embedded with"),
+        "{}",
+        stderr(&again)
+    );
+
+    let (output, _, summary) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary["indexed"], 0, "{summary}");
+    assert_eq!(archive.mock.seen().len(), asked);
 }
 
 pub fn stderr(output: &Output) -> String {
