@@ -161,6 +161,43 @@ fn issue22_a_video_whose_sound_goes_on_longer_is_not_called_truncated() {
 }
 
 #[test]
+fn issue22_sound_damaged_midway_keeps_what_was_heard_and_the_pictures_and_is_partial() {
+    // broken_sound.mkv: talk.mp4 with every audio packet after 12 s damaged.
+    let archive = Archive::new(&["speech/broken_sound.mkv"]);
+    let (output, lines, summary) = archive.index(&["--speech", "local"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(lines[0]["status"], "partial", "{lines:?}");
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be decoded"),
+        "{lines:?}"
+    );
+    assert_eq!(summary["speech_segments"], 2, "{summary}");
+    // The pictures are indexed to the end, past where the sound broke.
+    let segments = archive.segments();
+    assert!(
+        segments.iter().any(|s| s.1 <= 20_000 && 20_000 < s.2),
+        "{segments:?}"
+    );
+    let said = archive.search("the train to London", &["--where", "kind=speech"]);
+    assert!(
+        (said[0]["start"].as_f64().unwrap() - 9.0).abs() <= 0.5,
+        "{said:?}"
+    );
+    let lost = archive.search(
+        "our garden is full of yellow flowers",
+        &["--where", "kind=speech", "--limit", "5"],
+    );
+    assert!(
+        lost.iter()
+            .all(|h| !h["caption"].as_str().unwrap().contains("garden")),
+        "{lost:?}"
+    );
+}
+
+#[test]
 fn audio_stream_picks_which_sound_is_heard() {
     let (first, _, _, code) = listen("speech/two_tracks.mkv", &[]);
     assert_eq!(code, 0);

@@ -424,7 +424,8 @@ impl Report {
     /// many paths failed.
     fn result(&self, failed: usize, partial: usize, total: usize) -> Result<(), Error> {
         let (count, what) = match failed {
-            0 => (partial, "stop before their declared length"),
+            // Cut short, or some of their sound lost: what there was is indexed.
+            0 => (partial, "are indexed in part"),
             n => (n, "failed"),
         };
         match self.first_failure() {
