@@ -28,7 +28,7 @@ pub enum ReembedError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("embedding failed: {0}; run the same command again to go on where it stopped")]
+    #[error("{0}; run the same command again to go on where it stopped")]
     Embed(#[from] EmbedError),
     #[error("the index {place} is already embedded with {model}")]
     Same { place: String, model: String },
@@ -107,15 +107,7 @@ pub fn run(
 ) -> Result<Summary, ReembedError> {
     let started = Instant::now();
     let to = (embedder.model(), embedder.dimension());
-    let Some(pair) = open(settings, (to.0, to.1))? else {
-        // A switch cut short after the old collection was removed: finished now.
-        return Ok(Summary {
-            index: settings.collection.clone(),
-            to: to.0.to_string(),
-            seconds: started.elapsed().as_secs_f64(),
-            ..Summary::default()
-        });
-    };
+    let pair = open(settings, (to.0, to.1))?;
     let mut summary = Summary {
         index: pair.old().describe(),
         from: pair.old().model(),
@@ -139,14 +131,15 @@ pub fn run(
     // offline by a planning run): a second pass copies what changed, and what the old one no
     // longer holds goes.
     if resuming || settings.is_server() {
-        if settings.is_server() {
-            idle(pair.old())?;
-        }
         let mut again = Summary::default();
         let kept = pass(&pair, embedder, &mut again, &mut |_| {})?;
         summary.texts_embedded += again.texts_embedded;
         summary.other_points += again.other_points;
         remove_gone(&pair, &kept)?;
+    }
+    if settings.is_server() {
+        // Checked again last: an indexer that began since would lose what it writes next.
+        idle(pair.old())?;
     }
     summary.segments = pair.new().count(&segment)?;
     pair.switch()?;
@@ -222,9 +215,8 @@ fn page_size() -> usize {
     PAGE
 }
 
-/// The old index and the new one for `to`; None when a server switch to `to` was cut short
-/// after its old collection was removed, and is finished now.
-fn open(settings: &StoreSettings, to: (&str, usize)) -> Result<Option<Pair>, ReembedError> {
+/// The old index and the new one for `to`.
+fn open(settings: &StoreSettings, to: (&str, usize)) -> Result<Pair, ReembedError> {
     let same = |old: &dyn VectorStore| -> Result<(), ReembedError> {
         match old.model() == to.0 {
             true => Err(ReembedError::Same {
@@ -238,22 +230,19 @@ fn open(settings: &StoreSettings, to: (&str, usize)) -> Result<Option<Pair>, Ree
         let old = EdgeStore::open(&settings.index_dir()?, None, false)?;
         same(&old)?;
         let new = old.next(to.0, to.1)?;
-        return Ok(Some(Pair::Edge(old, new)));
+        return Ok(Pair::Edge(old, new));
     }
     let key = settings.qdrant_key();
-    let urls = &settings.qdrant_urls;
-    let old = match ServerStore::open(urls, key.as_ref(), &settings.collection, None, None) {
-        Err(StoreError::Missing(place)) => {
-            if ServerStore::finish_switch(urls, key.as_ref(), &settings.collection, to.0)? {
-                return Ok(None);
-            }
-            return Err(StoreError::Missing(place).into());
-        }
-        opened => opened?,
-    };
+    let old = ServerStore::open(
+        &settings.qdrant_urls,
+        key.as_ref(),
+        &settings.collection,
+        None,
+        None,
+    )?;
     same(&old)?;
     let new = old.next(to.0, to.1)?;
-    Ok(Some(Pair::Server(old, new)))
+    Ok(Pair::Server(old, new))
 }
 
 /// Fails while another machine indexes into the collection: what it wrote after the copy
@@ -317,7 +306,7 @@ fn write(
         .collect();
     summary.from_caption_only += points
         .iter()
-        .filter(|p| is_segment(p) && !p.payload.contains_key("texts"))
+        .filter(|p| is_segment(p) && !p.payload.contains_key("texts") && !is_speech(p))
         .count() as u64;
     let mut distinct: Vec<&str> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -366,6 +355,11 @@ fn write(
         new.upsert(out)?;
     }
     Ok(segments)
+}
+
+/// A speech segment's vector is its text's alone.
+fn is_speech(point: &Stored) -> bool {
+    point.payload.get("kind").and_then(Value::as_str) == Some("speech")
 }
 
 fn is_segment(point: &Stored) -> bool {

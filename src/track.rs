@@ -241,7 +241,10 @@ fn jsonl(cues: &[Cue]) -> String {
         line.insert("end".into(), cue.end.into());
         line.insert("text".into(), cue.text.clone().into());
         for (field, value) in &cue.fields {
-            if !line.contains_key(field) && !["record", "thumbnail"].contains(&field.as_str()) {
+            // `texts` is what `reembed` makes vectors from, not for reading.
+            if !line.contains_key(field)
+                && !["record", "thumbnail", "texts"].contains(&field.as_str())
+            {
                 line.insert(field.clone(), value.clone());
             }
         }

@@ -243,6 +243,10 @@ fn issue23_reembed_from_minilm_to_e5_keeps_every_segment_and_asks_for_no_caption
 #[test]
 fn issue23_reembed_killed_midway_keeps_the_old_index_and_resumes() {
     use std::io::BufRead;
+    if !cfg!(feature = "failpoints") {
+        eprintln!("skipped: needs --features failpoints, as scripts/test.sh builds");
+        return;
+    }
     use_scene_book(bilingual_book);
     let archive = Archive::new(&["colors.mp4", "cuts.mp4", "fades.mp4", "flash.mp4"]);
     let (output, _, _) = archive.index(&["--embedding-model", "minilm"]);
@@ -302,4 +306,55 @@ fn issue23_reembed_killed_midway_keeps_the_old_index_and_resumes() {
     assert_eq!(archive.stats()["embedder"], E5::NAME);
     assert_eq!(archive.segments(), before);
     assert_eq!(archive.mock.seen().len(), asked);
+}
+
+/// A segment written before segments kept their frames' texts: its vector is made from its
+/// caption, and its keywords, which hold every frame's words, are copied as they were.
+#[test]
+fn issue23_reembed_of_a_segment_without_texts_keeps_every_frame_s_words() {
+    use scenedex::store::{EdgeStore, Point, VectorStore, Vectors};
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    let minilm =
+        scenedex::embed::MiniLm::load(&scenedex::embed::MiniLm::default_dir().unwrap()).unwrap();
+    let dense = minilm
+        .embed(&["A red apple on a table."])
+        .unwrap()
+        .remove(0);
+    let payload = serde_json::json!({
+        "record": "segment", "fingerprint": "0123456789abcdef0123456789abcdef",
+        "start": 0.0, "end": 2.0, "caption": "A red apple on a table.", "kind": "description",
+    });
+    let words_before = {
+        let store =
+            EdgeStore::open(&index, Some((minilm.model(), minilm.dimension())), true).unwrap();
+        store
+            .upsert(vec![Point {
+                id: 7,
+                vectors: Some(Vectors::new(
+                    dense,
+                    "A red apple on a table.\nA sign reads EXIT.".into(),
+                )),
+                payload: payload.as_object().unwrap().clone(),
+            }])
+            .unwrap();
+        store.flush().unwrap();
+        store.page(None, 10).unwrap().points[0]
+            .words
+            .clone()
+            .unwrap()
+    };
+    let output = common::command()
+        .args(["reembed", "--embedder", "e5", "--json", "--index"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["from_caption_only"], 1, "{summary}");
+    let store = EdgeStore::open(&index, None, false).unwrap();
+    assert_eq!(store.model(), E5::NAME);
+    let point = store.page(None, 10).unwrap().points.remove(0);
+    assert_eq!(point.words.unwrap().indices, words_before.indices);
+    assert_eq!(point.payload, *payload.as_object().unwrap());
 }

@@ -946,6 +946,9 @@ pub enum Error {
     /// Another process works on the index.
     #[error("{0}")]
     Busy(String),
+    /// Anything else that went wrong, said in one line.
+    #[error("{0}")]
+    Failed(String),
     /// Writing to standard output failed; a closed pipe (`| head`) is a normal way to stop.
     #[error("cannot write to standard output: {0}")]
     Stdout(std::io::Error),
@@ -965,6 +968,7 @@ impl Error {
             Error::Files { code, .. } => *code,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Busy(_) => exit::BUSY,
+            Error::Failed(_) => exit::FAILURE,
             Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Stdout(_) => exit::CANT_WRITE,
         }
@@ -1007,6 +1011,7 @@ impl From<crate::reembed::ReembedError> for Error {
             R::Setup(e) => e.into(),
             R::Store(e) => Error::Store(e),
             R::Embed(crate::embed::EmbedError::Remote(_)) => Error::Service(e.to_string()),
+            R::Embed(crate::embed::EmbedError::Compute(_)) => Error::Failed(e.to_string()),
             R::Embed(_) => Error::Config(e.to_string()),
             R::Same { .. } => Error::Config(e.to_string()),
             R::Busy { .. } => Error::Busy(e.to_string()),

@@ -81,6 +81,11 @@ impl Audio {
             }
         };
         let parameters = input.stream(stream).expect("listed stream").parameters();
+        // A decoder refuses to open a stream of no channels with a bare "Invalid argument".
+        // SAFETY: the parameters belong to the open input, which outlives this read.
+        if unsafe { (*parameters.as_ptr()).ch_layout.nb_channels } == 0 {
+            return Err(SpeechError::NoChannels(path.into()));
+        }
         let context = ffmpeg::codec::context::Context::from_parameters(parameters)
             .map_err(failed("reading the audio's codec parameters"))?;
         let decoder = context
@@ -283,6 +288,11 @@ pub fn content_key(path: &Path, choice: Option<usize>) -> Result<Option<String>,
     let mut hash = Sha256::new();
     {
         let parameters = input.stream(stream).expect("listed stream").parameters();
+        // A decoder refuses to open a stream of no channels with a bare "Invalid argument".
+        // SAFETY: the parameters belong to the open input, which outlives this read.
+        if unsafe { (*parameters.as_ptr()).ch_layout.nb_channels } == 0 {
+            return Err(SpeechError::NoChannels(path.into()));
+        }
         let context = ffmpeg::codec::context::Context::from_parameters(parameters);
         if let Ok(context) = context {
             if let Ok(audio) = context.decoder().audio() {

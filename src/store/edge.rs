@@ -33,7 +33,12 @@ use super::{
 
 const DENSE: &str = "dense";
 const SPARSE: &str = "bm25";
+/// The meta file of an index whose shard is `shard`.
 const META: &str = "scenedex-index.json";
+/// The meta file once `reembed` moved the index to another shard folder. A scenedex from
+/// before `reembed` does not know it, and so refuses the folder rather than open (and make) an
+/// empty `shard` in it.
+const MOVED_META: &str = "scenedex-meta.json";
 const LOCK: &str = "lock";
 const SHARD: &str = "shard";
 /// Candidates each retriever hands to the fusion, per result asked for.
@@ -96,7 +101,7 @@ impl EdgeStore {
         model: Option<(&str, usize)>,
         create: bool,
     ) -> Result<EdgeStore, StoreError> {
-        if !create && !dir.join(META).is_file() {
+        if !create && !Self::exists(dir) {
             return Err(StoreError::Missing(dir.display().to_string()));
         }
         refuse_foreign(dir)?;
@@ -163,7 +168,7 @@ impl EdgeStore {
 
     /// Whether `dir` holds an index.
     pub fn exists(dir: &Path) -> bool {
-        dir.join(META).is_file()
+        dir.join(MOVED_META).is_file() || dir.join(META).is_file()
     }
 
     /// The engine's segments, the points in them, and how many dense vectors are in graphs.
@@ -186,8 +191,9 @@ impl EdgeStore {
 
     /// A new shard in this index's folder for another embedding model, holding this one's
     /// lock: where `reembed` writes, resumed where it was left. The words are this index's.
-    /// Any other shard folder here is an earlier `reembed` for yet another model, given up,
-    /// or an old shard a crash kept after its switch: removed.
+    /// A shard `reembed` began is marked by `SHARD-NAME.json` (its model) beside it; one begun
+    /// for yet another model, or for another with this folder name, is removed, as is an old
+    /// shard a crash kept after its switch.
     pub fn next(&self, model: &str, dimension: usize) -> Result<EdgeStore, StoreError> {
         let name = format!("{SHARD}-{}", super::slug(model));
         if name == self.meta.shard {
@@ -196,16 +202,17 @@ impl EdgeStore {
                 self.dir.display()
             )));
         }
-        for entry in std::fs::read_dir(&self.dir)
-            .map_err(|e| io(&self.dir, e))?
-            .flatten()
-        {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            if file.starts_with(SHARD) && file != name && file != self.meta.shard {
-                std::fs::remove_dir_all(entry.path()).map_err(|e| io(&self.dir, e))?;
+        let marker = Marker {
+            model: model.to_string(),
+            dimension,
+        };
+        for (shard, marked) in self.markers()? {
+            if shard != self.meta.shard && (shard != name || marked.as_ref() != Some(&marker)) {
+                self.remove_shard(&shard)?;
             }
         }
         room(&self.dir, RESERVE)?;
+        self.mark(&name, &marker)?;
         let meta = Meta {
             model: model.to_string(),
             dimension,
@@ -215,27 +222,68 @@ impl EdgeStore {
         Self::open_shard(&self.dir, meta, Arc::clone(&self.lock))
     }
 
-    /// Makes `next` (from `self.next`) the index, in one rename of the meta file, once it is
-    /// durable and has its graphs; then removes this shard.
+    /// Makes `next` (from `self.next`) the index once it is durable and has its graphs: its
+    /// meta file is written whole (`MOVED_META`, the older one then removed) in one rename;
+    /// then this shard goes (marked first, so that a crash before it is gone leaves it to the
+    /// next `reembed`).
     pub fn switch(self, next: EdgeStore) -> Result<(), StoreError> {
         next.flush()?;
         next.optimize()?;
         let lock = Arc::clone(&self.lock);
-        let (dir, old) = (self.dir.clone(), self.shard_dir.clone());
+        let dir = self.dir.clone();
+        let (old, new) = (self.meta.shard.clone(), next.meta.shard.clone());
         let meta = Meta {
             model: next.meta.model.clone(),
             dimension: next.meta.dimension,
             words: next.meta.words,
-            shard: next.meta.shard.clone(),
+            shard: new.clone(),
         };
+        let old_marker = Marker {
+            model: self.meta.model.clone(),
+            dimension: self.meta.dimension,
+        };
+        self.mark(&old, &old_marker)?;
         drop(next);
         drop(self);
-        write_meta(&dir, &meta)?;
-        // The index is whole without it: a failure here leaves only disk to reclaim, which
-        // the next `reembed` does.
-        let _ = std::fs::remove_dir_all(&old);
+        write_meta(&dir, MOVED_META, &meta)?;
+        match std::fs::remove_file(dir.join(META)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&dir, e)),
+            _ => {}
+        }
+        let _ = std::fs::remove_file(dir.join(marker_name(&new)));
+        // The index is whole without the old shard: a failure here leaves disk to reclaim,
+        // which the next `reembed` does.
+        let _ = remove_shard(&dir, &old);
         drop(lock);
         Ok(())
+    }
+
+    /// The shard folders `reembed` marked, with the model each was begun for (None when the
+    /// marker is unreadable).
+    fn markers(&self) -> Result<Vec<(String, Option<Marker>)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| io(&self.dir, e))? {
+            let file = entry.map_err(|e| io(&self.dir, e))?.file_name();
+            let file = file.to_string_lossy();
+            let Some(shard) = file.strip_suffix(".json") else {
+                continue;
+            };
+            if shard == SHARD || shard.starts_with(&format!("{SHARD}-")) {
+                let marked = std::fs::read(self.dir.join(&*file))
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                found.push((shard.to_string(), marked));
+            }
+        }
+        Ok(found)
+    }
+
+    fn mark(&self, shard: &str, marker: &Marker) -> Result<(), StoreError> {
+        write_meta(&self.dir, &marker_name(shard), marker)
+    }
+
+    fn remove_shard(&self, shard: &str) -> Result<(), StoreError> {
+        remove_shard(&self.dir, shard).map_err(|e| io(&self.dir, e))
     }
 
     fn nearest(
@@ -280,7 +328,10 @@ impl EdgeStore {
             .map(|p| {
                 let lang = super::words::lang_of(&p.payload);
                 let vectors = p.vectors.map_or_else(HashMap::new, |v| {
-                    let words = self.words.document(&v.text, lang);
+                    let words = match v.words {
+                        Some(words) => words,
+                        None => self.words.document(&v.text, lang),
+                    };
                     HashMap::from([
                         (DENSE.to_string(), VectorPersisted::Dense(v.dense)),
                         (SPARSE.to_string(), VectorPersisted::Sparse(words)),
@@ -524,21 +575,40 @@ fn lock(dir: &Path) -> Result<std::fs::File, StoreError> {
     Ok(file)
 }
 
+/// What a shard folder `reembed` began holds: this model's vectors.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Marker {
+    model: String,
+    dimension: usize,
+}
+
+fn marker_name(shard: &str) -> String {
+    format!("{shard}.json")
+}
+
+/// Removes a shard folder and then its marker.
+fn remove_shard(dir: &Path, shard: &str) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir.join(shard)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::remove_file(dir.join(marker_name(shard)))
+}
+
 /// A folder that holds files but no index (a folder of videos, given to `--index` by
 /// mistake) is not made into one: the index's files would land among the user's.
 fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
-    if dir.join(META).is_file() {
+    if EdgeStore::exists(dir) {
         return Ok(());
     }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     // What a first run that stopped before writing the meta file leaves.
-    let ours = ["lock", "thumbs", "scenedex-index.partial"];
-    let foreign = entries.filter_map(Result::ok).any(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        !ours.contains(&name.as_str()) && !name.starts_with(SHARD)
-    });
+    let ours = ["lock", SHARD, "thumbs", "scenedex-index.partial"];
+    let foreign = entries
+        .filter_map(Result::ok)
+        .any(|e| !ours.contains(&e.file_name().to_string_lossy().as_ref()));
     match foreign {
         true => Err(StoreError::NotAnIndex(dir.to_path_buf())),
         false => Ok(()),
@@ -553,12 +623,21 @@ impl EdgeStore {
 }
 
 fn read_meta(dir: &Path) -> Result<Meta, StoreError> {
-    let bytes = std::fs::read(dir.join(META)).map_err(|e| io(dir, e))?;
+    let bytes = std::fs::read(meta_path(dir)).map_err(|e| io(dir, e))?;
     serde_json::from_slice(&bytes).map_err(|e| io(dir, e))
 }
 
+/// The meta file that says what the index is: `MOVED_META` once there is one.
+fn meta_path(dir: &Path) -> PathBuf {
+    let moved = dir.join(MOVED_META);
+    match moved.is_file() {
+        true => moved,
+        false => dir.join(META),
+    }
+}
+
 fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<Meta, StoreError> {
-    let path = dir.join(META);
+    let path = meta_path(dir);
     let asked = Meta {
         model: model.to_string(),
         dimension,
@@ -580,16 +659,16 @@ fn check_meta(dir: &Path, model: &str, dimension: usize) -> Result<Meta, StoreEr
             Ok(built)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_meta(dir, &asked)?;
+            write_meta(dir, META, &asked)?;
             Ok(asked)
         }
         Err(e) => Err(io(dir, e)),
     }
 }
 
-/// Writes the meta file whole or not at all: a new file, renamed over the old one.
-fn write_meta(dir: &Path, meta: &Meta) -> Result<(), StoreError> {
-    let path = dir.join(META);
+/// Writes a meta (or marker) file whole or not at all: a new file, renamed over the old one.
+fn write_meta(dir: &Path, name: &str, meta: &impl Serialize) -> Result<(), StoreError> {
+    let path = dir.join(name);
     let temporary = path.with_extension("partial");
     let mut file = std::fs::File::create(&temporary).map_err(|e| io(dir, e))?;
     file.write_all(&serde_json::to_vec(meta).expect("meta serializes"))
@@ -729,10 +808,6 @@ impl VectorStore for EdgeStore {
 
     fn model(&self) -> String {
         self.meta.model.clone()
-    }
-
-    fn words_version(&self) -> u32 {
-        self.meta.words
     }
 
     fn page(&self, from: Option<u64>, limit: usize) -> Result<Page, StoreError> {

@@ -178,8 +178,6 @@ pub trait VectorStore: Send + Sync {
     /// Up to `limit` points in id order from `from` on (the whole store), each with its
     /// payload and words but not its dense vector.
     fn page(&self, from: Option<u64>, limit: usize) -> Result<Page, StoreError>;
-    /// How this index's words were made (`words::CURRENT` for a new one).
-    fn words_version(&self) -> u32;
     /// The points that match, nearest the query first. Only points with vectors (segments)
     /// can be hits.
     fn search(&self, query: &Query) -> Result<Vec<Hit>, StoreError>;

@@ -99,6 +99,7 @@ impl ServerStore {
         let exists = store.call_with(Duration::from_secs(3), |c, name| async move {
             c.collection_exists(name).await
         })?;
+        let exists = exists || store.finish_switch()?;
         match (exists, create, model) {
             (false, Some(layout), Some((_, dimension))) => store.create(dimension, layout)?,
             (false, _, _) => return Err(StoreError::Missing(store.describe())),
@@ -145,17 +146,22 @@ impl ServerStore {
                 .and_then(|p| p.replication_factor)
                 .unwrap_or(1),
         };
+        // Another model's collection a `reembed` began and gave up, or the old one a crash
+        // kept after its switch: neither is what the name reaches, nor this one.
+        let behind = self.aliased()?;
+        let prefix = format!("{}--", self.collection);
+        let all = self.call(|c, _| async move { c.list_collections().await })?;
+        for c in all.collections {
+            if c.name.starts_with(&prefix) && c.name != name && Some(&c.name) != behind.as_ref() {
+                self.call(|client, _| {
+                    let stale = c.name.clone();
+                    async move { client.delete_collection(stale).await }
+                })?;
+            }
+        }
         let mut next = ServerStore {
-            urls: self.urls.clone(),
-            clients: self.clients.clone(),
-            current: AtomicUsize::new(self.current.load(Ordering::Relaxed)),
             collection: name,
-            words: super::words::Words::new(self.words_version).map_err(engine)?,
-            words_version: self.words_version,
-            model: String::new(),
-            dimension: 0,
-            patience: self.patience,
-            strong: AtomicBool::new(true),
+            ..self.sibling()
         };
         let exists = next.call(|c, name| async move { c.collection_exists(name).await })?;
         if !exists {
@@ -172,12 +178,7 @@ impl ServerStore {
     pub fn switch(self, next: ServerStore) -> Result<(), StoreError> {
         next.write_meta(&next.model, next.dimension, next.words_version, true)?;
         let name = self.collection.clone();
-        let aliases = self.call(|c, _| async move { c.list_aliases().await })?;
-        let behind = aliases
-            .aliases
-            .into_iter()
-            .find(|a| a.alias_name == name)
-            .map(|a| a.collection_name);
+        let behind = self.aliased()?;
         match &behind {
             // Already an alias: pointed at the new collection in one step.
             Some(_) => next.point_alias(&name)?,
@@ -195,24 +196,68 @@ impl ServerStore {
         Ok(())
     }
 
-    /// Finishes a switch to `model`'s collection that stopped after the old collection was
-    /// removed: true when there was one to finish.
-    pub fn finish_switch(
-        urls: &[String],
-        key: Option<&Secret>,
-        collection: &str,
-        model: &str,
-    ) -> Result<bool, StoreError> {
-        let name = format!("{collection}--{}", super::slug(model));
-        let next = Self::connect(urls, key, &name)?;
-        if !next.call(|c, name| async move { c.collection_exists(name).await })? {
-            return Ok(false);
+    /// Finishes a `reembed` switch that stopped after this name's old collection was removed
+    /// and before the name was made an alias of the new one (`NAME--MODEL`, marked whole):
+    /// true when it did. Without this, the next `index` would make an empty collection of the
+    /// name and caption everything again.
+    fn finish_switch(&self) -> Result<bool, StoreError> {
+        let prefix = format!("{}--", self.collection);
+        let all = self.call(|c, _| async move { c.list_collections().await })?;
+        let mut whole = Vec::new();
+        for c in all
+            .collections
+            .into_iter()
+            .filter(|c| c.name.starts_with(&prefix))
+        {
+            let candidate = ServerStore {
+                collection: c.name.clone(),
+                ..self.sibling()
+            };
+            if candidate.read_whole()? {
+                whole.push(candidate);
+            }
         }
-        let whole = next.read_whole()?;
-        if whole {
-            next.point_alias(collection)?;
+        match whole.len() {
+            0 => Ok(false),
+            1 => whole[0].point_alias(&self.collection).map(|()| true),
+            _ => Err(StoreError::Engine(format!(
+                "{} is missing, and {} collections could take its place ({}): make the name an alias of one",
+                self.collection,
+                whole.len(),
+                whole
+                    .iter()
+                    .map(|s| s.collection.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
         }
-        Ok(whole)
+    }
+
+    /// The same nodes, with nothing read yet.
+    fn sibling(&self) -> ServerStore {
+        ServerStore {
+            urls: self.urls.clone(),
+            clients: self.clients.clone(),
+            current: AtomicUsize::new(self.current.load(Ordering::Relaxed)),
+            collection: self.collection.clone(),
+            words: super::words::Words::new(self.words_version).expect("a version this store read"),
+            words_version: self.words_version,
+            model: String::new(),
+            dimension: 0,
+            patience: self.patience,
+            strong: AtomicBool::new(true),
+        }
+    }
+
+    /// What the name is an alias of, if it is one.
+    fn aliased(&self) -> Result<Option<String>, StoreError> {
+        let name = self.collection.clone();
+        let aliases = self.call(|c, _| async move { c.list_aliases().await })?;
+        Ok(aliases
+            .aliases
+            .into_iter()
+            .find(|a| a.alias_name == name)
+            .map(|a| a.collection_name))
     }
 
     /// Names this collection `alias` (replacing what that alias named before).
@@ -708,10 +753,6 @@ impl VectorStore for ServerStore {
 
     fn model(&self) -> String {
         self.model.clone()
-    }
-
-    fn words_version(&self) -> u32 {
-        self.words_version
     }
 
     fn page(&self, from: Option<u64>, limit: usize) -> Result<Page, StoreError> {
