@@ -198,6 +198,20 @@ fn issue22_sound_damaged_midway_keeps_what_was_heard_and_the_pictures_and_is_par
 }
 
 #[test]
+fn issue22_a_sound_stream_of_no_channels_is_said_in_one_line_and_the_pictures_indexed() {
+    let (_, _, stderr_text, code) = listen("speech/zero_channels.mkv", &[]);
+    assert_eq!(code, 4, "{stderr_text}");
+    assert_eq!(stderr_text.trim().lines().count(), 1, "{stderr_text}");
+    assert!(stderr_text.contains("has no channels"), "{stderr_text}");
+    let archive = Archive::new(&["speech/zero_channels.mkv"]);
+    let (output, lines, summary) = archive.index(&["--speech", "local"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(lines[0]["status"], "partial", "{lines:?}");
+    assert!(summary["segments"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(summary["speech_segments"], 0, "{summary}");
+}
+
+#[test]
 fn audio_stream_picks_which_sound_is_heard() {
     let (first, _, _, code) = listen("speech/two_tracks.mkv", &[]);
     assert_eq!(code, 0);
