@@ -645,11 +645,47 @@ fn issue23_reembed_switches_a_collection_through_its_name() {
         "the name still answers"
     );
     let names = collections(&archive);
-    assert_eq!(
-        names,
-        vec![format!("{}--all-minilm-l6-v2", archive.collection)],
-        "{names:?}"
-    );
+    let minilm = format!("{}--all-minilm-l6-v2", archive.collection);
+    assert_eq!(names, vec![minilm.clone()], "{names:?}");
+
+    // A switch cut short after the old collection went and before the name was an alias: the
+    // next command that opens the collection finishes it.
+    let (runtime, clients) = archive.clients().unwrap();
+    runtime
+        .block_on(clients[0].delete_alias(archive.collection.as_str()))
+        .unwrap();
+    assert_eq!(archive.stats()["embedder"], "all-MiniLM-L6-v2");
+    assert_eq!(archive.segments(), before);
+
+    // While an indexer holds a file, reembed refuses to begin.
+    if cfg!(feature = "failpoints") {
+        std::fs::copy(fixture("flash.mp4"), archive.videos.join("flash.mp4")).unwrap();
+        let mut child = archive
+            .command(&["index"])
+            .arg(&archive.videos)
+            .env("FAILPOINTS", "index-before-record=sleep(60000)")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count(&archive, cluster, "lease") == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let output = archive
+            .command(&["reembed", "--embedder", "e5"])
+            .output()
+            .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("being indexed"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(collections(&archive), vec![minilm]);
+    }
 }
 
 /// The collections of the archive's name on the server.

@@ -100,26 +100,12 @@ pub struct ReembedArgs {
     #[arg(long, value_name = "NAME")]
     pub embedder: String,
 
-    /// The index's folder [default: ~/.local/share/scenedex/index].
-    #[arg(long, env = "SCENEDEX_INDEX", value_name = "DIR")]
-    pub index: Option<PathBuf>,
-
     /// An OpenAI-compatible embedder's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1].
     #[arg(long, env = "SCENEDEX_EMBEDDING_URL", value_name = "URL")]
     pub embedding_url: Option<String>,
 
-    /// A Qdrant server or cluster's gRPC URL(s), as for `index`; its API key from QDRANT_API_KEY.
-    #[arg(long, env = "QDRANT_URL", value_name = "URL[,URL...]", value_parser = urls)]
-    pub qdrant_url: Option<Urls>,
-
-    /// --qdrant-url: the collection.
-    #[arg(
-        long,
-        env = "SCENEDEX_COLLECTION",
-        value_name = "NAME",
-        default_value = "scenedex"
-    )]
-    pub collection: String,
+    #[command(flatten)]
+    pub place: PlaceArgs,
 
     /// Print the summary as JSON.
     #[arg(long)]
@@ -491,9 +477,8 @@ pub struct ForgetArgs {
 /// Where the index lives and which model turns text into its vectors.
 #[derive(Debug, Args, Clone)]
 pub struct StoreArgs {
-    /// The index's folder; separate folders keep separate archives apart [default: ~/.local/share/scenedex/index].
-    #[arg(long, env = "SCENEDEX_INDEX", value_name = "DIR")]
-    pub index: Option<PathBuf>,
+    #[command(flatten)]
+    pub place: PlaceArgs,
 
     /// How captions and queries become vectors [default: the model that built the index, else local].
     #[arg(long, env = "SCENEDEX_EMBEDDER", value_enum)]
@@ -508,6 +493,14 @@ pub struct StoreArgs {
     /// openai embedder: the API's base URL [default: OPENAI_BASE_URL or https://api.openai.com/v1].
     #[arg(long, env = "SCENEDEX_EMBEDDING_URL", value_name = "URL")]
     pub embedding_url: Option<String>,
+}
+
+/// Where the index is.
+#[derive(Debug, Args, Clone)]
+pub struct PlaceArgs {
+    /// The index's folder; separate folders keep separate archives apart [default: ~/.local/share/scenedex/index].
+    #[arg(long, env = "SCENEDEX_INDEX", value_name = "DIR")]
+    pub index: Option<PathBuf>,
 
     /// Use a Qdrant server or cluster instead of the embedded index: its gRPC URL, such as
     /// http://localhost:6334, or several nodes' separated by commas (requests go to the next
@@ -718,10 +711,22 @@ impl StoreArgs {
     /// The library's settings; `cluster` only matters to a command that creates a collection.
     pub fn settings(&self) -> StoreSettings {
         StoreSettings {
-            index: self.index.clone(),
             embedder: self.embedder,
             embedding_model: self.embedding_model.clone(),
             embedding_url: self.embedding_url.clone(),
+            ..self.place.settings()
+        }
+    }
+}
+
+impl PlaceArgs {
+    /// The library's settings for this index, with no embedder chosen.
+    pub fn settings(&self) -> StoreSettings {
+        StoreSettings {
+            index: self.index.clone(),
+            embedder: None,
+            embedding_model: None,
+            embedding_url: None,
             qdrant_urls: self.qdrant_url.clone().map(|u| u.0).unwrap_or_default(),
             collection: self.collection.clone(),
             cluster: Default::default(),

@@ -7,13 +7,9 @@ use crate::backends::{embedder, StoreSettings};
 
 pub fn run(args: &ReembedArgs) -> Result<(), Error> {
     let settings = StoreSettings {
-        index: args.index.clone(),
-        embedder: None,
         embedding_model: Some(args.embedder.clone()),
         embedding_url: args.embedding_url.clone(),
-        qdrant_urls: args.qdrant_url.clone().map(|u| u.0).unwrap_or_default(),
-        collection: args.collection.clone(),
-        cluster: Default::default(),
+        ..args.place.settings()
     };
     super::warn_about_key(&settings);
     settings.check_exists()?;
