@@ -11,7 +11,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 use super::{normalize, EmbedError};
 
-/// Texts embedded together; padding to the longest of a batch costs little at this size.
+/// Texts embedded together, of about one length (`in_batches`).
 const BATCH: usize = 32;
 
 pub struct Bert {
@@ -74,9 +74,17 @@ pub fn in_batches(
     sequences: &[Vec<u32>],
     run: impl Fn(&[Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>>,
 ) -> Result<Vec<Vec<f32>>, EmbedError> {
-    let mut vectors = Vec::with_capacity(sequences.len());
-    for chunk in sequences.chunks(BATCH) {
-        vectors.extend(run(chunk).map_err(|e| EmbedError::Compute(e.to_string()))?);
+    // Batched by length, so that a short text is not padded to a long one's length: padding is
+    // computed like any token.
+    let mut order: Vec<usize> = (0..sequences.len()).collect();
+    order.sort_by_key(|&i| sequences[i].len());
+    let mut vectors = vec![Vec::new(); sequences.len()];
+    for chunk in order.chunks(BATCH) {
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| sequences[i].clone()).collect();
+        let out = run(&batch).map_err(|e| EmbedError::Compute(e.to_string()))?;
+        for (&i, vector) in chunk.iter().zip(out) {
+            vectors[i] = vector;
+        }
     }
     Ok(vectors)
 }
