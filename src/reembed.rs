@@ -114,9 +114,6 @@ pub fn run(
         to: to.0.to_string(),
         ..Summary::default()
     };
-    if settings.is_server() {
-        idle(pair.old())?;
-    }
     let segment = [Condition::equals("record", SEGMENT)];
     let total = pair.old().count(&segment)?;
     let resuming = pair.new().count(&[])? > 0;
@@ -241,6 +238,8 @@ fn open(settings: &StoreSettings, to: (&str, usize)) -> Result<Pair, ReembedErro
         None,
     )?;
     same(&old)?;
+    // Before the new collection is made: a refusal leaves nothing behind.
+    idle(&old)?;
     let new = old.next(to.0, to.1)?;
     Ok(Pair::Server(old, new))
 }

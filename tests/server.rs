@@ -71,7 +71,8 @@ fn index_search_move_prune_and_forget_against_a_qdrant_cluster() {
         "the server builds graphs from the embedded store's threshold"
     );
 
-    let hits = archive.search("a pale box over a scarlet backdrop", &["--limit", "3"]);
+    // A paraphrase in another language, as tests/index.rs asks the embedded store.
+    let hits = archive.search("ein weißes Quadrat auf rotem Grund", &["--limit", "3"]);
     assert_eq!(file_name(&hits[0]), "colors.mp4", "{hits:#?}");
     assert!(holds(&hits[0], 1.0), "{:#?}", hits[0]);
     let segments = archive.segments();

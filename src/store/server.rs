@@ -174,7 +174,7 @@ impl ServerStore {
     /// Makes `next` the collection this one's name reaches, through an alias of that name;
     /// then removes this one. `next`'s meta point is marked whole first, so that a switch cut
     /// short between removing this collection and naming the alias is finished by the next
-    /// `reembed` (`finish_switch`).
+    /// `open` (`finish_switch`).
     pub fn switch(self, next: ServerStore) -> Result<(), StoreError> {
         next.write_meta(&next.model, next.dimension, next.words_version, true)?;
         let name = self.collection.clone();
@@ -772,7 +772,12 @@ impl VectorStore for ServerStore {
             .result
             .into_iter()
             .filter_map(|p| {
-                let words = match p.vectors.as_ref()?.get_vector_by_name(SPARSE) {
+                // Records and places have no vectors at all.
+                let sparse = p
+                    .vectors
+                    .as_ref()
+                    .and_then(|v| v.get_vector_by_name(SPARSE));
+                let words = match sparse {
                     Some(vector_output::Vector::Sparse(s)) => Some(SparseVector {
                         indices: s.indices,
                         values: s.values,
