@@ -71,6 +71,8 @@ pub struct Summary {
 }
 
 /// The old index and the new one being filled.
+// One per run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Pair {
     Edge(EdgeStore, EdgeStore),
     Server(ServerStore, ServerStore),
@@ -84,7 +86,7 @@ impl Pair {
         }
     }
 
-    fn new(&self) -> &dyn VectorStore {
+    fn target(&self) -> &dyn VectorStore {
         match self {
             Pair::Edge(_, new) => new,
             Pair::Server(_, new) => new,
@@ -116,8 +118,8 @@ pub fn run(
     };
     let segment = [Condition::equals("record", SEGMENT)];
     let total = pair.old().count(&segment)?;
-    let resuming = pair.new().count(&[])? > 0;
-    let mut done = pair.new().count(&segment)?;
+    let resuming = pair.target().count(&[])? > 0;
+    let mut done = pair.target().count(&segment)?;
     progress(Progress { done, total });
     pass(&pair, embedder, &mut summary, &mut |written| {
         done = (done + written).min(total);
@@ -138,7 +140,7 @@ pub fn run(
         // Checked again last: an indexer that began since would lose what it writes next.
         idle(pair.old())?;
     }
-    summary.segments = pair.new().count(&segment)?;
+    summary.segments = pair.target().count(&segment)?;
     pair.switch()?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
@@ -160,10 +162,10 @@ fn pass(
         }
         let page = pair.old().page(from, page_size())?;
         seen.extend(page.points.iter().map(|p| p.id));
-        let segments = copy(&page.points, pair.new(), embedder, summary)?;
+        let segments = copy(&page.points, pair.target(), embedder, summary)?;
         // The embedded engine keeps only what was flushed through a kill: each page's work is
         // kept before the next is begun.
-        pair.new().flush()?;
+        pair.target().flush()?;
         written(segments);
         fail::fail_point!("reembed-after-page", |_| {
             // A test kills the process here: it says so, then waits.
@@ -183,7 +185,7 @@ fn remove_gone(pair: &Pair, kept: &HashSet<u64>) -> Result<(), ReembedError> {
     let mut gone = Vec::new();
     let mut from = None;
     loop {
-        let page = pair.new().page(from, page_size())?;
+        let page = pair.target().page(from, page_size())?;
         gone.extend(
             page.points
                 .iter()
@@ -199,7 +201,7 @@ fn remove_gone(pair: &Pair, kept: &HashSet<u64>) -> Result<(), ReembedError> {
     let meta = crate::store::hash_id("scenedex#meta");
     gone.retain(|&id| id != meta);
     for chunk in gone.chunks(1000) {
-        pair.new().delete(&[Condition::Ids(chunk.to_vec())])?;
+        pair.target().delete(&[Condition::Ids(chunk.to_vec())])?;
     }
     Ok(())
 }
