@@ -28,7 +28,7 @@ pub enum ReembedError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}; run the same command again to go on where it stopped")]
+    #[error("{}{}", .0, again(.0))]
     Embed(#[from] EmbedError),
     #[error("the index {place} is already embedded with {model}")]
     Same { place: String, model: String },
@@ -42,6 +42,16 @@ pub enum ReembedError {
     },
     #[error("stopped; run the same command again to go on where it stopped")]
     Stopped,
+}
+
+/// What to do after an embedding failure a second run may not meet.
+fn again(e: &EmbedError) -> &'static str {
+    match e {
+        EmbedError::Compute(_) | EmbedError::Remote(_) => {
+            "; run the same command again to go on where it stopped"
+        }
+        _ => "",
+    }
 }
 
 /// How far a run has come, for a progress bar.

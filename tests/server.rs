@@ -627,6 +627,20 @@ fn issue23_reembed_switches_a_collection_through_its_name() {
         return;
     };
     let archive = Archive::on(cluster, &["colors.mp4", "cuts.mp4", "fades.mp4"]);
+    // Another archive's collection whose name only looks like a reembed's: never touched.
+    let films = format!("{}--films", archive.collection);
+    {
+        use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, VectorParamsBuilder};
+        let (runtime, clients) = archive.clients().unwrap();
+        runtime
+            .block_on(
+                clients[0].create_collection(
+                    CreateCollectionBuilder::new(&films)
+                        .vectors_config(VectorParamsBuilder::new(4, Distance::Cosine)),
+                ),
+            )
+            .unwrap();
+    }
     common::archive::reembed_keeps_every_segment(
         &archive,
         "ein weißes Quadrat auf rotem Grund",
@@ -700,6 +714,11 @@ fn collections(archive: &Archive) -> Vec<String> {
         .map(|c| c.name)
         .filter(|n| n.starts_with(&archive.collection))
         .collect();
+    assert!(
+        names.contains(&format!("{}--films", archive.collection)),
+        "another archive's collection was removed: {names:?}"
+    );
+    names.retain(|n| !n.ends_with("--films"));
     names.sort();
     names
 }

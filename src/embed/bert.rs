@@ -82,6 +82,13 @@ pub fn in_batches(
     for chunk in order.chunks(BATCH) {
         let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| sequences[i].clone()).collect();
         let out = run(&batch).map_err(|e| EmbedError::Compute(e.to_string()))?;
+        if out.len() != chunk.len() {
+            return Err(EmbedError::Compute(format!(
+                "{} vectors for {} texts",
+                out.len(),
+                chunk.len()
+            )));
+        }
         for (&i, vector) in chunk.iter().zip(out) {
             vectors[i] = vector;
         }

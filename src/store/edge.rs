@@ -246,9 +246,11 @@ impl EdgeStore {
         drop(next);
         drop(self);
         write_meta(&dir, MOVED_META, &meta)?;
-        match std::fs::remove_file(dir.join(META)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&dir, e)),
-            _ => {}
+        // The switch is done: what is left is tidying, which the next `reembed` repeats. An
+        // older scenedex reading a legacy meta file left here would find the old shard still
+        // there, as it is removed only after it.
+        if std::fs::remove_file(dir.join(META)).is_err() && dir.join(META).exists() {
+            return Ok(());
         }
         let _ = std::fs::remove_file(dir.join(marker_name(&new)));
         // The index is whole without the old shard: a failure here leaves disk to reclaim,

@@ -75,6 +75,9 @@ pub struct ServerStore {
     words_version: u32,
     model: String,
     dimension: usize,
+    /// The collection whose `reembed` this one is (`NAME` of `NAME--MODEL`), recorded in its
+    /// meta point so that no other collection of a like name is ever taken for it.
+    reembed_of: Option<String>,
     /// Total time spent retrying one request before giving up.
     patience: Duration,
     /// Whether claims still go through each shard's highest replica (strong ordering); they
@@ -148,24 +151,35 @@ impl ServerStore {
         };
         // Another model's collection a `reembed` began and gave up, or the old one a crash
         // kept after its switch: neither is what the name reaches, nor this one.
-        let behind = self.aliased()?;
+        // Only collections recorded as this name's reembeds, which no alias names.
+        let named = self.alias_targets()?;
         let prefix = format!("{}--", self.collection);
         let all = self.call(|c, _| async move { c.list_collections().await })?;
         for c in all.collections {
-            if c.name.starts_with(&prefix) && c.name != name && Some(&c.name) != behind.as_ref() {
-                self.call(|client, _| {
-                    let stale = c.name.clone();
-                    async move { client.delete_collection(stale).await }
-                })?;
+            if !c.name.starts_with(&prefix) || c.name == name || named.contains(&c.name) {
+                continue;
+            }
+            let stale = ServerStore {
+                collection: c.name.clone(),
+                ..self.sibling()
+            };
+            if stale.reembed_state(&self.collection)?.0 {
+                stale.call(|client, name| async move { client.delete_collection(name).await })?;
             }
         }
         let mut next = ServerStore {
             collection: name,
+            reembed_of: Some(self.collection.clone()),
             ..self.sibling()
         };
         let exists = next.call(|c, name| async move { c.collection_exists(name).await })?;
         if !exists {
             next.create(dimension, layout)?;
+        } else if next.read_meta()?.is_some() && !next.reembed_state(&self.collection)?.0 {
+            return Err(StoreError::Engine(format!(
+                "the collection {} is another index, not a reembed of {}; rename or remove it first",
+                next.collection, self.collection
+            )));
         }
         next.adopt(Some((model, dimension)), true, self.words_version)?;
         Ok(next)
@@ -203,17 +217,18 @@ impl ServerStore {
     fn finish_switch(&self) -> Result<bool, StoreError> {
         let prefix = format!("{}--", self.collection);
         let all = self.call(|c, _| async move { c.list_collections().await })?;
+        let named = self.alias_targets()?;
         let mut whole = Vec::new();
         for c in all
             .collections
             .into_iter()
-            .filter(|c| c.name.starts_with(&prefix))
+            .filter(|c| c.name.starts_with(&prefix) && !named.contains(&c.name))
         {
             let candidate = ServerStore {
                 collection: c.name.clone(),
                 ..self.sibling()
             };
-            if candidate.read_whole()? {
+            if candidate.reembed_state(&self.collection)?.1 {
                 whole.push(candidate);
             }
         }
@@ -244,6 +259,7 @@ impl ServerStore {
             words_version: self.words_version,
             model: String::new(),
             dimension: 0,
+            reembed_of: None,
             patience: self.patience,
             strong: AtomicBool::new(true),
         }
@@ -269,18 +285,32 @@ impl ServerStore {
         .map(|_| ())
     }
 
-    /// Whether the meta point says `reembed` filled the collection to the end.
-    fn read_whole(&self) -> Result<bool, StoreError> {
+    /// Whether the meta point says this collection is a `reembed` of `of`, and whether it was
+    /// filled to the end.
+    fn reembed_state(&self, of: &str) -> Result<(bool, bool), StoreError> {
         let found = self.call(|c, name| async move {
             c.get_points(GetPointsBuilder::new(name, vec![meta_id()]).with_payload(true))
                 .await
         })?;
-        Ok(found.result.into_iter().next().is_some_and(|p| {
-            json_map(p.payload)
-                .get("whole")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-        }))
+        let meta = found
+            .result
+            .into_iter()
+            .next()
+            .map(|p| json_map(p.payload))
+            .unwrap_or_default();
+        let ours = meta.get("reembed_of").and_then(Value::as_str) == Some(of);
+        let whole = meta.get("whole").and_then(Value::as_bool).unwrap_or(false);
+        Ok((ours, ours && whole))
+    }
+
+    /// The collections some alias names.
+    fn alias_targets(&self) -> Result<Vec<String>, StoreError> {
+        let aliases = self.call(|c, _| async move { c.list_aliases().await })?;
+        Ok(aliases
+            .aliases
+            .into_iter()
+            .map(|a| a.collection_name)
+            .collect())
     }
 
     /// The model that built the collection, read without preparing anything (None when no
@@ -318,6 +348,7 @@ impl ServerStore {
             words_version: super::words::CURRENT,
             model: String::new(),
             dimension: 0,
+            reembed_of: None,
             patience: Duration::from_secs(60),
             strong: AtomicBool::new(true),
         })
@@ -416,6 +447,9 @@ impl ServerStore {
     ) -> Result<(), StoreError> {
         let mut meta = serde_json::json!({"record": "meta", "model": model, "dimension": dimension,
                                           "words": words});
+        if let Some(of) = &self.reembed_of {
+            meta["reembed_of"] = of.clone().into();
+        }
         if whole {
             meta["whole"] = true.into();
         }
