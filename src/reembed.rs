@@ -44,7 +44,8 @@ pub enum ReembedError {
     Stopped,
 }
 
-/// What to do after an embedding failure a second run may not meet.
+/// The advice after a failure to embed: to run again, where a second run may get past it (a
+/// service, a computation), not where it cannot (a model missing or broken).
 fn again(e: &EmbedError) -> &'static str {
     match e {
         EmbedError::Compute(_) | EmbedError::Remote(_) => {
