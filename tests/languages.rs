@@ -276,6 +276,7 @@ fn issue23_reembed_killed_midway_keeps_the_old_index_and_resumes() {
     // Killed, the index is the old one, whole, and searched with MiniLM.
     assert_eq!(archive.stats()["embedder"], "all-MiniLM-L6-v2");
     assert_eq!(archive.segments(), before);
+    assert_eq!(archive.mock.seen().len(), asked, "reembed asked the captioner");
     // It changes before the next reembed: a file added, one forgotten.
     std::fs::copy(
         common::fixture("static.mp4"),
@@ -295,12 +296,7 @@ fn issue23_reembed_killed_midway_keeps_the_old_index_and_resumes() {
     assert!(!before.iter().any(|s| s.0 == "flash.mp4"));
     let asked = archive.mock.seen().len();
 
-    let output = archive
-        .command(&["reembed", "--embedder", "e5", "--json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = archive.reembed("e5");
     assert!(summary["resumed"].as_u64().unwrap() >= 1, "{summary}");
     assert_eq!(summary["segments"], before.len(), "{summary}");
     assert_eq!(archive.stats()["embedder"], E5::NAME);

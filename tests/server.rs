@@ -318,14 +318,7 @@ fn orphans_of_a_kill_minus_9_mid_write_are_never_found_and_swept_away() {
         return;
     };
     let archive = Archive::on(cluster, &["colors.mp4"]);
-    let mut child = archive
-        .command(&["index"])
-        .arg(&archive.videos)
-        .env("FAILPOINTS", "index-before-record=sleep(60000)")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = archive.index_held_before_record(&[]);
     let deadline = Instant::now() + Duration::from_secs(120);
     while count(&archive, cluster, "segment") == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -675,14 +668,7 @@ fn issue23_reembed_switches_a_collection_through_its_name() {
     // While an indexer holds a file, reembed refuses to begin.
     if cfg!(feature = "failpoints") {
         std::fs::copy(fixture("flash.mp4"), archive.videos.join("flash.mp4")).unwrap();
-        let mut child = archive
-            .command(&["index"])
-            .arg(&archive.videos)
-            .env("FAILPOINTS", "index-before-record=sleep(60000)")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = archive.index_held_before_record(&[]);
         let deadline = Instant::now() + Duration::from_secs(120);
         while count(&archive, cluster, "lease") == 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));

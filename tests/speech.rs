@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::archive::{stderr, Archive};
@@ -420,14 +419,7 @@ fn subtitles_of_what_is_said_are_exported() {
 fn kill_minus_9_mid_file_loses_no_transcript() {
     let archive = Archive::new(&["speech/talk.mp4"]);
     let transcripts = archive.cache(common::archive::HERE).join("transcripts");
-    let mut child = archive
-        .command(&["index", "--speech", "local"])
-        .arg(&archive.videos)
-        .env("FAILPOINTS", "index-before-record=sleep(60000)")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = archive.index_held_before_record(&["--speech", "local"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     let heard = || {
         files_under(&transcripts)

@@ -151,19 +151,8 @@ impl ServerStore {
         };
         // Another model's collection a `reembed` began and gave up, or the old one a crash
         // kept after its switch: neither is what the name reaches, nor this one.
-        // Only collections recorded as this name's reembeds, which no alias names.
-        let named = self.alias_targets()?;
-        let prefix = format!("{}--", self.collection);
-        let all = self.call(|c, _| async move { c.list_collections().await })?;
-        for c in all.collections {
-            if !c.name.starts_with(&prefix) || c.name == name || named.contains(&c.name) {
-                continue;
-            }
-            let stale = ServerStore {
-                collection: c.name.clone(),
-                ..self.sibling()
-            };
-            if stale.reembed_state(&self.collection)?.0 {
+        for (stale, _) in self.unnamed_reembeds()? {
+            if stale.collection != name {
                 stale.call(|client, name| async move { client.delete_collection(name).await })?;
             }
         }
@@ -215,23 +204,11 @@ impl ServerStore {
     /// true when it did. Without this, the next `index` would make an empty collection of the
     /// name and caption everything again.
     fn finish_switch(&self) -> Result<bool, StoreError> {
-        let prefix = format!("{}--", self.collection);
-        let all = self.call(|c, _| async move { c.list_collections().await })?;
-        let named = self.alias_targets()?;
-        let mut whole = Vec::new();
-        for c in all
-            .collections
+        let whole: Vec<ServerStore> = self
+            .unnamed_reembeds()?
             .into_iter()
-            .filter(|c| c.name.starts_with(&prefix) && !named.contains(&c.name))
-        {
-            let candidate = ServerStore {
-                collection: c.name.clone(),
-                ..self.sibling()
-            };
-            if candidate.reembed_state(&self.collection)?.1 {
-                whole.push(candidate);
-            }
-        }
+            .filter_map(|(candidate, whole)| whole.then_some(candidate))
+            .collect();
         match whole.len() {
             0 => Ok(false),
             1 => whole[0].point_alias(&self.collection).map(|()| true),
@@ -246,6 +223,30 @@ impl ServerStore {
                     .join(", ")
             ))),
         }
+    }
+
+    /// The collections recorded as this name's reembeds (`NAME--MODEL`) that no alias names,
+    /// each with whether it was filled to the end: what a `reembed` gave up or a crash left,
+    /// and never another index of a like name.
+    fn unnamed_reembeds(&self) -> Result<Vec<(ServerStore, bool)>, StoreError> {
+        let prefix = format!("{}--", self.collection);
+        let named = self.alias_targets()?;
+        let all = self.call(|c, _| async move { c.list_collections().await })?;
+        let mut found = Vec::new();
+        for c in all.collections {
+            if !c.name.starts_with(&prefix) || named.contains(&c.name) {
+                continue;
+            }
+            let candidate = ServerStore {
+                collection: c.name,
+                ..self.sibling()
+            };
+            let (ours, whole) = candidate.reembed_state(&self.collection)?;
+            if ours {
+                found.push((candidate, whole));
+            }
+        }
+        Ok(found)
     }
 
     /// The same nodes, with nothing read yet.

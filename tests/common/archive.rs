@@ -172,6 +172,30 @@ impl Archive {
         child
     }
 
+    /// Starts `index` (with `extra`) on the archive, held just before it writes each file's
+    /// record (the `failpoints` feature): an indexer caught holding its files.
+    pub fn index_held_before_record(&self, extra: &[&str]) -> std::process::Child {
+        let mut args = vec!["index"];
+        args.extend(extra);
+        self.command(&args)
+            .arg(&self.videos)
+            .env("FAILPOINTS", "index-before-record=sleep(60000)")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `reembed --embedder MODEL --json`, which must succeed: its summary.
+    pub fn reembed(&self, model: &str) -> Value {
+        let output = self
+            .command(&["reembed", "--embedder", model, "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
     /// Waits (at most a minute) until the stand-in has been asked this many times.
     pub fn wait_for_requests(&self, requests: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -327,12 +351,7 @@ pub fn reembed_keeps_every_segment(archive: &Archive, query: &str, caption: &str
     let before = archive.segments();
     assert!(before.len() > 2, "{before:?}");
     let asked = archive.mock.seen().len();
-    let output = archive
-        .command(&["reembed", "--embedder", "e5", "--json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = archive.reembed("e5");
     assert_eq!(summary["from"], "all-MiniLM-L6-v2", "{summary}");
     assert_eq!(summary["to"], E5::NAME, "{summary}");
     assert_eq!(summary["segments"], before.len(), "{summary}");
