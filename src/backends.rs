@@ -395,8 +395,8 @@ impl StoreSettings {
     /// Fails early, before any model is loaded, when the embedded index does not exist.
     pub fn check_exists(&self) -> Result<(), SetupError> {
         let dir = self.index_dir()?;
-        if !self.is_server() && !EdgeStore::exists(&dir) {
-            return Err(StoreError::Missing(dir.display().to_string()).into());
+        if !self.is_server() {
+            EdgeStore::must_exist(&dir)?;
         }
         Ok(())
     }

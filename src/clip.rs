@@ -102,6 +102,12 @@ struct Input {
 }
 
 impl Input {
+    /// The file's length in seconds, when the container says.
+    fn length(&self) -> Option<f64> {
+        let whole = self.context.duration();
+        (whole > 0).then(|| whole as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+    }
+
     fn open(source: &Path) -> Result<Input, ClipError> {
         init();
         let opened = |e: String| ClipError::Open(source.to_path_buf(), e);
@@ -174,11 +180,47 @@ pub fn copy_format(source: &Path) -> &'static str {
 }
 
 fn out_context(path: &Path, output: &Output) -> Result<format::context::Output, ClipError> {
-    format::output_as(path, &output.format).map_err(|source| ClipError::Ffmpeg {
-        path: path.to_path_buf(),
-        doing: "creating the clip",
-        source,
-    })
+    format::output_as(path, &output.format).map_err(written(path, "creating the clip"))
+}
+
+/// A failure to write the clip `out`: the system's own error (a full disk, a folder not
+/// writable) when FFmpeg passed one on, else what FFmpeg says.
+fn written<'a>(
+    out: &'a Path,
+    doing: &'static str,
+) -> impl Fn(ffmpeg::Error) -> ClipError + Copy + 'a {
+    move |source| match source {
+        ffmpeg::Error::Other { errno } => {
+            ClipError::Write(out.to_path_buf(), std::io::Error::from_raw_os_error(errno))
+        }
+        source => ClipError::Ffmpeg {
+            path: out.to_path_buf(),
+            doing,
+            source,
+        },
+    }
+}
+
+/// Ends the clip: its trailer, and every byte FFmpeg still buffers pushed to the file, where a
+/// full disk shows (closing it would drop that error).
+fn finish(context: &mut format::context::Output, out: &Path) -> Result<(), ClipError> {
+    context
+        .write_trailer()
+        .map_err(written(out, "finishing the clip"))?;
+    // SAFETY: `pb` is the open file the context writes, kept until the context drops.
+    let error = unsafe {
+        let pb = (*context.as_mut_ptr()).pb;
+        if pb.is_null() {
+            0
+        } else {
+            ffmpeg::ffi::avio_flush(pb);
+            (*pb).error
+        }
+    };
+    match error {
+        0.. => Ok(()),
+        e => Err(written(out, "finishing the clip")(ffmpeg::Error::from(e))),
+    }
 }
 
 fn header_options(output: &Output) -> Dictionary<'static> {
@@ -282,8 +324,10 @@ pub fn copy(
     let mut aac = aac_for(&input, output, &mut context)?;
     context
         .write_header_with(header_options(output))
-        .map_err(input.failed("writing the clip's header"))?;
-    input.seek(from)?;
+        .map_err(written(out, "writing the clip's header"))?;
+    if from > 0.0 {
+        input.seek(from)?;
+    }
     let mut zero: Option<f64> = None;
     let video = input.video;
     let bases = input.bases.clone();
@@ -302,11 +346,7 @@ pub fn copy(
             if let Some(zero) = zero.filter(|&z| time >= z - 1e-6 && time < to) {
                 track
                     .push(&packet, time - zero, &mut context)
-                    .map_err(|source| ClipError::Ffmpeg {
-                        path: out.to_path_buf(),
-                        doing: "re-encoding the sound",
-                        source,
-                    })?;
+                    .map_err(written(out, "re-encoding the sound"))?;
             }
             continue;
         }
@@ -338,21 +378,13 @@ pub fn copy(
             zero + start,
             out_index,
         )
-        .map_err(|source| ClipError::Ffmpeg {
-            path: out.to_path_buf(),
-            doing: "writing the clip",
-            source,
-        })?;
+        .map_err(written(out, "writing the clip"))?;
     }
-    let finishing = |source| ClipError::Ffmpeg {
-        path: out.to_path_buf(),
-        doing: "finishing the clip",
-        source,
-    };
+    let finishing = written(out, "finishing the clip");
     if let Some((_, track)) = &mut aac {
         track.finish(&mut context).map_err(finishing)?;
     }
-    context.write_trailer().map_err(finishing)?;
+    finish(&mut context, out)?;
     let zero = zero.ok_or_else(|| ClipError::Empty(source.to_path_buf()))?;
     Ok(Made {
         zero,
@@ -390,6 +422,22 @@ pub fn encode(
     out: &Path,
     output: &Output,
 ) -> Result<Made, ClipError> {
+    match encode_after(source, from, to, out, output, true) {
+        // A file without an index (MPEG-TS) may seek to a point after which no key frame comes
+        // (one key frame, at its start): nothing decodes there, so it is read from its start.
+        Err(ClipError::Empty(_)) => encode_after(source, from, to, out, output, false),
+        made => made,
+    }
+}
+
+fn encode_after(
+    source: &Path,
+    from: f64,
+    to: f64,
+    out: &Path,
+    output: &Output,
+    seek: bool,
+) -> Result<Made, ClipError> {
     let mut input = Input::open(source)?;
     let stream = input
         .context
@@ -425,14 +473,13 @@ pub fn encode(
     let mut aac = aac_for(&input, output, &mut context)?;
     context
         .write_header_with(header_options(output))
-        .map_err(input.failed("writing the clip's header"))?;
-    input.seek(from)?;
+        .map_err(written(out, "writing the clip's header"))?;
+    // A file just opened is at its start: seeking there can only land past it.
+    if seek && from > 0.0 {
+        input.seek(from)?;
+    }
     let (index, bases, start) = (input.video, input.bases.clone(), input.start);
-    let written = |source| ClipError::Ffmpeg {
-        path: out.to_path_buf(),
-        doing: "writing the clip",
-        source,
-    };
+    let written = written(out, "writing the clip");
     // The frame on screen at `from` is the last one that starts at or before it.
     let mut pending: Option<(f64, ffmpeg::frame::Video)> = None;
     let mut frames = 0usize;
@@ -521,7 +568,7 @@ pub fn encode(
     if let Some((_, track)) = &mut aac {
         track.finish(&mut context).map_err(written)?;
     }
-    context.write_trailer().map_err(written)?;
+    finish(&mut context, out)?;
     if frames == 0 {
         return Err(ClipError::Empty(source.to_path_buf()));
     }
@@ -700,12 +747,17 @@ pub struct Plan {
 /// Plans the clip `[from, to)` of `source` in `dir`, named by the file and the times: copied
 /// when both ends are on key frames, else re-encoded from exactly `from`.
 pub fn plan(source: &Path, from: f64, to: f64, dir: &Path) -> Result<Plan, ClipError> {
+    let input = Input::open(source)?;
+    // Padding past the end would name a clip by a time it does not reach.
+    let to = match input.length() {
+        Some(length) if length > from => to.min(length),
+        _ => to,
+    };
     let on_key = keyframe_at(source, from)?;
     let copy = on_key.is_some() && keyframe_at(source, to)?.is_some();
     let format = match copy {
         true => copy_format(source).to_string(),
         false => {
-            let input = Input::open(source)?;
             let plays = input.audio_codec().is_none_or(|c| MP4_AUDIO.contains(&c));
             (if plays { "mp4" } else { "matroska" }).to_string()
         }

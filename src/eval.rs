@@ -106,6 +106,8 @@ pub enum EvalError {
     Empty { path: PathBuf },
     #[error("{0}: {1}")]
     Picture(PathBuf, String),
+    #[error("{0}: no such file; the golden set names it, so restore it or fix that line")]
+    Missing(PathBuf),
     #[error("the throw-away index for the searches: {0}")]
     Index(String),
     #[error("the golden set has speech to score: {0}")]
@@ -493,6 +495,9 @@ pub fn pictures(cases: &[PictureCase], settings: Picture) -> Result<Vec<Encoded>
                     crate::decode::image_at_side(video, *time, settings.max_side),
                 ),
             };
+            if !path.is_file() {
+                return Err(EvalError::Missing(path.clone()));
+            }
             let image = image.map_err(|why| EvalError::Picture(path.clone(), why))?;
             encode(&image, settings).map_err(|e| EvalError::Picture(path.clone(), e.to_string()))
         })

@@ -242,9 +242,7 @@ fn jsonl(cues: &[Cue]) -> String {
         line.insert("text".into(), cue.text.clone().into());
         for (field, value) in &cue.fields {
             // `texts` is what `reembed` makes vectors from, not for reading.
-            if !line.contains_key(field)
-                && !["record", "thumbnail", "texts"].contains(&field.as_str())
-            {
+            if !line.contains_key(field) && !["record", "texts"].contains(&field.as_str()) {
                 line.insert(field.clone(), value.clone());
             }
         }

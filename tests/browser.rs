@@ -517,3 +517,85 @@ fn fill_index(dir: &std::path::Path, n: usize) {
     store.optimize().unwrap();
     store.flush().unwrap();
 }
+
+#[test]
+fn issue24_weaker_hits_fold_into_one_line_and_a_refused_filter_clears_the_hits_in_the_page_s_words()
+{
+    let archive = archive_of(&[("colors.mp4", "colors.mp4"), ("cuts.mp4", "cuts.mp4")]);
+    let served = serve(&archive);
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    open(&browser, &served);
+    // One close match (the name tag of the blue scene), the rest weaker.
+    type_query(&browser, "a name tag");
+    let shown = browser.until(
+        "const h = document.querySelector('.hit:not(.weak)');
+         const more = document.querySelector('details.weaker');
+         return h && more ? {
+             summary: more.querySelector('summary').textContent,
+             open: more.open,
+             weak: more.querySelectorAll('.hit.weak').length,
+             visible: [...document.querySelectorAll('.hit')].filter(e => e.checkVisibility()).length,
+             strong: document.querySelectorAll('.hit:not(.weak)').length,
+             headings: [...document.querySelectorAll('#hits > .file h2')].map(e => e.textContent),
+         } : null;",
+        60,
+    );
+    let weak = shown["weak"].as_u64().unwrap();
+    assert!(weak > 0, "{shown}");
+    assert_eq!(
+        shown["summary"],
+        format!("{weak} weaker {}", if weak == 1 { "hit" } else { "hits" }),
+        "{shown}"
+    );
+    assert_eq!(shown["open"], false, "{shown}");
+    assert_eq!(
+        shown["visible"], shown["strong"],
+        "weak hits are folded: {shown}"
+    );
+    let headings: Vec<&str> = shown["headings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    let mut unique = headings.clone();
+    unique.dedup();
+    assert_eq!(unique, headings, "one heading a file: {shown}");
+
+    // A filter the server refuses: the old hits go, and the note says what to change.
+    browser.js(
+        "const w = document.querySelector('#where'); w.value = 'colour=red';
+         w.dispatchEvent(new Event('change'));",
+    );
+    let refused = browser.until(
+        "const n = document.querySelector('#note');
+         return n.className === 'error' ? { note: n.textContent,
+             hits: document.querySelectorAll('.hit').length } : null;",
+        30,
+    );
+    assert_eq!(refused["hits"], 0, "{refused}");
+    let note = refused["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("Where: segments have no field 'colour'") && !note.contains("--"),
+        "{note}"
+    );
+
+    // A moderation field on an index captioned in another style says why nothing matches.
+    browser.js(
+        "const w = document.querySelector('#where'); w.value = 'contains_people=false';
+         w.dispatchEvent(new Event('change'));",
+    );
+    let note = browser.until(
+        "const n = document.querySelector('#note').textContent;
+         return n.includes('moderation') ? n : null;",
+        30,
+    );
+    assert!(
+        note.as_str()
+            .unwrap()
+            .contains("no scene in this index has contains_people"),
+        "{note}"
+    );
+}

@@ -410,3 +410,67 @@ fn issue25_broadcast_sound_plays_in_a_stretch_as_aac_instead_of_silence() {
         }
     }
 }
+
+#[test]
+fn issue24_cut_pad_never_names_a_clip_past_the_file_s_end() {
+    let archive = with_sound();
+    // The blue scene is 2-4 s of a file about 5 s long: 10 s of padding reaches far past it.
+    let (output, clips) = cut(
+        &archive,
+        "a name tag that reads Kowalczyk",
+        &["--pad", "10"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(clips.len(), 1);
+    let source = probe(&archive.videos.join("colors_audio.mp4"));
+    let length: f64 = source["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let millis = (length * 1000.0).round() as u64;
+    let end = format!("-00h00m{:02}.{:03}s", millis / 1000, millis % 1000);
+    let name = clips[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("colors_audio_00h00m00.000s") && name.contains(&end),
+        "{name} should end at the file's end, {length} s"
+    );
+    let clip: f64 = probe(&clips[0])["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (clip - length).abs() < 0.1,
+        "the clip is {clip} s of {length} s"
+    );
+}
+
+#[test]
+fn issue24_a_full_disk_in_cut_is_exit_5_naming_the_clip_and_leaves_no_file() {
+    let archive = with_sound();
+    let disk = archive.dir.path().join("small");
+    std::fs::create_dir(&disk).unwrap();
+    let Some(_mounted) = common::disk::Mounted::tmpfs_of(&disk, "8k") else {
+        return;
+    };
+    for pad in ["0", "0.5"] {
+        // Key frame to key frame is copied; half a second wider is re-encoded.
+        let output = archive
+            .command(&["cut", "a name tag that reads Kowalczyk", "--limit", "1"])
+            .args(["--pad", pad, "--out"])
+            .arg(&disk)
+            .output()
+            .unwrap();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(5), "--pad {pad}: {text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.starts_with(&format!("Error: {}/colors_audio_", disk.display()))
+                && text.contains("No space left on device"),
+            "the clip is named, not the video: {text}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&disk).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -243,3 +243,29 @@ fn issue11_a_bad_golden_line_is_named() {
     let missing = eval(&mock, dir.path(), &["/nonexistent/golden.jsonl"]);
     assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
 }
+
+#[test]
+fn issue24_a_missing_golden_picture_is_exit_3_in_one_line_and_nothing_is_paid() {
+    let mock = MockVlm::start(Wire::OpenAi);
+    let dir = tempfile::tempdir().unwrap();
+    let set = golden(
+        dir.path(),
+        &[
+            format!(r#"{{"image": "{}", "must": ["exit"]}}"#, at("slide.png")),
+            r#"{"image": "gone.png", "must": ["dog"]}"#.to_string(),
+        ],
+    );
+    let output = eval(&mock, dir.path(), &[&set]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let gone = dir.path().join("gone.png");
+    assert!(
+        text.starts_with(&format!("Error: {}: no such file", gone.display())),
+        "{text}"
+    );
+    assert!(
+        mock.seen().is_empty(),
+        "nothing is paid for a set with a hole"
+    );
+}

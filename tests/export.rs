@@ -181,3 +181,43 @@ fn issue25_every_track_a_run_writes_has_a_name_of_its_own_even_when_the_fallback
         );
     }
 }
+
+#[test]
+fn issue24_export_jsonl_carries_every_field_search_json_has() {
+    let archive = Archive::new(&["colors.mp4"]);
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let video = archive.videos.join("colors.mp4");
+    let jsonl = export(&archive, &[video.to_str().unwrap(), "--format", "jsonl"]);
+    assert!(jsonl.status.success(), "{}", stderr(&jsonl));
+    let lines: Vec<serde_json::Value> = String::from_utf8(jsonl.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // What ranks a hit or says where its file is belongs to a search, not to a track.
+    let of_a_search = [
+        "rank",
+        "score",
+        "similarity",
+        "path",
+        "path_bytes",
+        "host",
+        "mpv",
+        "paths",
+    ];
+    let hits = archive.search("red background", &["--min-score", "0"]);
+    assert!(!hits.is_empty());
+    for hit in &hits {
+        let line = lines
+            .iter()
+            .find(|l| l["start"] == hit["start"])
+            .unwrap_or_else(|| panic!("no line at {}: {lines:?}", hit["start"]));
+        assert!(hit.get("thumbnail").is_some(), "{hit}");
+        for (field, value) in hit.as_object().unwrap() {
+            if !of_a_search.contains(&field.as_str()) {
+                assert_eq!(&line[field], value, "{field} of {line}");
+            }
+        }
+    }
+}

@@ -276,7 +276,11 @@ fn issue23_reembed_killed_midway_keeps_the_old_index_and_resumes() {
     // Killed, the index is the old one, whole, and searched with MiniLM.
     assert_eq!(archive.stats()["embedder"], "all-MiniLM-L6-v2");
     assert_eq!(archive.segments(), before);
-    assert_eq!(archive.mock.seen().len(), asked, "reembed asked the captioner");
+    assert_eq!(
+        archive.mock.seen().len(),
+        asked,
+        "reembed asked the captioner"
+    );
     // It changes before the next reembed: a file added, one forgotten.
     std::fs::copy(
         common::fixture("static.mp4"),

@@ -674,3 +674,82 @@ fn issue12_11_a_picture_shared_by_files_in_flight_is_paid_for_once() {
         "the fixtures share pictures"
     );
 }
+
+#[test]
+fn issue24_a_mistyped_flag_is_one_line_that_says_what_to_do() {
+    let output = command()
+        .args(["search", "a dog", "--limt", "3"])
+        .output()
+        .unwrap();
+    let error = text(&output.stderr);
+    assert_eq!(code(&output), 2, "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        error.starts_with("Error: unexpected argument '--limt' found")
+            && error.contains("did you mean '--limit'?")
+            && error.contains("`scenedex search --help`"),
+        "{error}"
+    );
+    let output = command()
+        .env("SCENEDEX_LIMIT", "abc")
+        .args(["search", "a dog"])
+        .output()
+        .unwrap();
+    let error = text(&output.stderr);
+    assert_eq!(code(&output), 2, "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        error.contains("'abc'") && error.contains("the environment variable SCENEDEX_LIMIT"),
+        "{error}"
+    );
+}
+
+#[test]
+fn issue24_a_broken_config_file_does_not_hide_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "max-gap = 3\nmax-gap = 4\n").unwrap();
+    for args in [&["--help"][..], &["index", "--help"], &["--version"]] {
+        let output = command()
+            .env("SCENEDEX_CONFIG", &config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 0, "{args:?}: {}", text(&output.stderr));
+        assert!(!text(&output.stdout).is_empty(), "{args:?}");
+    }
+    let output = command()
+        .env("SCENEDEX_CONFIG", &config)
+        .args(["search", "a dog"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 2, "the file is still refused for work");
+}
+
+#[test]
+fn issue24_search_and_serve_pointed_at_a_folder_of_videos_say_so() {
+    let archive = Archive::new(&["cuts.mp4"]);
+    for command in [
+        &["search", "a dog"][..],
+        &["serve", "--bind", "127.0.0.1:0"],
+        &["stats"],
+        &["export", "x.mp4"],
+    ] {
+        let output = archive
+            .command(command)
+            .arg("--index")
+            .arg(&archive.videos)
+            .output()
+            .unwrap();
+        let error = stderr(&output);
+        assert_eq!(code(&output), 2, "{command:?}: {error}");
+        assert_eq!(error.lines().count(), 1, "{error}");
+        assert!(
+            error.contains("holds other files and no scenedex index")
+                && !error.contains("run `scenedex index"),
+            "{command:?}: {error}"
+        );
+    }
+    let names: Vec<_> = std::fs::read_dir(&archive.videos).unwrap().collect();
+    assert_eq!(names.len(), 1, "nothing was written among the videos");
+}

@@ -106,6 +106,33 @@ fn video_is_served_with_range_requests_and_the_page_with_a_strict_policy() {
 }
 
 #[test]
+fn issue24_bind_takes_a_host_name_as_localhost_8731() {
+    let archive = indexed(&["colors.mp4"]);
+    let mut command = archive.command(&["serve", "--bind", "localhost:0"]);
+    command.env("XDG_CACHE_HOME", archive.dir.path().join("xdg-cache"));
+    let mut served = Served::start(command);
+    assert!(
+        served.base.starts_with("http://127.0.0.1:"),
+        "localhost is served on its IPv4 address: {}",
+        served.base
+    );
+    let answer = search(&served, "red+background");
+    assert!(!answer["hits"].as_array().unwrap().is_empty(), "{answer}");
+    served.stop();
+
+    let refused = archive
+        .command(&["serve", "--bind", "no-such-host.invalid:8731"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("'no-such-host.invalid' does not resolve"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
 fn a_wide_bind_needs_a_token_and_a_request_without_it_gets_401() {
     let archive = indexed(&["colors.mp4"]);
     let mut command = archive.command(&["serve", "--bind", "0.0.0.0:0"]);
@@ -394,4 +421,62 @@ fn issue25_a_page_that_rebinds_its_own_name_to_this_server_gets_403() {
     let reply = served.get("/", &[("Host", &evil)]);
     assert!(reply.text().starts_with("403: "), "{}", reply.text());
     assert!(reply.text().contains("--allow-host"), "{}", reply.text());
+}
+
+/// Pictures FFmpeg decodes from a file the page was given.
+fn decoded_pictures(bytes: &[u8]) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stretch");
+    std::fs::write(&file, bytes).unwrap();
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn issue24_an_mpeg_ts_of_one_key_frame_starting_late_plays_at_every_hit() {
+    let archive = indexed(&["offset.ts"]);
+    let served = Served::start(serve(&archive, &[]));
+    let answer = search(&served, "a+scene");
+    let hits = answer["hits"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{answer}");
+    for hit in hits {
+        let url = hit["url"].as_str().unwrap_or_else(|| panic!("{hit}"));
+        let (start, end) = (hit["start"].as_f64().unwrap(), hit["end"].as_f64().unwrap());
+        let media = if url.starts_with("/api/stretch/") {
+            let asked = format!("{url}?from={start}&to={end}");
+            let mut reply = served.get(&asked, &[]);
+            while reply.status == 503 {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                reply = served.get(&asked, &[]);
+            }
+            assert_eq!(reply.status, 200, "{start}-{end}: {}", reply.text());
+            let made: Value = serde_json::from_slice(&reply.body).unwrap();
+            made["url"].as_str().unwrap().to_string()
+        } else {
+            url.to_string()
+        };
+        let reply = served.get(&media, &[]);
+        assert_eq!(reply.status, 200, "{media}");
+        assert!(decoded_pictures(&reply.body) > 0, "{start}-{end} plays");
+    }
+    // And cut makes a clip of each.
+    let mut served = served;
+    served.stop();
+    let out = archive.dir.path().join("clips");
+    let output = archive
+        .command(&["cut", "a scene", "--min-score", "0", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let clips: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(clips.len(), hits.len(), "{}", stderr(&output));
 }

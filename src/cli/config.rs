@@ -62,6 +62,9 @@ const SETTINGS: &[&str] = &[
     "to",
     "min_score",
     "thumb_size",
+    "batch_size",
+    "batch_fallback",
+    "poll",
 ];
 
 pub fn default_path() -> Option<PathBuf> {
@@ -177,6 +180,39 @@ pub fn origin(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    /// What names one run's own target rather than a setting: a default for it in the file
+    /// would write where the user did not say.
+    const NOT_SETTINGS: &[&str] = &["out", "against", "where", "speech_model_dir"];
+
+    #[test]
+    fn issue24_every_option_that_takes_a_value_has_a_variable_and_a_config_name() {
+        let cli = super::super::Cli::command();
+        let mut missing = Vec::new();
+        for command in cli.get_subcommands() {
+            for arg in command.get_arguments() {
+                let name = arg.get_id().as_str().to_string();
+                let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+                if arg.is_positional()
+                    || !takes_value
+                    || NOT_SETTINGS.contains(&name.as_str())
+                    || ["help", "version"].contains(&name.as_str())
+                {
+                    continue;
+                }
+                let variable = format!("SCENEDEX_{}", name.to_uppercase());
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                if env.as_deref() != Some(variable.as_str()) && !name.ends_with("key") {
+                    missing.push(format!("{} --{name}: no {variable}", command.get_name()));
+                }
+                if !SETTINGS.contains(&name.as_str()) && !name.ends_with("key") {
+                    missing.push(format!("{} --{name}: not in the file", command.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
 
     #[test]
     fn settings_become_variables_and_unknown_ones_are_refused() {

@@ -208,7 +208,7 @@ fn table(scored: &[Scored]) -> Vec<String> {
 
 fn eval_error(e: EvalError) -> Error {
     match e {
-        EvalError::Read { .. } => Error::NoInput(e.to_string()),
+        EvalError::Read { .. } | EvalError::Missing(_) => Error::NoInput(e.to_string()),
         EvalError::Line { .. } | EvalError::Empty { .. } | EvalError::Picture(..) => {
             Error::Input(e.to_string())
         }

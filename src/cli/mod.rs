@@ -15,7 +15,7 @@ mod stats;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 pub use crate::backends::{CaptionerChoice, EmbedderChoice};
 use crate::backends::{CaptionerSettings, SetupError, StoreSettings};
@@ -403,13 +403,14 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// Address and port to listen on; port 0 picks a free one. Anything but loopback needs
-    /// --token.
+    /// Address (or host name) and port to listen on; port 0 picks a free one. Anything but
+    /// loopback needs --token.
     #[arg(
         long,
         env = "SCENEDEX_BIND",
         value_name = "ADDR:PORT",
-        default_value = "127.0.0.1:8731"
+        default_value = "127.0.0.1:8731",
+        value_parser = crate::serve::bind_address
     )]
     pub bind: std::net::SocketAddr,
 
@@ -553,7 +554,7 @@ pub struct BatchArgs {
 
     /// --batch: most requests in one batch [default: the provider's limit, 50,000 for
     /// OpenAI and 100,000 for Anthropic]; batches are split at the provider's size limit too.
-    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, env = "SCENEDEX_BATCH_SIZE", value_name = "N", requires = "batch", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch_size: Option<u64>,
 
     /// --batch: what to do with frames a batch could not answer (it failed, expired or was
@@ -561,6 +562,7 @@ pub struct BatchArgs {
     /// now, one request each, at the full price.
     #[arg(
         long,
+        env = "SCENEDEX_BATCH_FALLBACK",
         value_enum,
         value_name = "HOW",
         default_value = "none",
@@ -569,7 +571,7 @@ pub struct BatchArgs {
     pub batch_fallback: Fallback,
 
     /// --batch: seconds between checks on the batches.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_number)]
+    #[arg(long, env = "SCENEDEX_POLL", value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_number)]
     pub poll: f64,
 }
 
@@ -1068,6 +1070,8 @@ pub fn main() -> i32 {
     let _failpoints = fail::FailScenario::setup();
     let from_file = match load_config() {
         Ok(set) => set,
+        // Help needs no settings: a broken config file must not hide how to fix it.
+        Err(_) if asks_for_help() => Vec::new(),
         Err(e) => {
             eprintln!("Error: {e}");
             return e.exit_code();
@@ -1101,6 +1105,17 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// Whether the command line asks for help or the version, which read no settings.
+fn asks_for_help() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.is_empty()
+        || args.first().is_some_and(|a| a == "help")
+        || args
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| ["-h", "--help", "-V", "--version"].contains(&a.as_str()))
 }
 
 /// Puts the config file's settings where clap finds them: as `SCENEDEX_*` variables the
@@ -1137,11 +1152,37 @@ fn flag_error(e: &clap::Error, from_file: &[(String, String)]) -> i32 {
         Some(origin) => {
             eprintln!("Error: {}; it comes from {origin}", first_line(e));
         }
-        None => {
-            let _ = e.print();
-        }
+        None => eprintln!("Error: {}", usage_line(e)),
     }
     exit::USAGE
+}
+
+/// clap's error in one line that says what to do: its first line, its suggestion if it has
+/// one, and where the flags are told.
+fn usage_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut line = first_line(e);
+    let suggested = match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(s)) => s.first().cloned(),
+        _ => None,
+    };
+    let suggested = suggested.or_else(|| match e.get(ContextKind::SuggestedSubcommand) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(s)) => s.first().cloned(),
+        _ => None,
+    });
+    if let Some(s) = suggested {
+        line.push_str(&format!("; did you mean '{s}'?"));
+    }
+    let command = std::env::args()
+        .nth(1)
+        .filter(|a| Cli::command().find_subcommand(a).is_some());
+    let help = match command {
+        Some(name) => format!("scenedex {name} --help"),
+        None => "scenedex --help".into(),
+    };
+    format!("{line} (see `{help}`)")
 }
 
 /// The first Ctrl-C asks the work to stop at a clean point; a second one ends the process now.

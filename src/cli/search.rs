@@ -108,7 +108,11 @@ pub fn cut(args: &CutArgs) -> Result<(), Error> {
     for plan in &plans {
         crate::clip::write(plan).map_err(|e| match e {
             crate::clip::ClipError::Interrupted => Error::Interrupted,
-            crate::clip::ClipError::Write(path, source) => Error::Write { path, source },
+            // The clip's own name, not the partial file it is written as.
+            crate::clip::ClipError::Write(_, source) => Error::Write {
+                path: plan.out.clone(),
+                source,
+            },
             e => Error::Input(e.to_string()),
         })?;
         let how = if plan.copy { "copied" } else { "re-encoded" };

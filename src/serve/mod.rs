@@ -96,6 +96,30 @@ pub fn open(
     ))
 }
 
+/// The address `--bind` names: `ADDR:PORT`, `[V6]:PORT`, or a host name and port
+/// (`localhost:8731`), whose first IPv4 address is taken, as browsers try it first.
+pub fn bind_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad =
+        || format!("'{text}' is not ADDR:PORT or HOST:PORT (as 127.0.0.1:8731 or localhost:8731)");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("'{host}' does not resolve to an address here ({e})"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("'{host}' does not resolve to an address here"))
+}
+
 /// Refuses a bind that reaches beyond this machine without a token.
 pub fn check_bind(addr: SocketAddr, token: Option<&Token>) -> Result<(), ServeError> {
     if !addr.ip().is_loopback() && token.is_none() {

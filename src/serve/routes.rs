@@ -112,9 +112,18 @@ fn request(pairs: &[(String, String)], floor: Option<f32>) -> Result<Search, Str
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let mut filter = search::overlapping(number(pairs, "from"), number(pairs, "to"))?;
+    // Said in the page's words: its fields are From, To and Where, not flags.
+    let (from, to) = (number(pairs, "from"), number(pairs, "to"));
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(format!(
+                "From ({from} s) is after To ({to} s), so no scene can match; swap them"
+            ));
+        }
+    }
+    let mut filter = search::overlapping(from, to)?;
     for (_, condition) in pairs.iter().filter(|(k, _)| k == "where") {
-        let (field, value) = search::field_value(condition)?;
+        let (field, value) = search::field_value(condition).map_err(|e| format!("Where: {e}"))?;
         filter.push(Condition::Equals(field, value));
     }
     Ok(Search {
@@ -145,12 +154,25 @@ async fn api_search(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> A
             &app.host,
         )
         .map_err(failed)?;
+        let unseen = search::unseen_fields(app.store.as_ref(), &request.filter).map_err(failed)?;
+        let notes: Vec<String> = unseen
+            .iter()
+            .map(|field| {
+                format!(
+                    "no scene in this index has {field}, so Where {field}=… matches nothing: \
+                     it comes from captions in the moderation style (index with --style moderation)"
+                )
+            })
+            .collect();
         let hits: Vec<Value> = answer.hits.iter().map(|f| hit(&app, f)).collect();
         let weak: Vec<Value> = answer.weak.iter().map(|f| hit(&app, f)).collect();
-        Ok(
-            Json(json!({"hits": hits, "weak": weak, "floor": request.min_similarity}))
-                .into_response(),
-        )
+        Ok(Json(json!({
+            "hits": hits,
+            "weak": weak,
+            "floor": request.min_similarity,
+            "notes": notes,
+        }))
+        .into_response())
     })
     .await
 }

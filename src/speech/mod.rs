@@ -102,11 +102,13 @@ pub struct Options {
 
 /// What turns a stretch of speech into words: Whisper on this machine, or a service.
 pub trait Transcriber: Send + Sync {
-    /// What is said in `samples` (16 kHz mono, at most a window long), which start `at`
-    /// seconds into the file, on the file's timeline; in `lang` when it is given.
+    /// What is said in `samples` (16 kHz mono, at most `longest`), which start `at`
+    /// seconds into the file, on the file's timeline; in `lang` when it is given. `pauses` are
+    /// where within them a stretch of speech ended, where a window best ends.
     fn transcribe(
         &self,
         samples: &[f32],
+        pauses: &[usize],
         at: f64,
         lang: Option<&str>,
     ) -> Result<Vec<Utterance>, SpeechError>;
@@ -116,6 +118,12 @@ pub trait Transcriber: Send + Sync {
     fn model(&self) -> String;
     /// Whether it can be told to hear `lang`.
     fn knows(&self, lang: &str) -> bool;
+    /// The most samples one call is given. A service gets stretches of at most a window, as
+    /// its kept answers are keyed by the stretch sent; Whisper reads longer talk window by
+    /// window, so what one window leaves unread opens the next rather than a window of its own.
+    fn longest(&self) -> usize {
+        mel::WINDOW
+    }
     /// Dollars per minute of sound sent, for a paid service.
     fn price_per_minute(&self) -> Option<f64> {
         None
@@ -236,6 +244,7 @@ impl Ear {
             buffer_start: 0,
             total: 0,
             chunk: None,
+            pauses: Vec::new(),
             heard: Heard::default(),
             origin: 0.0,
         };
@@ -287,6 +296,8 @@ struct Listening<'e> {
     total: usize,
     /// Stretches gathered to be read together: first sample, last sample.
     chunk: Option<(usize, usize)>,
+    /// Where each stretch of the chunk but its last ended.
+    pauses: Vec<usize>,
     heard: Heard,
     origin: f64,
 }
@@ -319,10 +330,14 @@ impl Listening<'_> {
 
     fn gather(&mut self, start: usize, end: usize) -> Result<(), SpeechError> {
         let joins = |(first, last): (usize, usize)| {
-            start <= last + (JOIN_GAP * SAMPLE_RATE as f64) as usize && end - first <= mel::WINDOW
+            start <= last + (JOIN_GAP * SAMPLE_RATE as f64) as usize
+                && end - first <= self.ear.transcriber.longest()
         };
         match self.chunk {
-            Some(chunk) if joins(chunk) => self.chunk = Some((chunk.0, end.max(chunk.1))),
+            Some(chunk) if joins(chunk) => {
+                self.pauses.push(chunk.1);
+                self.chunk = Some((chunk.0, end.max(chunk.1)));
+            }
             Some(_) => {
                 self.read_chunk()?;
                 self.chunk = Some((start, end));
@@ -339,17 +354,30 @@ impl Listening<'_> {
         let from = start.max(self.buffer_start) - self.buffer_start;
         let to = (end.min(self.total) - self.buffer_start).max(from);
         let at = self.origin + (from + self.buffer_start) as f64 / SAMPLE_RATE as f64;
-        let said = self.transcribe(from, to, at)?;
+        let first = from + self.buffer_start;
+        let pauses: Vec<usize> = std::mem::take(&mut self.pauses)
+            .into_iter()
+            .filter(|&p| p > first && p < to + self.buffer_start)
+            .map(|p| p - first)
+            .collect();
+        let said = self.transcribe(from, to, &pauses, at)?;
         self.heard.sent_seconds += (to - from) as f64 / SAMPLE_RATE as f64;
         self.heard.utterances.extend(said);
         Ok(())
     }
 
     /// The samples `from..to` of the buffer, which start `at`, transcribed or as kept.
-    fn transcribe(&self, from: usize, to: usize, at: f64) -> Result<Vec<Utterance>, SpeechError> {
+    fn transcribe(
+        &self,
+        from: usize,
+        to: usize,
+        pauses: &[usize],
+        at: f64,
+    ) -> Result<Vec<Utterance>, SpeechError> {
         let samples = &self.buffer[from..to];
+        let transcriber = &self.ear.transcriber;
         let Some(kept) = self.kept else {
-            return self.ear.transcriber.transcribe(samples, at, self.lang);
+            return transcriber.transcribe(samples, pauses, at, self.lang);
         };
         let mut hash = Sha256::new();
         for x in samples {
@@ -366,7 +394,7 @@ impl Listening<'_> {
         if let Some(said) = kept.cache.get_entry::<Vec<Utterance>>(&key) {
             return Ok(said.into_iter().map(|u| shift(u, at)).collect());
         }
-        let said = self.ear.transcriber.transcribe(samples, at, self.lang)?;
+        let said = transcriber.transcribe(samples, pauses, at, self.lang)?;
         let relative: Vec<Utterance> = said.iter().cloned().map(|u| shift(u, -at)).collect();
         let _ = crate::private::create_dir_all(kept.cache.dir())
             .and_then(|()| kept.cache.put_entry(&key, &relative));

@@ -2,12 +2,14 @@
 //! steps. candle-transformers 0.11 has the same network but recomputes every earlier token at
 //! each step, which makes decoding a 30 s window quadratic in its tokens; see ARCHITECTURE.md.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::op::{GeluErf, UnaryOpT};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{
     conv1d, embedding, layer_norm, linear, linear_no_bias, Conv1d, Conv1dConfig, Embedding,
     LayerNorm, Linear, VarBuilder,
 };
+use rayon::prelude::*;
 
 /// The network's sizes, as `scripts/convert_whisper.py` writes them.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -50,21 +52,44 @@ impl Attention {
         Ok((self.key.forward(x)?, self.value.forward(x)?))
     }
 
-    /// `x` attending to keys and values (all `[1, T, D]`); `mask` hides later positions.
+    /// Keys `[1, T, D]` as each head's transposed and scaled keys `[1, H, D/H, T]`, and values
+    /// as each head's `[1, H, T, D/H]`: the form `attend` reads, made once for keys read often.
+    fn split(&self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = (self.heads(k)?.transpose(2, 3)?.contiguous()? * self.scale(k)?)?;
+        Ok((k, self.heads(v)?))
+    }
+
+    fn scale(&self, x: &Tensor) -> Result<f64> {
+        Ok(((x.dim(2)? / self.heads) as f64).powf(-0.25))
+    }
+
+    /// `x` attending to keys and values in `split`'s form; `mask` hides later positions.
     fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let q = self.query.forward(x)?;
-        let (_, _, state) = q.dims3()?;
-        let scale = ((state / self.heads) as f64).powf(-0.25);
-        let q = (self.heads(&q)? * scale)?;
-        let k = (self.heads(k)?.transpose(2, 3)? * scale)?;
-        let v = self.heads(v)?;
-        let mut qk = q.matmul(&k)?;
+        let q = (self.heads(&q)? * self.scale(&q)?)?;
+        let mut qk = q.matmul(k)?;
         if let Some(mask) = mask {
             qk = qk.broadcast_add(mask)?;
         }
         let w = candle_nn::ops::softmax_last_dim(&qk)?;
-        let wv = w.matmul(&v)?.transpose(1, 2)?.flatten_from(2)?;
+        let wv = w.matmul(v)?.transpose(1, 2)?.flatten_from(2)?;
         self.out.forward(&wv)
+    }
+
+    /// `x` attending to itself and, through `cache`, to what came before it.
+    fn attend_own(
+        &self,
+        x: &Tensor,
+        cache: Option<&mut KvCache>,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (k, v) = self.keys_values(x)?;
+        let (k, v) = match cache {
+            Some(cache) => cache.append(&k.contiguous()?, &v.contiguous()?)?,
+            None => (k, v),
+        };
+        let (k, v) = self.split(&k, &v)?;
+        self.attend(x, &k, &v, mask)
     }
 
     fn heads(&self, x: &Tensor) -> Result<Tensor> {
@@ -104,7 +129,7 @@ impl Block {
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(&self.mlp_ln.forward(x)?)?.gelu_erf()?;
+        let h = gelu(&self.fc1.forward(&self.mlp_ln.forward(x)?)?)?;
         x + self.fc2.forward(&h)?
     }
 }
@@ -145,14 +170,13 @@ impl Encoder {
 
     /// A window's log-mel `[1, mels, 3000]` as the audio features the decoder attends to.
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let x = gelu(&self.conv1.forward(mel)?)?;
+        let x = gelu(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let n = x.dim(1)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, n)?)?;
         for block in &self.blocks {
             let h = block.attn_ln.forward(&x)?;
-            let (k, v) = block.attn.keys_values(&h)?;
-            x = (&x + block.attn.attend(&h, &k, &v, None)?)?;
+            x = (&x + block.attn.attend_own(&h, None, None)?)?;
             x = block.mlp(&x)?;
         }
         self.ln.forward(&x)
@@ -166,10 +190,15 @@ pub struct Decoder {
     ln: LayerNorm,
 }
 
+/// What every decoding of one window attends to: each layer's keys and values of the audio,
+/// made once per window rather than once per try.
+#[derive(Clone)]
+pub struct Heard(Vec<(Tensor, Tensor)>);
+
 /// One decoding's memory: each layer's keys and values of the tokens so far, and of the audio.
 pub struct State {
     own: Vec<KvCache>,
-    audio: Vec<(Tensor, Tensor)>,
+    audio: Heard,
     len: usize,
 }
 
@@ -193,31 +222,34 @@ impl Decoder {
         })
     }
 
-    /// A fresh memory for decoding against `audio` (the encoder's output).
-    pub fn start(&self, audio: &Tensor) -> Result<State> {
-        let audio = self
-            .blocks
+    /// The audio features (the encoder's output) in the form every decoding of them reads.
+    pub fn hear(&self, audio: &Tensor) -> Result<Heard> {
+        self.blocks
             .iter()
             .map(|b| {
-                b.cross
-                    .as_ref()
-                    .expect("decoder blocks attend to audio")
-                    .0
-                    .keys_values(audio)
+                let cross = &b.cross.as_ref().expect("decoder blocks attend to audio").0;
+                let (k, v) = cross.keys_values(audio)?;
+                cross.split(&k, &v)
             })
-            .collect::<Result<_>>()?;
-        Ok(State {
+            .collect::<Result<_>>()
+            .map(Heard)
+    }
+
+    /// A fresh memory for decoding against `audio`.
+    pub fn start(&self, audio: &Heard) -> State {
+        State {
             own: (0..self.blocks.len())
                 .map(|_| KvCache::new(1, 64))
                 .collect(),
-            audio,
+            audio: audio.clone(),
             len: 0,
-        })
+        }
     }
 
-    /// Feeds `tokens` after those already fed, and returns the logits at each of their
-    /// positions `[n, vocab]`.
-    pub fn step(&self, tokens: &[u32], state: &mut State) -> Result<Tensor> {
+    /// Feeds `tokens` after those already fed, and returns the logits at the positions `at`
+    /// among them `[at.len(), vocab]`: scoring the whole vocabulary is a third of a step, wasted
+    /// on a prompt's tokens.
+    pub fn step(&self, tokens: &[u32], at: &[u32], state: &mut State) -> Result<Tensor> {
         let n = tokens.len();
         let ids = Tensor::new(tokens, self.positions.device())?.unsqueeze(0)?;
         let mut x = self
@@ -227,25 +259,52 @@ impl Decoder {
         let mask = causal_mask(n, state.len, x.device())?;
         for (i, block) in self.blocks.iter().enumerate() {
             let h = block.attn_ln.forward(&x)?;
-            let (k, v) = block.attn.keys_values(&h)?;
-            let (k, v) = state.own[i].append(&k.contiguous()?, &v.contiguous()?)?;
-            x = (&x + block.attn.attend(&h, &k, &v, mask.as_ref())?)?;
+            x = (&x
+                + block
+                    .attn
+                    .attend_own(&h, Some(&mut state.own[i]), mask.as_ref())?)?;
             let (cross, cross_ln) = block
                 .cross
                 .as_ref()
                 .expect("decoder blocks attend to audio");
-            let (ak, av) = &state.audio[i];
+            let (ak, av) = &state.audio.0[i];
             x = (&x + cross.attend(&cross_ln.forward(&x)?, ak, av, None)?)?;
             x = block.mlp(&x)?;
         }
         state.len += n;
-        let x = self.ln.forward(&x)?.squeeze(0)?;
+        let at = Tensor::new(at, x.device())?;
+        let x = self.ln.forward(&x.squeeze(0)?.index_select(&at, 0)?)?;
         x.matmul(&self.tokens.embeddings().t()?)
     }
 
     pub fn max_tokens(&self) -> usize {
         self.positions.dim(0).unwrap_or(448)
     }
+}
+
+/// Whisper's exact GELU, by candle's own formula, spread over the threads: candle applies it on
+/// one thread, which made it a sixth of the encoder's time on two cores.
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "gelu-erf-threads"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(values), Some((start, end))) = (storage, layout.contiguous_offsets())
+        else {
+            return Err(candle_core::Error::Msg("gelu: contiguous f32 only".into()));
+        };
+        let mut out = values[start..end].to_vec();
+        out.par_chunks_mut(1 << 14)
+            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = GeluErf::f32(*v)));
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+fn gelu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&Gelu)
 }
 
 /// New tokens see every earlier token and themselves, never a later one.

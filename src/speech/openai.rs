@@ -141,6 +141,7 @@ impl Transcriber for OpenAiTranscriber {
     fn transcribe(
         &self,
         samples: &[f32],
+        _pauses: &[usize],
         at: f64,
         lang: Option<&str>,
     ) -> Result<Vec<Utterance>, SpeechError> {

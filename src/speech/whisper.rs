@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use tokenizers::Tokenizer;
 
 use super::mel::{Mel, FRAMES, SAMPLE_RATE, WINDOW};
-use super::network::{log_softmax, Config, Network};
+use super::network::{log_softmax, Config, Heard, Network};
 use super::{SpeechError, Utterance};
 
 const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
@@ -36,6 +36,9 @@ const FIRST_TIMESTAMP_MOST: f64 = 1.0;
 /// Tokens a second of sound can hold, timestamps included: fast speech in a language of many
 /// tokens a word stays under it, while text written over music runs on to the cap.
 const TOKENS_PER_SECOND_MOST: f64 = 20.0;
+/// The most talk read in one call: memory stays flat (20 MB of samples), and talk longer than
+/// this without a second's pause is rare.
+const LONGEST: usize = 10 * WINDOW;
 /// A decoding's text is checked for loops every this many tokens, once it has this many.
 const LOOP_CHECK_EVERY: usize = 8;
 
@@ -188,12 +191,13 @@ impl Whisper {
         }
     }
 
-    /// What is said in `samples` (one stretch of speech, at most `mel::WINDOW` long is best),
-    /// which start `at` seconds into the file: utterances with their times on the file's
-    /// timeline, in the language detected for the stretch (or `language`).
+    /// What is said in `samples` (speech with pauses of at most a second), which start `at`
+    /// seconds into the file: utterances with their times on the file's timeline, in the
+    /// language detected for each window (or `language`).
     pub fn transcribe(
         &self,
         samples: &[f32],
+        pauses: &[usize],
         at: f64,
         language: Option<&str>,
     ) -> Result<Vec<Utterance>, SpeechError> {
@@ -203,20 +207,18 @@ impl Whisper {
         let mut seek = 0usize;
         let mut prompt: Vec<u32> = Vec::new();
         let mut rng = rand::rngs::StdRng::seed_from_u64(samples.len() as u64);
-        let mut lang: Option<(u32, String)> = None;
         while seek + SAMPLE_RATE / 10 < samples.len() {
             if crate::stop::requested() {
                 return Err(SpeechError::Interrupted);
             }
-            let window = &samples[seek..samples.len().min(seek + WINDOW)];
+            let window = &samples[seek..window_end(samples.len(), seek, pauses)];
             let mel = self.mel.window(window);
             let mel = Tensor::from_vec(mel, (1, self.config.num_mel_bins, FRAMES), &Device::Cpu)
                 .map_err(failed)?;
             let audio = network.encoder.forward(&mel).map_err(failed)?;
-            if lang.is_none() {
-                lang = Some(self.language(&network, &audio, language)?);
-            }
-            let (lang_token, code) = lang.clone().expect("set above");
+            let audio = network.decoder.hear(&audio).map_err(failed)?;
+            // Each window's own: talk longer than a window may change language.
+            let (lang_token, code) = self.language(&network, &audio, language)?;
             let window_seconds = window.len() as f64 / SAMPLE_RATE as f64;
             let decoded = self.with_fallback(
                 &network,
@@ -262,7 +264,7 @@ impl Whisper {
     fn language(
         &self,
         network: &Network,
-        audio: &Tensor,
+        audio: &Heard,
         forced: Option<&str>,
     ) -> Result<(u32, String), SpeechError> {
         if let Some(code) = forced {
@@ -273,10 +275,10 @@ impl Whisper {
             return Ok((0, "en".to_string()));
         }
         let failed = |e: candle_core::Error| SpeechError::Model(e.to_string());
-        let mut state = network.decoder.start(audio).map_err(failed)?;
+        let mut state = network.decoder.start(audio);
         let logits = network
             .decoder
-            .step(&[self.special.sot], &mut state)
+            .step(&[self.special.sot], &[0], &mut state)
             .and_then(|l| l.i(0)?.to_vec1::<f32>())
             .map_err(failed)?;
         let best = self
@@ -293,7 +295,7 @@ impl Whisper {
     fn with_fallback(
         &self,
         network: &Network,
-        audio: &Tensor,
+        audio: &Heard,
         prompt: &[u32],
         lang: u32,
         seconds: f64,
@@ -343,7 +345,7 @@ impl Whisper {
     fn decode(
         &self,
         network: &Network,
-        audio: &Tensor,
+        audio: &Heard,
         prompt: &[u32],
         lang: u32,
         temperature: f32,
@@ -354,11 +356,15 @@ impl Whisper {
         let (initial, sot_index) = self.initial(prompt, lang);
         let sample_begin = initial.len();
         let most = self.config.max_target_positions / 2;
-        let mut state = network.decoder.start(audio).map_err(failed)?;
-        let all = network.decoder.step(&initial, &mut state).map_err(failed)?;
+        let mut state = network.decoder.start(audio);
+        let at = [sot_index as u32, (sample_begin - 1) as u32];
+        let both = network
+            .decoder
+            .step(&initial, &at, &mut state)
+            .map_err(failed)?;
         let no_speech = match self.special.no_speech {
             Some(t) => {
-                let probs = candle_nn::ops::softmax_last_dim(&all.i(sot_index).map_err(failed)?)
+                let probs = candle_nn::ops::softmax_last_dim(&both.i(0).map_err(failed)?)
                     .map_err(failed)?;
                 f64::from(
                     probs
@@ -369,7 +375,7 @@ impl Whisper {
             }
             None => 0.0,
         };
-        let mut logits = all.i(sample_begin - 1).map_err(failed)?;
+        let mut logits = both.i(1).map_err(failed)?;
         let mut tokens: Vec<u32> = Vec::new();
         let mut sum_logprob = 0f64;
         for _ in 0..most.min(token_budget(seconds)) {
@@ -401,7 +407,7 @@ impl Whisper {
             }
             logits = network
                 .decoder
-                .step(&[next], &mut state)
+                .step(&[next], &[0], &mut state)
                 .and_then(|l| l.i(0))
                 .map_err(failed)?;
         }
@@ -568,6 +574,21 @@ impl Whisper {
     }
 }
 
+/// Where the window from `seek` ends: at the last pause in its 30 s, so no word is cut in
+/// two, unless that leaves it under a third full; what it leaves opens the next window.
+fn window_end(len: usize, seek: usize, pauses: &[usize]) -> usize {
+    let full = len.min(seek + WINDOW);
+    if full == len {
+        return len;
+    }
+    pauses
+        .iter()
+        .copied()
+        .filter(|&p| p >= seek + WINDOW / 3 && p <= full)
+        .max()
+        .unwrap_or(full)
+}
+
 /// The most tokens `seconds` of sound can be written as.
 fn token_budget(seconds: f64) -> usize {
     (LOOP_CHECK_EVERY as f64 * 2.0 + seconds * TOKENS_PER_SECOND_MOST).ceil() as usize
@@ -598,10 +619,11 @@ impl super::Transcriber for Whisper {
     fn transcribe(
         &self,
         samples: &[f32],
+        pauses: &[usize],
         at: f64,
         lang: Option<&str>,
     ) -> Result<Vec<Utterance>, SpeechError> {
-        Whisper::transcribe(self, samples, at, lang)
+        Whisper::transcribe(self, samples, pauses, at, lang)
     }
 
     fn backend(&self) -> &str {
@@ -614,6 +636,10 @@ impl super::Transcriber for Whisper {
 
     fn knows(&self, lang: &str) -> bool {
         Whisper::knows(self, lang)
+    }
+
+    fn longest(&self) -> usize {
+        LONGEST
     }
 }
 
@@ -633,6 +659,20 @@ pub fn compression_ratio(text: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_ends_at_its_last_pause_unless_that_leaves_it_nearly_empty() {
+        let s = SAMPLE_RATE;
+        assert_eq!(window_end(20 * s, 0, &[5 * s]), 20 * s, "the rest fits");
+        let pauses = [5 * s, 20 * s, 28 * s, 35 * s];
+        assert_eq!(window_end(60 * s, 0, &pauses), 28 * s);
+        assert_eq!(
+            window_end(60 * s, 28 * s, &pauses),
+            58 * s,
+            "no pause far enough in"
+        );
+        assert_eq!(window_end(60 * s, 0, &[5 * s]), WINDOW, "one early pause");
+    }
 
     #[test]
     fn a_phrase_repeated_to_the_end_of_the_window_is_a_loop() {

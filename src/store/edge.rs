@@ -101,8 +101,8 @@ impl EdgeStore {
         model: Option<(&str, usize)>,
         create: bool,
     ) -> Result<EdgeStore, StoreError> {
-        if !create && !Self::exists(dir) {
-            return Err(StoreError::Missing(dir.display().to_string()));
+        if !create {
+            Self::must_exist(dir)?;
         }
         refuse_foreign(dir)?;
         crate::private::create_dir_all(dir).map_err(|e| io(dir, e))?;
@@ -167,6 +167,16 @@ impl EdgeStore {
     }
 
     /// Whether `dir` holds an index.
+    /// Whether `dir` holds an index, said as an error: a folder of other files (videos given
+    /// as `--index`) is told as that, not as an index to make first.
+    pub fn must_exist(dir: &Path) -> Result<(), StoreError> {
+        refuse_foreign(dir)?;
+        match Self::exists(dir) {
+            true => Ok(()),
+            false => Err(StoreError::Missing(dir.display().to_string())),
+        }
+    }
+
     pub fn exists(dir: &Path) -> bool {
         dir.join(MOVED_META).is_file() || dir.join(META).is_file()
     }

@@ -210,7 +210,7 @@ pub enum StoreError {
     },
     #[error("the index {0} does not exist yet; run `scenedex index PATH` first")]
     Missing(String),
-    #[error("{0} holds other files and no scenedex index; give --index an empty or new folder")]
+    #[error("{0} holds other files and no scenedex index; --index names the folder the index is kept in, not the videos: give it a new or empty folder, or leave it out")]
     NotAnIndex(PathBuf),
     #[error("{dir}: {detail}")]
     Io { dir: PathBuf, detail: String },

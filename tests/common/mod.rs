@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod browser;
+pub mod disk;
 pub mod http;
 pub mod qdrant;
 pub mod serve;

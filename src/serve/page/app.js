@@ -60,37 +60,57 @@ async function search() {
   inFlight = new AbortController();
   try {
     const response = await fetch('/api/search?' + parameters(), { signal: inFlight.signal });
-    if (!response.ok) { note.textContent = (await response.text()).trim(); return; }
+    if (!response.ok) { refuse((await response.text()).trim()); return; }
     render(await response.json());
   } catch (e) {
     if (e.name !== 'AbortError') note.textContent = 'search failed: ' + e.message;
   }
 }
 
-function render(answer) {
+function clear() {
   list.replaceChildren();
   shown = [];
   selected = -1;
   note.className = '';
+}
+
+// A search the server refused (a filter it cannot use): the old hits go, as they answer
+// another question, and the reason stays.
+function refuse(why) {
+  clear();
+  note.className = 'error';
+  note.textContent = why;
+}
+
+function render(answer) {
+  clear();
   if (!input.value.trim()) { note.textContent = ''; return; }
+  const notes = answer.notes || [];
+  const weaker = (n) => `${n} weaker ${n === 1 ? 'hit' : 'hits'}`;
   if (answer.hits.length === 0 && answer.weak.length === 0) {
-    note.textContent = 'no segment matches; try other words, or fewer filters';
+    note.textContent = notes.length ? notes.join(' · ')
+      : 'no segment matches; try other words, or fewer filters';
     return;
   }
   if (answer.hits.length === 0) {
     note.className = 'none';
-    note.textContent = `no close match: ${answer.weak.length} weaker ` +
-      `${answer.weak.length === 1 ? 'hit' : 'hits'} below`;
+    note.textContent = `no close match; ${weaker(answer.weak.length)} below`;
   } else {
-    note.textContent = answer.weak.length
-      ? `${answer.weak.length} weaker ${answer.weak.length === 1 ? 'hit' : 'hits'} greyed below` : '';
+    note.textContent = '';
   }
-  group(answer.hits, false);
-  group(answer.weak, true);
+  if (notes.length) note.textContent = [note.textContent, ...notes].filter(Boolean).join(' · ');
+  group(answer.hits, false, list);
+  if (answer.weak.length === 0) return;
+  // Below the close-match floor, as the command line hides them: one line until asked.
+  const more = element('details', 'weaker');
+  more.open = answer.hits.length === 0;
+  more.append(element('summary', '', weaker(answer.weak.length)));
+  group(answer.weak, true, more);
+  list.append(more);
 }
 
-// Hits of one file together, files in the order of their best hit.
-function group(hits, weak) {
+// Hits of one file together under one heading, files in the order of their best hit.
+function group(hits, weak, into) {
   const files = new Map();
   for (const hit of hits) {
     if (!files.has(hit.fingerprint)) files.set(hit.fingerprint, []);
@@ -102,7 +122,7 @@ function group(hits, weak) {
     const offline = first.offline_since ? `  (offline since ${first.offline_since})` : '';
     section.append(element('h2', '', `${first.host}: ${first.path}${offline}`));
     for (const hit of fileHits) section.append(item(hit, weak));
-    list.append(section);
+    into.append(section);
   }
 }
 
@@ -136,6 +156,8 @@ function select(index) {
   if (index < 0 || index >= shown.length) return;
   if (selected >= 0 && shown[selected]) shown[selected].element.classList.remove('selected');
   selected = index;
+  const folded = shown[index].element.closest('details');
+  if (folded) folded.open = true;
   shown[index].element.classList.add('selected');
   shown[index].element.focus({ preventScroll: false });
 }
