@@ -10,7 +10,7 @@ use crate::caption::cache::Cache;
 use crate::caption::{Anthropic, Captioner, Detail, HttpSettings, OpenAi, Secret, Tagger};
 use crate::embed::{Embedder, MiniLm, OpenAiEmbedder, E5};
 use crate::index::thumbs::Thumbs;
-use crate::store::{Cluster, EdgeStore, ServerStore, StoreError, VectorStore};
+use crate::store::{Cluster, EdgeStore, ServerStore, Shared, StoreError, VectorStore};
 // The URI type tonic, and so qdrant-client, reads addresses with.
 use tonic::codegen::http::Uri;
 
@@ -408,7 +408,7 @@ impl StoreSettings {
     ) -> Result<Box<dyn VectorStore>, SetupError> {
         if !self.is_server() {
             let dir = self.index_dir()?;
-            return Ok(Box::new(EdgeStore::open(&dir, model, create)?));
+            return Ok(Box::new(Shared::open(&dir, model, create)?));
         }
         let key = var("QDRANT_API_KEY").map(Secret::new);
         let layout = create.then_some(self.cluster);

@@ -160,32 +160,87 @@ fn a_run_killed_with_sigkill_and_run_again_leaves_the_segments_of_one_clean_run(
 }
 
 #[test]
-fn a_second_process_on_the_same_index_gets_a_clear_in_use_error() {
-    let archive = Archive::new(&["real.mp4"]);
-    // The first answer takes three seconds: the first process is surely mid-run meanwhile.
-    archive.mock.script([Fault::Stall(Duration::from_secs(3))]);
-    let mut first = archive
-        .command(&["index", "--concurrency", "1"])
+fn issue24_search_stats_export_and_cut_answer_while_index_runs() {
+    let archive = Archive::new(&["colors.mp4"]);
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::copy(fixture("cuts.mp4"), archive.videos.join("cuts.mp4")).unwrap();
+    // The run stops for 15 s before it records cuts.mp4: an index surely mid-run.
+    let asked = archive.mock.seen().len();
+    let mut running = archive
+        .command(&["index"])
         .arg(&archive.videos)
+        .env("FAILPOINTS", "index-before-record=sleep(15000)")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archive.mock.seen().is_empty() && Instant::now() < deadline {
+    archive.wait_for_requests(asked + 1);
+    let socket = archive.index.join("holder.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only its owner reaches the holder");
+    }
+    let hits = archive.search("a white square on a bright red background", &[]);
+    assert_eq!(file_name(&hits[0]), "colors.mp4", "{hits:?}");
+    assert_eq!(archive.stats()["files"], 1, "what is done so far");
+    let colors = archive.videos.join("colors.mp4");
+    let track = archive.command(&["export"]).arg(&colors).output().unwrap();
+    assert!(track.status.success(), "{}", stderr(&track));
+    assert!(String::from_utf8_lossy(&track.stdout).contains("bright red background"));
+    let clips = archive.dir.path().join("clips");
+    let cut = archive
+        .command(&["cut", "a bright red background", "--limit", "1", "--out"])
+        .arg(&clips)
+        .output()
+        .unwrap();
+    assert!(cut.status.success(), "{}", stderr(&cut));
+    assert_eq!(std::fs::read_dir(&clips).unwrap().count(), 1);
+    assert!(
+        running.try_wait().unwrap().is_none(),
+        "the index was still running throughout"
+    );
+
+    let status = running.wait().unwrap();
+    assert!(status.success());
+    assert!(!socket.exists(), "the holder's socket goes with it");
+    let hits = archive.search("colourful abstract shapes", &[]);
+    assert_eq!(file_name(&hits[0]), "cuts.mp4", "{hits:?}");
+}
+
+#[test]
+fn issue24_an_index_held_by_a_process_that_answers_no_one_is_exit_7_naming_it() {
+    let archive = Archive::new(&["colors.mp4"]);
+    let (output, _, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // flock(1) holds the index's lock as an older scenedex would: without a socket.
+    let mut holder = std::process::Command::new("flock")
+        .arg(archive.index.join("lock"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
     let second = archive.command(&["search", "anything"]).output().unwrap();
-    first.kill().unwrap();
-    first.wait().unwrap();
+    let waited = started.elapsed();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     assert_eq!(second.status.code(), Some(7), "{}", stderr(&second));
     let message = stderr(&second);
     assert!(
         message.starts_with("Error: the index ")
-            && message.contains(&format!("in use by process {}", first.id())),
+            && message.contains("is held by process ")
+            && (message.contains("(flock)") || message.contains("(sleep)"))
+            && message.contains("answers no other command"),
         "{message}"
     );
     assert_eq!(message.lines().count(), 1);
+    assert!(waited < Duration::from_secs(20), "no hang: {waited:?}");
 }
 
 #[test]
@@ -784,4 +839,121 @@ fn issue25_a_deleted_file_stays_searchable_offline_until_gone_through_prune_afte
     assert_eq!(summary["removed"], 1, "{lines:?}");
     assert_eq!(summary["offline"], 0, "{lines:?}");
     assert!(archive.segments().iter().all(|s| s.0 != "colors.mp4"));
+}
+
+/// Reads `index --watch --json`'s lines until a summary comes; returns the lines before it
+/// and the summary.
+fn next_pass(lines: &std::sync::mpsc::Receiver<String>) -> (Vec<Value>, Value) {
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("no summary came; lines so far: {seen:?}"));
+        let value: Value = serde_json::from_str(&line).unwrap();
+        if value.get("summary").is_some() {
+            return (seen, value["summary"].clone());
+        }
+        seen.push(value);
+    }
+}
+
+#[test]
+fn issue24_index_watch_takes_a_copied_file_once_it_is_whole_and_notes_one_that_vanishes() {
+    use std::io::{BufRead, Write};
+    let archive = Archive::new(&["colors.mp4"]);
+    // The fixture was just copied in: still for the settle time, it is taken at once.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut watching = archive
+        .command(&[
+            "index", "--watch", "--settle", "1s", "--rescan", "1h", "--json",
+        ])
+        .arg(&archive.videos)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watching.stdout.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let (_, first) = next_pass(&lines);
+    assert_eq!(first["indexed"], 1, "{first}");
+
+    // A copy that stalls halfway, open for writing, for longer than the settle time.
+    let whole = std::fs::read(fixture("cuts.mp4")).unwrap();
+    let target = archive.videos.join("cuts.mp4");
+    let mut copy = std::fs::File::create(&target).unwrap();
+    copy.write_all(&whole[..whole.len() / 2]).unwrap();
+    copy.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    copy.write_all(&whole[whole.len() / 2..]).unwrap();
+    drop(copy);
+    let (outcomes, pass) = next_pass(&lines);
+    assert_eq!(pass["indexed"], 1, "{pass} {outcomes:?}");
+    assert_eq!(
+        (pass["partial"].as_u64(), pass["failed"].as_u64()),
+        (Some(0), Some(0)),
+        "{pass}"
+    );
+    let hits = archive.search("colourful abstract shapes", &[]);
+    assert_eq!(
+        file_name(&hits[0]),
+        "cuts.mp4",
+        "found while watching: {hits:?}"
+    );
+    let duration = |name: &str| {
+        archive
+            .segments()
+            .iter()
+            .filter(|s| s.0 == name)
+            .map(|s| s.2)
+            .max()
+            .unwrap()
+    };
+    let indexed_end = duration("cuts.mp4");
+    let copy_end = {
+        let probe = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(fixture("cuts.mp4"))
+            .output()
+            .unwrap();
+        let seconds: f64 = String::from_utf8_lossy(&probe.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        (seconds * 1000.0) as i64
+    };
+    assert!(
+        (indexed_end - copy_end).abs() < 1000,
+        "the whole file was indexed: segments end at {indexed_end} ms of {copy_end} ms"
+    );
+
+    // A file that vanishes is offline, as in any run.
+    std::fs::remove_file(archive.videos.join("colors.mp4")).unwrap();
+    let (_, pass) = next_pass(&lines);
+    assert_eq!(pass["offline"], 1, "{pass}");
+
+    // Ctrl-C stops it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watching.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = watching.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
 }

@@ -187,17 +187,35 @@ fn a_wide_bind_needs_a_token_and_a_request_without_it_gets_401() {
 }
 
 #[test]
-fn serve_on_an_index_another_process_holds_is_one_line_and_exit_7() {
+fn issue24_index_beside_serve_writes_through_it_and_the_page_finds_the_new_file() {
     let archive = indexed(&["colors.mp4"]);
-    let _first = Served::start(serve(&archive, &[]));
-    let second = serve(&archive, &[]).output().unwrap();
-    assert_eq!(second.status.code(), Some(7), "{}", stderr(&second));
+    let mut first = Served::start(serve(&archive, &[]));
+    // A second page on the same index reads through the first.
+    let second = Served::start(serve(&archive, &[]));
+    let answer = search(&second, "red+background");
+    assert_eq!(file_name(&answer["hits"][0]), "colors.mp4", "{answer}");
+
+    std::fs::copy(fixture("cuts.mp4"), archive.videos.join("cuts.mp4")).unwrap();
+    let (output, lines, _) = archive.index(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
     assert!(
-        stderr(&second).contains("is in use by process"),
-        "{}",
-        stderr(&second)
+        lines
+            .iter()
+            .any(|l| l["status"] == "indexed" && l["path"].as_str().unwrap().ends_with("cuts.mp4")),
+        "{lines:?}"
     );
-    assert_eq!(stderr(&second).lines().count(), 1);
+    let answer = search(&first, "colourful+abstract+shapes");
+    assert_eq!(
+        file_name(&answer["hits"][0]),
+        "cuts.mp4",
+        "the page finds it without a restart: {answer}"
+    );
+
+    // The holder stops; the other page holds the index itself and goes on answering.
+    first.stop();
+    let answer = search(&second, "colourful+abstract+shapes");
+    assert_eq!(file_name(&answer["hits"][0]), "cuts.mp4", "{answer}");
+    assert_eq!(second.get("/api/stats", &[]).status, 200);
 }
 
 #[test]
@@ -467,9 +485,7 @@ fn issue24_an_mpeg_ts_of_one_key_frame_starting_late_plays_at_every_hit() {
         assert_eq!(reply.status, 200, "{media}");
         assert!(decoded_pictures(&reply.body) > 0, "{start}-{end} plays");
     }
-    // And cut makes a clip of each.
-    let mut served = served;
-    served.stop();
+    // And cut makes a clip of each, through the page's process, which holds the index.
     let out = archive.dir.path().join("clips");
     let output = archive
         .command(&["cut", "a scene", "--min-score", "0", "--out"])
@@ -479,4 +495,33 @@ fn issue24_an_mpeg_ts_of_one_key_frame_starting_late_plays_at_every_hit() {
     assert!(output.status.success(), "{}", stderr(&output));
     let clips: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert_eq!(clips.len(), hits.len(), "{}", stderr(&output));
+}
+
+#[test]
+fn issue24_serve_watch_indexes_a_file_copied_in_and_the_page_finds_it_without_a_restart() {
+    let archive = indexed(&["colors.mp4"]);
+    let mut command = serve(&archive, &[]);
+    command
+        .arg("--watch")
+        .arg(&archive.videos)
+        .env("SCENEDEX_SETTLE", "1s");
+    let mut served = Served::start(command);
+    std::fs::copy(fixture("cuts.mp4"), archive.videos.join("cuts.mp4")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let found = loop {
+        let answer = search(&served, "colourful+abstract+shapes");
+        let hits = answer["hits"].as_array().unwrap();
+        if hits.first().is_some_and(|h| file_name(h) == "cuts.mp4") {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(served.stop(), Some(130));
+    assert!(found, "{}", served.stderr);
+    // The indexer stopped with the page: the index is free.
+    let hits = archive.search("colourful abstract shapes", &[]);
+    assert_eq!(file_name(&hits[0]), "cuts.mp4");
 }

@@ -22,6 +22,7 @@ use crate::index::lease::{host_name, Holder};
 use crate::index::plan::{Refusal, Rules, Unmounted};
 use crate::index::run::{self, Context, Failure, Outcome, Provenance, Status, Summary};
 use crate::index::speech::Hearing;
+use crate::index::watch::Watch;
 use crate::index::{FileError, Pipeline, Progress};
 use crate::segment::SegmentConfig;
 use crate::store::files::Catalog;
@@ -29,6 +30,14 @@ use crate::store::{Cluster, StoreError};
 
 pub fn run(args: &IndexArgs) -> Result<(), Error> {
     let started = Instant::now();
+    // Watching starts before the first pass, so nothing that changes during it is missed.
+    let mut watch = match args.watch {
+        true => Some(
+            Watch::start(&args.paths, args.settle, args.rescan)
+                .map_err(|e| Error::NoInput(e.to_string()))?,
+        ),
+        false => None,
+    };
     let found = find_videos(&args.paths);
     if found.videos.is_empty() && found.folders.is_empty() {
         let message = found
@@ -167,9 +176,77 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
         observer: &report,
         batching: batching.as_ref(),
     };
+    let found = match &mut watch {
+        Some(watch) => watch.settled(found),
+        None => found,
+    };
+    let close = |summary: &run::Summary, started: Instant| -> Result<(), Error> {
+        closing(
+            summary,
+            started,
+            &report,
+            price,
+            &ear,
+            &made_by,
+            &chosen,
+            embedder.as_ref(),
+            store.as_ref(),
+        )
+    };
     let summary = run::run(&found, &cx);
     report.bars.clear().ok();
-    let summary = summary?;
+    let first = summary
+        .map_err(Error::from)
+        .and_then(|s| close(&s, started));
+    let Some(watch) = &mut watch else {
+        return first;
+    };
+    if let Err(e) = first {
+        eprintln!("Error: {e}");
+    }
+    // Each later pass takes the same paths; unchanged files cost a look each.
+    while watch.wait(&crate::stop::requested).is_some() {
+        let started = Instant::now();
+        report.clear_failures();
+        let found = watch.settled(find_videos(&args.paths));
+        let summary = run::run(&found, &cx);
+        report.bars.clear().ok();
+        // A look that found nothing new is not a batch of work: no summary.
+        let summary = summary.map(|s| (!nothing_new(&s)).then_some(s));
+        match summary
+            .map_err(Error::from)
+            .and_then(|s| s.map_or(Ok(()), |s| close(&s, started)))
+        {
+            Err(Error::Interrupted) => break,
+            Err(e) => eprintln!("Error: {e}"),
+            Ok(()) => {}
+        }
+        if crate::stop::requested() {
+            break;
+        }
+    }
+    Err(Error::Interrupted)
+}
+
+/// Whether a pass of `--watch` changed nothing: every file unchanged, none gone.
+fn nothing_new(s: &Summary) -> bool {
+    s.indexed + s.moved + s.copies + s.removed + s.partial + s.failed + s.lost + s.waiting == 0
+        && s.offline == 0
+}
+
+/// Prints a pass's summary, and its status.
+#[allow(clippy::too_many_arguments)]
+fn closing(
+    summary: &run::Summary,
+    started: Instant,
+    report: &Report,
+    price: Option<cost::Price>,
+    ear: &Option<crate::speech::Ear>,
+    made_by: &Provenance,
+    chosen: &backends::Chosen,
+    embedder: &dyn crate::embed::Embedder,
+    store: &dyn crate::store::VectorStore,
+) -> Result<(), Error> {
     let batched = summary
         .batch
         .as_ref()
@@ -177,7 +254,7 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     let mut usage = summary.usage;
     usage += batched;
     let closing = Closing {
-        summary: &summary,
+        summary,
         input_tokens: usage.input_tokens,
         output_tokens: usage.output_tokens,
         // Batch answers are billed at half the list price.
@@ -340,6 +417,14 @@ struct Report {
 }
 
 impl Report {
+    /// Forgets the failures of an earlier pass of `--watch`: each pass says how it went.
+    fn clear_failures(&self) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     fn new(json: bool) -> Report {
         let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let overall = bars.add(ProgressBar::hidden());

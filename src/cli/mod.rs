@@ -296,8 +296,24 @@ pub struct IndexArgs {
 
     /// Decode the files that need indexing and print how many frames would be captioned and
     /// the most it could cost; write nothing, spend nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub dry_run: bool,
+
+    /// Keep running after the first pass and index files as they appear, change, move or
+    /// vanish (the system's file notifications, and a rescan every --rescan); a summary after
+    /// each batch of work; Ctrl-C stops.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// --watch: how long a file must keep its size and time, closed, before it is indexed: a
+    /// copy still under way is never indexed as a whole file.
+    #[arg(long, env = "SCENEDEX_SETTLE", value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub settle: std::time::Duration,
+
+    /// --watch: how often every file is looked at again, for disks that send no notifications
+    /// (network file systems).
+    #[arg(long, env = "SCENEDEX_RESCAN", value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub rescan: std::time::Duration,
 
     #[command(flatten)]
     pub batch: BatchArgs,
@@ -380,7 +396,7 @@ pub struct CutArgs {
     pub out: PathBuf,
 
     /// Seconds added before and after each scene.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.0, value_parser = non_negative_number)]
+    #[arg(long, env = "SCENEDEX_PAD", value_name = "SECONDS", default_value_t = 0.0, value_parser = non_negative_number)]
     pub pad: f64,
 
     /// Replace clips that exist already.
@@ -402,6 +418,12 @@ pub struct StatsArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+
+    /// Also index these folders as files appear, change, move or vanish (`scenedex index
+    /// --watch`, with the captioner the config file and SCENEDEX_* variables choose, writing
+    /// through this server); the page finds new scenes without a restart.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub watch: Vec<PathBuf>,
 
     /// Address (or host name) and port to listen on; port 0 picks a free one. Anything but
     /// loopback needs --token.
@@ -447,7 +469,7 @@ pub struct ExportArgs {
     pub store: StoreArgs,
 
     /// vtt (WebVTT), srt (SubRip) or jsonl (one JSON object per cue, with every field).
-    #[arg(long, value_name = "FORMAT", default_value = "vtt", value_parser = export::format)]
+    #[arg(long, env = "SCENEDEX_FORMAT", value_name = "FORMAT", default_value = "vtt", value_parser = export::format)]
     pub format: crate::track::Format,
 
     /// Write one track per file into this folder (named after the file, as players look for
@@ -1051,7 +1073,8 @@ fn decode_exit_code(e: &DecodeError) -> i32 {
 fn store_exit_code(e: &crate::store::StoreError) -> i32 {
     use crate::store::StoreError;
     match e {
-        StoreError::InUse { .. } => exit::BUSY,
+        StoreError::InUse { .. } | StoreError::HeldSilently { .. } => exit::BUSY,
+        StoreError::HolderGone { .. } => exit::FAILURE,
         StoreError::ModelMismatch { .. } | StoreError::NotAnIndex(_) => exit::USAGE,
         StoreError::Missing(_) => exit::NO_INPUT,
         StoreError::Io { .. } => exit::CANT_WRITE,

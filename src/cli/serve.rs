@@ -1,6 +1,10 @@
 //! `scenedex serve`: the web page. Prints its address and serves until Ctrl-C.
 
 use std::io::Write;
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use super::{Error, ServeArgs};
 use crate::serve::{self, ServeError, Token};
@@ -22,9 +26,93 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         }
         eprintln!("serving the index; Ctrl-C stops");
     };
-    match serve::serve(app, args.bind, ready, crate::stop::requested) {
+    let watcher = match args.watch.is_empty() {
+        true => None,
+        false => Some(Watcher::start(args)?),
+    };
+    // The indexer stops with the page, first: it writes through this process.
+    let stop = move || {
+        let stop = crate::stop::requested();
+        if let (true, Some(watcher)) = (stop, &watcher) {
+            watcher.interrupt();
+        }
+        stop
+    };
+    match serve::serve(app, args.bind, ready, stop) {
         Ok(()) => Err(Error::Interrupted),
         Err(e @ ServeError::Bind { .. }) => Err(Error::Config(e.to_string())),
         Err(e) => Err(Error::Service(e.to_string())),
+    }
+}
+
+/// `scenedex index --watch PATH...` on the same index, run beside the page: it reaches the
+/// index through this process, which holds it.
+struct Watcher {
+    child: Mutex<Child>,
+}
+
+impl Watcher {
+    fn start(args: &ServeArgs) -> Result<Watcher, Error> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Config(format!("cannot find this program to index with: {e}")))?;
+        let mut command = Command::new(exe);
+        command.args(["index", "--watch"]);
+        let (place, store) = (&args.store.place, &args.store);
+        if let Some(dir) = &place.index {
+            command.arg("--index").arg(dir);
+        }
+        if let Some(urls) = &place.qdrant_url {
+            command.arg("--qdrant-url").arg(urls.0.join(","));
+        }
+        command.args(["--collection", &place.collection]);
+        if let Some(choice) = store.embedder {
+            let name = match choice {
+                crate::backends::EmbedderChoice::Local => "local",
+                crate::backends::EmbedderChoice::Openai => "openai",
+            };
+            command.args(["--embedder", name]);
+        }
+        if let Some(model) = &store.embedding_model {
+            command.args(["--embedding-model", model]);
+        }
+        if let Some(url) = &store.embedding_url {
+            command.args(["--embedding-url", url]);
+        }
+        command.arg("--").args(&args.watch);
+        // Its summaries join the page's notes; standard output is the page's address alone.
+        let stderr = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stderr))
+            .spawn()
+            .map_err(|e| Error::Config(format!("cannot start indexing: {e}")))?;
+        Ok(Watcher {
+            child: Mutex::new(child),
+        })
+    }
+
+    /// Asks the indexer to stop at a clean point, as Ctrl-C would.
+    fn interrupt(&self) {
+        let child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGINT,
+            );
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.interrupt();
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Ok(None) = wait_timeout::ChildExt::wait_timeout(child, Duration::from_secs(30)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod run;
 pub mod speech;
 pub mod thumbs;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

@@ -177,6 +177,11 @@ impl EdgeStore {
         }
     }
 
+    /// The length of the index's dense vectors.
+    pub fn dimension(&self) -> usize {
+        self.meta.dimension
+    }
+
     pub fn exists(dir: &Path) -> bool {
         dir.join(MOVED_META).is_file() || dir.join(META).is_file()
     }
@@ -617,7 +622,13 @@ fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
         return Ok(());
     };
     // What a first run that stopped before writing the meta file leaves.
-    let ours = ["lock", SHARD, "thumbs", "scenedex-index.partial"];
+    let ours = [
+        "lock",
+        SHARD,
+        "thumbs",
+        "scenedex-index.partial",
+        super::held::SOCKET,
+    ];
     let foreign = entries
         .filter_map(Result::ok)
         .any(|e| !ours.contains(&e.file_name().to_string_lossy().as_ref()));

@@ -6,6 +6,7 @@
 mod edge;
 pub mod files;
 pub mod fingerprint;
+pub mod held;
 mod server;
 pub mod words;
 
@@ -14,17 +15,18 @@ use std::path::PathBuf;
 pub use qdrant_edge::SparseVector;
 
 pub use edge::{EdgeStore, Shape};
+pub use held::Shared;
 pub use server::{Cluster, ServerStore};
 
 /// A point to store: segments carry vectors, file records do not.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     pub id: u64,
     pub vectors: Option<Vectors>,
     pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Vectors {
     /// The caption's embedding (unit length).
     pub dense: Vec<f32>,
@@ -46,7 +48,7 @@ impl Vectors {
 }
 
 /// A point as stored, with its words: what `reembed` copies.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Stored {
     pub id: u64,
     pub payload: serde_json::Map<String, serde_json::Value>,
@@ -55,14 +57,14 @@ pub struct Stored {
 }
 
 /// Points in id order, and the id the next page starts at.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     pub points: Vec<Stored>,
     pub next: Option<u64>,
 }
 
 /// A stored point's id and payload.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     pub id: u64,
     pub payload: serde_json::Map<String, serde_json::Value>,
@@ -70,7 +72,7 @@ pub struct Record {
 
 /// A search hit: the point, its fused score, and the cosine similarity of its dense vector to
 /// the query's (an absolute measure, where the fused score only ranks).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
     pub id: u64,
     pub score: f32,
@@ -82,7 +84,7 @@ pub struct Hit {
 }
 
 /// One condition on a payload field; a filter is a list of them that must all hold.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     /// The field (or one element of an array field) equals the value: a string, bool or integer.
     Equals(String, serde_json::Value),
@@ -191,12 +193,24 @@ pub trait VectorStore: Send + Sync {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StoreError {
     #[error(
         "the index {dir} is in use by process {pid}; wait for it to finish, or use another --index"
     )]
     InUse { dir: PathBuf, pid: String },
+    /// Held by a process that answers no others: an older scenedex, or another program.
+    #[error(
+        "the index {dir} is held by process {pid} ({program}), which answers no other command (an older scenedex, or another program); wait for it to finish, or use another --index"
+    )]
+    HeldSilently {
+        dir: PathBuf,
+        pid: String,
+        program: String,
+    },
+    /// The process that held the index stopped answering, and none took its place in time.
+    #[error("the process holding the index {dir} stopped answering ({detail}); run again")]
+    HolderGone { dir: PathBuf, detail: String },
     #[error(
         "the index {place} was built with {built_with} ({built_dimension} dimensions), not {asked} \
          ({asked_dimension}); use the same embedding model, or another index"
