@@ -12,6 +12,7 @@ use std::path::Path;
 
 use ffmpeg::{codec, encoder, format, media, Dictionary, Packet, Rational};
 use ffmpeg_next as ffmpeg;
+use nix::libc as libc_errno;
 
 use crate::decode::{ffmpeg_name, init, start_seconds};
 
@@ -190,7 +191,20 @@ fn written<'a>(
     doing: &'static str,
 ) -> impl Fn(ffmpeg::Error) -> ClipError + Copy + 'a {
     move |source| match source {
-        ffmpeg::Error::Other { errno } => {
+        // The errors of a file that cannot take more bytes; a muxer's or encoder's own
+        // complaint (EINVAL) is about the input, not the disk.
+        ffmpeg::Error::Other { errno }
+            if [
+                libc_errno::ENOSPC,
+                libc_errno::EDQUOT,
+                libc_errno::EIO,
+                libc_errno::EACCES,
+                libc_errno::EROFS,
+                libc_errno::EFBIG,
+                libc_errno::EPERM,
+            ]
+            .contains(&errno) =>
+        {
             ClipError::Write(out.to_path_buf(), std::io::Error::from_raw_os_error(errno))
         }
         source => ClipError::Ffmpeg {

@@ -521,7 +521,38 @@ fn issue24_serve_watch_indexes_a_file_copied_in_and_the_page_finds_it_without_a_
     };
     assert_eq!(served.stop(), Some(130));
     assert!(found, "{}", served.stderr);
-    // The indexer stopped with the page: the index is free.
+    // The indexer stopped before the page: nothing holds the index, nor took it over.
+    assert!(
+        !archive.index.join("holder.sock").exists(),
+        "{}",
+        served.stderr
+    );
+    let lock = std::process::Command::new("flock")
+        .args(["-n"])
+        .arg(archive.index.join("lock"))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(lock.success(), "the index's lock is free");
     let hits = archive.search("colourful abstract shapes", &[]);
     assert_eq!(file_name(&hits[0]), "cuts.mp4");
+}
+
+#[test]
+fn issue24_the_holder_lets_go_of_each_connection_once_its_command_ends() {
+    let archive = indexed(&["colors.mp4"]);
+    let served = Served::start(serve(&archive, &[]));
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{}/fd", served.child.id()))
+            .unwrap()
+            .count()
+    };
+    let before = descriptors();
+    for _ in 0..25 {
+        let output = archive.command(&["stats"]).output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = descriptors();
+    assert!(after <= before + 2, "{before} descriptors before, {after} after 25 commands");
 }

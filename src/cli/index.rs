@@ -201,8 +201,10 @@ pub fn run(args: &IndexArgs) -> Result<(), Error> {
     let Some(watch) = &mut watch else {
         return first;
     };
-    if let Err(e) = first {
-        eprintln!("Error: {e}");
+    match first {
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        Err(e) => eprintln!("Error: {e}"),
+        Ok(()) => {}
     }
     // Each later pass takes the same paths; unchanged files cost a look each.
     while watch.wait(&crate::stop::requested).is_some() {

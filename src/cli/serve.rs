@@ -2,8 +2,9 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::{Error, ServeArgs};
@@ -26,17 +27,25 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         }
         eprintln!("serving the index; Ctrl-C stops");
     };
-    let watcher = match args.watch.is_empty() {
-        true => None,
-        false => Some(Watcher::start(args)?),
-    };
-    // The indexer stops with the page, first: it writes through this process.
-    let stop = move || {
-        let stop = crate::stop::requested();
-        if let (true, Some(watcher)) = (stop, &watcher) {
-            watcher.interrupt();
+    // Started once the page listens, so that a port in use costs no indexing.
+    let watcher: Arc<OnceLock<Watcher>> = Arc::default();
+    let started = watcher.clone();
+    let ready = move |addr: std::net::SocketAddr| {
+        ready(addr);
+        if !args.watch.is_empty() {
+            match Watcher::start(args) {
+                Ok(w) => {
+                    let _ = started.set(w);
+                }
+                Err(e) => eprintln!("warning: not watching: {e}"),
+            }
         }
-        stop
+    };
+    // The indexer writes through this process: the page stops once it has stopped.
+    let stop = move || match (crate::stop::requested(), watcher.get()) {
+        (false, _) => false,
+        (true, None) => true,
+        (true, Some(watcher)) => watcher.stopped(),
     };
     match serve::serve(app, args.bind, ready, stop) {
         Ok(()) => Err(Error::Interrupted),
@@ -49,6 +58,8 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
 /// index through this process, which holds it.
 struct Watcher {
     child: Mutex<Child>,
+    /// When it was asked to stop: once, as a second Ctrl-C quits mid-file.
+    asked: Mutex<Option<std::time::Instant>>,
 }
 
 impl Watcher {
@@ -84,35 +95,56 @@ impl Watcher {
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| Error::Config(e.to_string()))?;
+        // Its own process group: a terminal's Ctrl-C reaches it only through the page, once
+        // (a second would end it mid-file).
         let child = command
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::from(stderr))
             .spawn()
             .map_err(|e| Error::Config(format!("cannot start indexing: {e}")))?;
         Ok(Watcher {
             child: Mutex::new(child),
+            asked: Mutex::new(None),
         })
     }
 
-    /// Asks the indexer to stop at a clean point, as Ctrl-C would.
-    fn interrupt(&self) {
-        let child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGINT,
-            );
+    /// Asks the indexer, once, to stop at a clean point, as Ctrl-C would; whether it has
+    /// stopped. One that takes longer than `STOPPING` is ended.
+    fn stopped(&self) -> bool {
+        const STOPPING: Duration = Duration::from_secs(60);
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+            return true;
+        }
+        match *asked {
+            None => {
+                *asked = Some(std::time::Instant::now());
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGINT,
+                    );
+                }
+                false
+            }
+            Some(at) if at.elapsed() > STOPPING => {
+                let _ = child.kill();
+                let _ = child.wait();
+                true
+            }
+            Some(_) => false,
         }
     }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.interrupt();
         let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Ok(None) = wait_timeout::ChildExt::wait_timeout(child, Duration::from_secs(30)) {
+        if let Ok(None) = child.try_wait() {
             let _ = child.kill();
-            let _ = child.wait();
         }
+        let _ = child.wait();
     }
 }

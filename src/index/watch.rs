@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
-use crate::decode::find::Found;
+use crate::decode::find::{is_video, Found};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -77,6 +77,7 @@ impl Watch {
     pub fn settled(&mut self, mut found: Found) -> Found {
         let writing = open_for_writing();
         let now = SystemTime::now();
+        let mut deferred = HashSet::new();
         found.videos.retain(|path| {
             let Ok(meta) = std::fs::metadata(path) else {
                 return true;
@@ -91,6 +92,7 @@ impl Watch {
                 .is_some_and(|seen| seen.since.elapsed() < self.settle);
             let held = is_open(path, &writing);
             if recent || moving || held {
+                deferred.insert(path.clone());
                 let seen = self.changing.entry(path.clone()).or_insert(Seen {
                     size: meta.len(),
                     modified,
@@ -104,6 +106,8 @@ impl Watch {
             self.changing.remove(path);
             true
         });
+        // Only what this run left out is still waited for; the rest is done with.
+        self.changing.retain(|path, _| deferred.contains(path));
         self.last_run = Instant::now();
         self.dirty = false;
         found
@@ -150,8 +154,17 @@ impl Watch {
             _ => {}
         }
         for path in event.paths {
+            // Only what a run would take: a video, outside hidden folders, named as `find`
+            // names it. Other files (subtitles, an index kept under the folder) change
+            // nothing a run does.
+            let hidden = path
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+            let Ok(path) = path.canonicalize() else {
+                continue;
+            };
             match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_file() => {
+                Ok(meta) if meta.is_file() && !hidden && is_video(&path) => {
                     let seen = Seen {
                         size: meta.len(),
                         modified: meta.modified().ok(),

@@ -36,6 +36,8 @@ const FIRST_TIMESTAMP_MOST: f64 = 1.0;
 /// Tokens a second of sound can hold, timestamps included: fast speech in a language of many
 /// tokens a word stays under it, while text written over music runs on to the cap.
 const TOKENS_PER_SECOND_MOST: f64 = 20.0;
+/// A window shorter than this (samples) keeps the language of the window before it.
+const SHORT_WINDOW: usize = 10 * SAMPLE_RATE;
 /// The most talk read in one call: memory stays flat (20 MB of samples), and talk longer than
 /// this without a second's pause is rare.
 const LONGEST: usize = 10 * WINDOW;
@@ -207,6 +209,7 @@ impl Whisper {
         let mut seek = 0usize;
         let mut prompt: Vec<u32> = Vec::new();
         let mut rng = rand::rngs::StdRng::seed_from_u64(samples.len() as u64);
+        let mut said_in: Option<(u32, String)> = None;
         while seek + SAMPLE_RATE / 10 < samples.len() {
             if crate::stop::requested() {
                 return Err(SpeechError::Interrupted);
@@ -217,8 +220,14 @@ impl Whisper {
                 .map_err(failed)?;
             let audio = network.encoder.forward(&mel).map_err(failed)?;
             let audio = network.decoder.hear(&audio).map_err(failed)?;
-            // Each window's own: talk longer than a window may change language.
-            let (lang_token, code) = self.language(&network, &audio, language)?;
+            // Each window's own, as talk longer than a window may change language; but a
+            // short rest of a few seconds says too little, and keeps the window's before it.
+            let short = window.len() < SHORT_WINDOW;
+            let (lang_token, code) = match (&said_in, short) {
+                (Some(before), true) => before.clone(),
+                _ => self.language(&network, &audio, language)?,
+            };
+            said_in = Some((lang_token, code.clone()));
             let window_seconds = window.len() as f64 / SAMPLE_RATE as f64;
             let decoded = self.with_fallback(
                 &network,

@@ -7,6 +7,7 @@
 //! reader sends only reads. When the holder exits, a user waiting on it holds the index itself
 //! (or reaches whoever did), so a page left open outlives the run that started first.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -25,6 +26,9 @@ pub const SOCKET: &str = "holder.sock";
 /// How long a command waits for a holder that has the lock but no socket yet: one that is
 /// just starting. Past it, the holder is one that answers no one.
 const FIRST_ANSWER: Duration = Duration::from_secs(2);
+/// How much longer a command waits on a holder that is a scenedex: one loading a big index
+/// answers once it has it.
+const LOADING: Duration = Duration::from_secs(30);
 /// How long a user of a holder that went away waits for the index to be free or held again.
 const TAKE_OVER: Duration = Duration::from_secs(15);
 /// The longest a request may wait for its answer: a holder paused past it is given up.
@@ -117,8 +121,8 @@ struct Holder {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-    /// The connections being answered, so that stopping can end them.
-    open: Arc<Mutex<Vec<UnixStream>>>,
+    /// The connections being answered, by number, so that stopping can end them.
+    open: Arc<Mutex<HashMap<u64, UnixStream>>>,
     store: Arc<EdgeStore>,
 }
 
@@ -130,20 +134,27 @@ impl Holder {
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::new(Mutex::new(HashMap::new()));
         let accept = {
             let (stop, open, store) = (stop.clone(), open.clone(), store.clone());
             std::thread::spawn(move || {
-                for conn in listener.incoming() {
+                for (n, conn) in (0u64..).zip(listener.incoming()) {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(conn) = conn else { continue };
+                    let Ok(conn) = conn else {
+                        // Out of descriptors, say: wait rather than spin.
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    };
                     if let Ok(clone) = conn.try_clone() {
-                        open.lock().unwrap_or_else(|p| p.into_inner()).push(clone);
+                        lock(&open).insert(n, clone);
                     }
-                    let store = store.clone();
-                    std::thread::spawn(move || answer_all(conn, &store));
+                    let (store, open) = (store.clone(), open.clone());
+                    std::thread::spawn(move || {
+                        answer_all(conn, &store);
+                        lock(&open).remove(&n);
+                    });
                 }
             })
         };
@@ -155,6 +166,10 @@ impl Holder {
             store,
         })
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Answers one connection's requests, a line of JSON each way, until it closes.
@@ -189,12 +204,7 @@ impl Drop for Holder {
             let _ = accept.join();
         }
         let _ = std::fs::remove_file(&self.path);
-        for conn in self
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
+        for (_, conn) in lock(&self.open).drain() {
             let _ = conn.shutdown(std::net::Shutdown::Read);
         }
         // A request being answered finishes (a write is never cut in two), then its thread
@@ -208,6 +218,8 @@ impl Drop for Holder {
 
 /// A connection to the holder, as a store.
 struct Client {
+    /// A request went unanswered or half answered: a late answer would answer the next.
+    broken: AtomicBool,
     dir: PathBuf,
     conn: Mutex<(BufReader<UnixStream>, UnixStream)>,
     model: String,
@@ -222,6 +234,7 @@ impl Client {
         stream.set_read_timeout(Some(FIRST_ANSWER)).ok()?;
         let reader = BufReader::new(stream.try_clone().ok()?);
         let mut client = Client {
+            broken: AtomicBool::new(false),
             dir: dir.to_path_buf(),
             conn: Mutex::new((reader, stream)),
             model: String::new(),
@@ -240,14 +253,21 @@ impl Client {
         (client.model, client.dimension, client.describe) = (model, dimension, describe);
         let conn = client.conn.get_mut().unwrap_or_else(|p| p.into_inner());
         conn.1.set_read_timeout(Some(PATIENCE)).ok()?;
+        conn.1.set_write_timeout(Some(PATIENCE)).ok()?;
         Some(client)
     }
 
     fn ask(&self, request: &Request) -> Result<Reply, StoreError> {
-        let gone = |detail: String| StoreError::HolderGone {
-            dir: self.dir.clone(),
-            detail,
+        let gone = |detail: String| {
+            self.broken.store(true, Ordering::SeqCst);
+            StoreError::HolderGone {
+                dir: self.dir.clone(),
+                detail,
+            }
         };
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(gone("an earlier request went unanswered".into()));
+        }
         let mut text = serde_json::to_string(request).map_err(|e| gone(e.to_string()))?;
         text.push('\n');
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -383,6 +403,9 @@ pub struct Shared {
     dir: PathBuf,
     model: Option<(String, usize)>,
     inner: RwLock<Inner>,
+    /// Written through a holder since its last flush: a holder killed now loses them, as
+    /// qdrant-edge does not replay its log, so they cannot be taken as done.
+    unflushed: AtomicBool,
 }
 
 impl Shared {
@@ -399,6 +422,7 @@ impl Shared {
             dir: dir.to_path_buf(),
             model,
             inner: RwLock::new(inner),
+            unflushed: AtomicBool::new(false),
         })
     }
 
@@ -406,22 +430,48 @@ impl Shared {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `work` on the store; if the holder went away meanwhile, on the next one.
+    /// Runs `work` on the store; if the holder went away meanwhile, on the next one, unless
+    /// writes it had not flushed may have gone with it: then the caller's work is undone
+    /// (the file fails, and the next run does it again).
     fn call<T>(
         &self,
+        writes: bool,
         work: impl Fn(&dyn VectorStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        match work(self.read().store()) {
-            Err(StoreError::HolderGone { .. }) => {}
+        let first = work(self.read().store());
+        let detail = match first {
+            Err(StoreError::HolderGone { detail, .. }) => detail,
+            Ok(value) => {
+                if writes && matches!(*self.read(), Inner::Client(_)) {
+                    self.unflushed.store(true, Ordering::SeqCst);
+                }
+                return Ok(value);
+            }
             other => return other,
-        }
+        };
         {
             let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
             if let Inner::Client(_) = *inner {
                 *inner = take(&self.dir, self.model.as_ref(), false, TAKE_OVER)?;
             }
         }
-        work(self.read().store())
+        if self.unflushed.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::HolderGone {
+                dir: self.dir.clone(),
+                detail: format!("{detail}; what it had not yet saved of this run's work is lost"),
+            });
+        }
+        let again = work(self.read().store());
+        if writes && again.is_ok() && matches!(*self.read(), Inner::Client(_)) {
+            self.unflushed.store(true, Ordering::SeqCst);
+        }
+        again
+    }
+
+    fn flush_through(&self) -> Result<(), StoreError> {
+        self.call(false, |s| s.flush())?;
+        self.unflushed.store(false, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -452,9 +502,14 @@ fn take(
                     check_model(&client, model)?;
                     return Ok(Inner::Client(client));
                 }
-                if Instant::now() >= deadline {
-                    let pid = locker(&dir).unwrap_or(pid);
-                    let program = program_of(&pid);
+                let pid = locker(&dir).unwrap_or(pid);
+                let program = program_of(&pid);
+                // A scenedex may take a while to load a big index before it answers.
+                let waited = match program == "scenedex" {
+                    true => deadline + LOADING,
+                    false => deadline,
+                };
+                if Instant::now() >= waited {
                     return Err(StoreError::HeldSilently { dir, pid, program });
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -514,50 +569,50 @@ impl VectorStore for Shared {
     }
 
     fn upsert(&self, points: Vec<Point>) -> Result<(), StoreError> {
-        self.call(|s| s.upsert(points.clone()))
+        self.call(true, |s| s.upsert(points.clone()))
     }
 
     fn upsert_where(&self, points: Vec<Point>, filter: &[Condition]) -> Result<(), StoreError> {
-        self.call(|s| s.upsert_where(points.clone(), filter))
+        self.call(true, |s| s.upsert_where(points.clone(), filter))
     }
 
     fn update_where(&self, points: Vec<Point>, filter: &[Condition]) -> Result<(), StoreError> {
-        self.call(|s| s.update_where(points.clone(), filter))
+        self.call(true, |s| s.update_where(points.clone(), filter))
     }
 
     fn get(&self, ids: &[u64]) -> Result<Vec<Record>, StoreError> {
-        self.call(|s| s.get(ids))
+        self.call(false, |s| s.get(ids))
     }
 
     fn distinct(&self, field: &str, filter: &[Condition]) -> Result<Vec<String>, StoreError> {
-        self.call(|s| s.distinct(field, filter))
+        self.call(false, |s| s.distinct(field, filter))
     }
 
     fn delete(&self, filter: &[Condition]) -> Result<(), StoreError> {
-        self.call(|s| s.delete(filter))
+        self.call(true, |s| s.delete(filter))
     }
 
     fn scroll(&self, filter: &[Condition]) -> Result<Vec<Record>, StoreError> {
-        self.call(|s| s.scroll(filter))
+        self.call(false, |s| s.scroll(filter))
     }
 
     fn page(&self, from: Option<u64>, limit: usize) -> Result<Page, StoreError> {
-        self.call(|s| s.page(from, limit))
+        self.call(false, |s| s.page(from, limit))
     }
 
     fn search(&self, query: &Query) -> Result<Vec<Hit>, StoreError> {
-        self.call(|s| s.search(query))
+        self.call(false, |s| s.search(query))
     }
 
     fn count(&self, filter: &[Condition]) -> Result<u64, StoreError> {
-        self.call(|s| s.count(filter))
+        self.call(false, |s| s.count(filter))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.call(|s| s.flush())
+        self.flush_through()
     }
 
     fn optimize(&self) -> Result<(), StoreError> {
-        self.call(|s| s.optimize())
+        self.call(false, |s| s.optimize())
     }
 }
