@@ -165,12 +165,12 @@ fn issue24_search_stats_export_and_cut_answer_while_index_runs() {
     let (output, _, _) = archive.index(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
     std::fs::copy(fixture("cuts.mp4"), archive.videos.join("cuts.mp4")).unwrap();
-    // The run stops for 15 s before it records cuts.mp4: an index surely mid-run.
+    // The run stops for 25 s before it records cuts.mp4: an index surely mid-run.
     let asked = archive.mock.seen().len();
     let mut running = archive
         .command(&["index"])
         .arg(&archive.videos)
-        .env("FAILPOINTS", "index-before-record=sleep(15000)")
+        .env("FAILPOINTS", "index-before-record=sleep(25000)")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

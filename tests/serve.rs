@@ -554,5 +554,8 @@ fn issue24_the_holder_lets_go_of_each_connection_once_its_command_ends() {
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let after = descriptors();
-    assert!(after <= before + 2, "{before} descriptors before, {after} after 25 commands");
+    assert!(
+        after <= before + 2,
+        "{before} descriptors before, {after} after 25 commands"
+    );
 }

@@ -30,6 +30,8 @@ struct Seen {
 }
 
 pub struct Watch {
+    /// The watched paths, in full: what lies under them is seen as `find` sees it.
+    roots: Vec<PathBuf>,
     settle: Duration,
     rescan: Duration,
     _watcher: notify::RecommendedWatcher,
@@ -62,6 +64,7 @@ impl Watch {
             watcher.watch(root, mode).map_err(|e| failed(root, e))?;
         }
         Ok(Watch {
+            roots: roots.iter().filter_map(|r| r.canonicalize().ok()).collect(),
             settle,
             rescan,
             _watcher: watcher,
@@ -157,12 +160,18 @@ impl Watch {
             // Only what a run would take: a video, outside hidden folders, named as `find`
             // names it. Other files (subtitles, an index kept under the folder) change
             // nothing a run does.
-            let hidden = path
-                .components()
-                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
             let Ok(path) = path.canonicalize() else {
                 continue;
             };
+            let hidden = self
+                .roots
+                .iter()
+                .find_map(|root| path.strip_prefix(root).ok())
+                .is_none_or(|inside| {
+                    inside
+                        .components()
+                        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+                });
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_file() && !hidden && is_video(&path) => {
                     let seen = Seen {
